@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Entry programs, owned by the supervisor and attached with TCX to every
+ * device. They parse once, pin the packet to the active generation and enter
+ * the first occupied slot of that generation's bank. */
+#include "lib/pipeline.h"
+#include "lib/parse.h"
+
+static __always_inline int hp_entry(struct __sk_buff *skb, __u32 dir)
+{
+	__u32 zero = 0;
+	struct hp_config *cfg;
+	struct hp_ctx *c;
+	int r;
+
+	c = hp_ctx_get(dir);
+	if (!c) {
+		hp_count(HP_R_NO_CONTEXT, dir, skb->len);
+		return TC_ACT_SHOT;
+	}
+	__builtin_memset(c, 0, sizeof(*c));
+	c->dir = dir;
+	c->len = skb->len;
+	c->ifindex = skb->ifindex;
+
+	r = hp_parse(skb, c);
+	if (r == HP_PARSE_NOT_IPV4) {
+		c->reason = HP_R_PASS_OTHER;
+		return hp_finish(skb, c);
+	}
+	if (r == HP_PARSE_ERROR)
+		return hp_drop(skb, c, HP_R_PARSE_ERROR);
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return hp_finish(skb, c);
+	/* Read the generation once; every later tail call of this packet uses
+	 * c->gen, so a flip in the middle of the pipeline cannot mix banks. */
+	c->gen = *(volatile __u32 *)&cfg->active_gen;
+	c->mask = cfg->bank_mask[c->gen % HP_BANKS];
+	return hp_next_from(skb, c, 0);
+}
+
+SEC("tc")
+int hp_entry_ingress(struct __sk_buff *skb)
+{
+	return hp_entry(skb, HP_DIR_INGRESS);
+}
+
+SEC("tc")
+int hp_entry_egress(struct __sk_buff *skb)
+{
+	return hp_entry(skb, HP_DIR_EGRESS);
+}
+
+char __license[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* hotpath pipeline ABI: the contract between the supervisor and every plugin.
+ *
+ * Anything in this file that changes layout or meaning bumps HP_ABI_VERSION; the
+ * supervisor refuses a plugin built against another version.
+ */
+#ifndef HOTPATH_ABI_H
+#define HOTPATH_ABI_H
+
+#include <linux/types.h>
+
+/* Constants are enums so bpf2go mirrors them into core/abi. */
+enum hp_abi_const {
+	HP_ABI_VERSION = 1,
+};
+
+/* Pipeline slots, in the order a packet visits them. Vendor slots sit between
+ * the core stages so an extension never needs a core change. */
+enum hp_slot {
+	HP_SLOT_PRE_LB = 0,     /* vendor */
+	HP_SLOT_LB = 1,         /* service lookup, CT_SERVICE lookup */
+	HP_SLOT_LB_SELECT = 2,  /* backend selection (lb or an algorithm plugin) */
+	HP_SLOT_LB_DNAT = 3,    /* CT_SERVICE create, DNAT */
+	HP_SLOT_CT = 4,         /* conntrack lookup / create */
+	HP_SLOT_LB_REVNAT = 5,  /* reply path: reverse DNAT */
+	HP_SLOT_PRE_POLICY = 6, /* vendor */
+	HP_SLOT_POLICY = 7,
+	HP_SLOT_NAT = 8,
+	HP_SLOT_POST_NAT = 9,   /* vendor */
+	HP_SLOT_TUNNEL = 10,
+	HP_SLOT_FORWARD = 11,
+	HP_SLOT_VENDOR_A = 12,
+	HP_SLOT_VENDOR_B = 13,
+	HP_SLOT_VENDOR_C = 14,
+	HP_SLOT_CHECK = 15,     /* diagnostics: last before the verdict */
+	HP_SLOTS = 16,
+};
+
+/* Generations live in banks of one prog array: generation g uses indexes
+ * [(g % HP_BANKS) * HP_SLOTS, +HP_SLOTS). A PROG_ARRAY cannot be the inner map
+ * of a map-in-map, so a per-generation array would force every stage to be
+ * reloaded against it; a bank lets an unchanged program be re-inserted. */
+enum hp_bank_const {
+	HP_BANKS = 16,
+	HP_CALLS_SIZE = HP_BANKS * HP_SLOTS,
+};
+
+enum hp_dir {
+	HP_DIR_INGRESS = 0, /* TCX ingress: the packet leaves the endpoint, enters the node */
+	HP_DIR_EGRESS = 1,  /* TCX egress: the packet leaves the node towards the endpoint */
+	HP_DIRS = 2,
+};
+
+/* Metric reasons. FORWARD and PASS_OTHER are not drops. */
+enum hp_reason {
+	HP_R_FORWARD = 0,          /* pipeline ran, packet passed */
+	HP_R_PASS_OTHER = 1,       /* not IPv4: passed untouched */
+	HP_R_PARSE_ERROR = 2,      /* truncated or malformed header, dropped */
+	HP_R_MISSED_TAIL_CALL = 3, /* an occupied slot could not be entered, dropped */
+	HP_R_NO_CONTEXT = 4,       /* per-CPU context unavailable, dropped */
+	HP_R_CT_CREATE_FAILED = 5, /* CT map update failed; packet still passed */
+	HP_R_NO_BACKEND = 6,       /* service without backends, dropped */
+	HP_R_POLICY_DENIED = 7,
+	HP_R_GEN_MISMATCH = 8,     /* a packet saw stages of two generations */
+	HP_R_FRAGMENT = 9,         /* non-first IPv4 fragment, passed without L4 */
+	HP_R_UNSUPPORTED = 10,     /* L4 the pipeline does not track, passed */
+	HP_R_STAGE_DROP = 11,      /* a stage dropped for its own reason */
+	HP_REASONS = 32,
+};
+
+/* Verdict a stage leaves in the context. */
+enum hp_verdict {
+	HP_V_PASS = 0,
+	HP_V_DROP = 1,
+	HP_V_REDIRECT = 2,
+};
+
+/* hp_ctx.parse bits */
+enum hp_parse_bit {
+	HP_P_IPV4 = 0x01,
+	HP_P_L4 = 0x02, /* ports / ICMP id valid */
+	HP_P_FRAG = 0x04,
+};
+
+/* hp_ctx.ct_status */
+enum hp_ct_status {
+	HP_CT_NONE = 0,
+	HP_CT_NEW = 1,
+	HP_CT_ESTABLISHED = 2, /* original direction of a known entry */
+	HP_CT_REPLY = 3,       /* reply direction of a known entry */
+};
+
+/* The per-packet context: one entry per CPU and direction in the pctx map.
+ * Written by the entry program, read and extended by stages. A tc program
+ * cannot migrate CPU between tail calls, so per-CPU scratch is private to the
+ * packet for the whole pipeline. Addresses and ports in network byte order. */
+struct hp_ctx {
+	__u32 gen;       /* generation the entry program chose; stages never re-read it */
+	__u32 mask;      /* occupied slots of that generation's bank */
+	__u32 ifindex;
+	__u32 len;       /* skb->len at entry */
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;     /* ICMP echo: identifier on the requester's side */
+	__u16 dport;
+	__u8 dir;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 parse;
+	__u16 l3_off;
+	__u16 l4_off;
+	/* stage results */
+	__u8 verdict;
+	__u8 reason;
+	__u8 ct_status;
+	__u8 svc_flags;
+	__u16 rev_nat_index;
+	__u16 pad0;
+	__u32 backend_id;
+	__u32 svc_id;
+	__u32 src_sec_id;
+	__u32 redirect_ifindex;
+	/* generation stamps: each stage that opts in writes its generation; the
+	 * check slot compares them with gen. */
+	__u32 stamp_first;
+	__u32 stamp_last;
+	__u64 scratch[4]; /* free for the stage that owns the current slot */
+};
+
+/* Conntrack: direction flags, as Cilium's TUPLE_F_*. */
+enum hp_tuple_flag {
+	HP_TUPLE_F_OUT = 0x0,
+	HP_TUPLE_F_IN = 0x1,
+	HP_TUPLE_F_RELATED = 0x2,
+	HP_TUPLE_F_SERVICE = 0x4,
+};
+
+/* Key of ct4 / ct_any4: the tuple as the first packet carried it. */
+struct hp_ct_tuple {
+	__u32 daddr;
+	__u32 saddr;
+	__u16 dport;
+	__u16 sport;
+	__u8 nexthdr;
+	__u8 flags;
+	__u16 pad;
+};
+
+/* hp_ct_entry.flags */
+enum hp_ct_flag {
+	HP_CT_F_RX_CLOSING = 0x0001,
+	HP_CT_F_TX_CLOSING = 0x0002,
+	HP_CT_F_SEEN_NON_SYN = 0x0004,
+	HP_CT_F_NODE_PORT = 0x0008,
+	HP_CT_F_DSR = 0x0010,
+};
+
+struct hp_ct_entry {
+	__u64 packets;        /* both directions */
+	__u64 bytes;
+	__u32 lifetime;       /* coarse monotonic seconds at which the entry expires */
+	__u32 flags;          /* HP_CT_F_* (32 bits so it can be or-ed atomically) */
+	__u16 rev_nat_index;
+	__u8 tx_flags_seen;   /* TCP flags seen in the original direction */
+	__u8 rx_flags_seen;   /* ... and in the reply direction */
+	__u32 backend_id;
+	__u32 src_sec_id;
+	__u32 last_tx_report; /* coarse seconds of the last report per direction */
+	__u32 last_rx_report;
+	__u32 created;
+};
+
+/* metrics: PERCPU_ARRAY indexed by hp_metric_key(reason, dir). An array rather
+ * than a hash: the lookup is inlined by the verifier and can never be full. */
+enum hp_metrics_const {
+	HP_METRICS_SIZE = HP_REASONS * HP_DIRS,
+};
+struct hp_metric {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* config: one-slot ARRAY, mmapable so the supervisor flips the generation with
+ * one aligned 4-byte store that a concurrent reader sees whole. */
+struct hp_config {
+	__u32 active_gen;
+	__u32 abi_version;
+	__u32 bank_mask[HP_BANKS]; /* occupied slots per bank, written before the flip */
+	__u32 node_ip;
+	__u32 flags;
+};
+
+/* Load balancer (lb plugin). */
+enum hp_lb_algorithm {
+	HP_LB_ALG_RANDOM = 1,
+	HP_LB_ALG_MAGLEV = 2,
+	HP_LB_ALG_VENDOR = 3, /* selection left entirely to the plugin in HP_SLOT_LB_SELECT */
+};
+
+/* hp_lb4_service.flags */
+enum hp_lb_flag {
+	HP_LB_F_AFFINITY = 0x01,
+};
+
+struct hp_lb4_key {
+	__u32 address; /* VIP */
+	__u16 dport;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct hp_lb4_service {
+	__u32 svc_id;
+	__u16 count;            /* backends in lb4_slots */
+	__u16 rev_nat_index;
+	__u8 algorithm;         /* hp_lb_algorithm */
+	__u8 flags;             /* HP_LB_F_* */
+	__u16 pad;
+	__u32 affinity_timeout; /* seconds */
+	__u32 maglev_size;      /* M of the service's table */
+};
+
+/* lb4_slots: (svc_id, slot) -> backend id; slot < count. Random selection reads it. */
+struct hp_lb4_slot_key {
+	__u32 svc_id;
+	__u32 slot;
+};
+
+struct hp_lb4_backend {
+	__u32 address;
+	__u16 port;
+	__u8 proto;
+	__u8 flags;
+	__u16 weight;
+	__u16 pad;
+};
+
+struct hp_lb4_revnat {
+	__u32 address;
+	__u16 port;
+	__u16 pad;
+};
+
+struct hp_lb4_affinity_key {
+	__u32 client;
+	__u32 svc_id;
+};
+
+struct hp_lb4_affinity {
+	__u32 backend_id;
+	__u32 last_used; /* coarse seconds */
+};
+
+/* Events ring buffer record header. */
+struct hp_event {
+	__u16 type;
+	__u8 reason;
+	__u8 dir;
+	__u32 ifindex;
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+	__u32 gen;
+};
+
+#endif /* HOTPATH_ABI_H */

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Shared maps. Every object that includes this header declares the same maps;
+ * the supervisor creates and pins them from the abi object, and every other
+ * object is loaded with its maps replaced by those pins. */
+#ifndef HOTPATH_MAPS_H
+#define HOTPATH_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "abi.h"
+
+#define HP_CT4_SIZE     (512 * 1024)
+#define HP_CT_ANY4_SIZE (256 * 1024)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, HP_CALLS_SIZE);
+	__type(key, __u32);
+	__type(value, __u32);
+} calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HP_DIRS);
+	__type(key, __u32);
+	__type(value, struct hp_ctx);
+} pctx SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct hp_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HP_METRICS_SIZE);
+	__type(key, __u32);
+	__type(value, struct hp_metric);
+} metrics SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HP_CT4_SIZE);
+	__type(key, struct hp_ct_tuple);
+	__type(value, struct hp_ct_entry);
+} ct4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HP_CT_ANY4_SIZE);
+	__type(key, struct hp_ct_tuple);
+	__type(value, struct hp_ct_entry);
+} ct_any4 SEC(".maps");
+
+#define HP_LB_SERVICES 65536
+#define HP_LB_BACKENDS 65536
+#define HP_LB_MAGLEV_MAX 131071
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HP_LB_SERVICES);
+	__type(key, struct hp_lb4_key);
+	__type(value, struct hp_lb4_service);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} lb4_services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HP_LB_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct hp_lb4_backend);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} lb4_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HP_LB_BACKENDS);
+	__type(key, struct hp_lb4_slot_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} lb4_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HP_LB_SERVICES);
+	__type(key, __u16);
+	__type(value, struct hp_lb4_revnat);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} lb4_revnat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 128 * 1024);
+	__type(key, struct hp_lb4_affinity_key);
+	__type(value, struct hp_lb4_affinity);
+} lb4_affinity SEC(".maps");
+
+/* One inner ARRAY of backend ids per service; replacing the inner map swaps a
+ * service's whole table atomically. Inner sizes differ per service. */
+struct hp_maglev_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 251);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, HP_LB_SERVICES);
+	__type(key, __u32);
+	__array(values, struct hp_maglev_inner);
+} lb4_maglev SEC(".maps");
+
+#endif /* HOTPATH_MAPS_H */

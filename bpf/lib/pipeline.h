@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Pipeline helpers shared by the entry programs and every stage. */
+#ifndef HOTPATH_PIPELINE_H
+#define HOTPATH_PIPELINE_H
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include "abi.h"
+#include "maps.h"
+
+static __always_inline struct hp_ctx *hp_ctx_get(__u32 dir)
+{
+	return bpf_map_lookup_elem(&pctx, &dir);
+}
+
+static __always_inline void hp_count(__u32 reason, __u32 dir, __u32 len)
+{
+	__u32 key = (reason << 1) | (dir & 1);
+	struct hp_metric *m = bpf_map_lookup_elem(&metrics, &key);
+
+	/* per-CPU value: no atomics needed */
+	if (m) {
+		m->packets++;
+		m->bytes += len;
+	}
+}
+
+/* hp_finish ends the pipeline: counts the packet under its reason and turns
+ * the context's verdict into a tc return code. */
+static __always_inline int hp_finish(struct __sk_buff *skb, struct hp_ctx *c)
+{
+	hp_count(c->reason, c->dir, c->len);
+	switch (c->verdict) {
+	case HP_V_DROP:
+		return TC_ACT_SHOT;
+	case HP_V_REDIRECT:
+		return bpf_redirect(c->redirect_ifindex, 0);
+	default:
+		return TC_ACT_OK;
+	}
+}
+
+static __always_inline int hp_drop(struct __sk_buff *skb, struct hp_ctx *c, __u8 reason)
+{
+	c->verdict = HP_V_DROP;
+	c->reason = reason;
+	return hp_finish(skb, c);
+}
+
+/* hp_next_from tail-calls the first occupied slot at or after `first` in the
+ * packet's own generation bank, or ends the pipeline when none is left. An
+ * occupied slot that cannot be entered is a missed tail call and drops the
+ * packet, as in Cilium: skipping it could skip policy. */
+static __always_inline int hp_next_from(struct __sk_buff *skb, struct hp_ctx *c, __u32 first)
+{
+	__u32 rest = c->mask & ~((1u << first) - 1);
+	__u32 next = HP_SLOTS;
+
+	if (c->verdict == HP_V_DROP || !rest)
+		return hp_finish(skb, c);
+#pragma unroll
+	for (__u32 i = 0; i < HP_SLOTS; i++) {
+		if (rest & (1u << i)) {
+			next = i;
+			break;
+		}
+	}
+	bpf_tail_call(skb, &calls, (c->gen % HP_BANKS) * HP_SLOTS + next);
+	return hp_drop(skb, c, HP_R_MISSED_TAIL_CALL);
+}
+
+/* hp_next leaves the stage in `slot` for the next occupied one. */
+static __always_inline int hp_next(struct __sk_buff *skb, struct hp_ctx *c, __u32 slot)
+{
+	return hp_next_from(skb, c, slot + 1);
+}
+
+/* hp_stamp records that a stage of generation `gen` ran for this packet. */
+static __always_inline void hp_stamp(struct hp_ctx *c, __u32 gen)
+{
+	if (!c->stamp_first)
+		c->stamp_first = gen;
+	c->stamp_last = gen;
+}
+
+/* Coarse monotonic clock in seconds: CLOCK_MONOTONIC_COARSE, the same clock
+ * userspace GC reads; ~4x cheaper than bpf_ktime_get_ns. */
+static __always_inline __u32 hp_now(void)
+{
+	return (__u32)(bpf_ktime_get_coarse_ns() / 1000000000ULL);
+}
+
+#endif /* HOTPATH_PIPELINE_H */
