@@ -12,6 +12,7 @@ static __always_inline int hp_entry(struct __sk_buff *skb, __u32 dir)
 	struct hp_ctx *c;
 	int r;
 
+	skb->cb[HP_CB_DIR] = dir;
 	c = hp_ctx_get(dir);
 	if (!c) {
 		hp_count(HP_R_NO_CONTEXT, dir, skb->len);

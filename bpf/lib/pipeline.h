@@ -9,10 +9,29 @@
 #include "abi.h"
 #include "maps.h"
 
+/* The entry program records the direction in skb->cb[0], which survives tail
+ * calls, so a stage finds its packet's context without knowing its hook. */
+#define HP_CB_DIR 0
+
 static __always_inline struct hp_ctx *hp_ctx_get(__u32 dir)
 {
 	return bpf_map_lookup_elem(&pctx, &dir);
 }
+
+static __always_inline struct hp_ctx *hp_ctx_load(struct __sk_buff *skb)
+{
+	return hp_ctx_get(skb->cb[HP_CB_DIR] & 1);
+}
+
+/* hp_stage_enter: every stage starts with this. */
+#define hp_stage_enter(skb, c)                                          \
+	do {                                                            \
+		c = hp_ctx_load(skb);                                   \
+		if (!c) {                                               \
+			hp_count(HP_R_NO_CONTEXT, skb->cb[HP_CB_DIR] & 1, skb->len); \
+			return TC_ACT_SHOT;                             \
+		}                                                       \
+	} while (0)
 
 static __always_inline void hp_count(__u32 reason, __u32 dir, __u32 len)
 {

@@ -3,4 +3,4 @@
 // that object refers to is mirrored.
 package abi
 
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" -target bpfel -go-package abi Abi ../../bpf/abi.c
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu" -target bpfel -go-package abi Abi ../../bpf/abi.c

@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hotpath/hotpath/core/pin"
+	"github.com/hotpath/hotpath/plugins/ct"
+)
+
+func ctCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "ct",
+		Usage: "connection tracking table (reads the pinned maps; no supervisor needed)",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "list",
+				Usage: "list CT entries",
+				Flags: []cli.Flag{outputFlag},
+				Action: func(c *cli.Context) error {
+					o, err := output(c)
+					if err != nil {
+						return err
+					}
+					recs, err := ct.List(pin.Layout{Root: global(c, "bpffs")})
+					if err != nil {
+						return err
+					}
+					if o == "json" {
+						return printJSON(os.Stdout, recs)
+					}
+					return ct.WriteTable(os.Stdout, recs)
+				},
+			},
+			{
+				Name:  "flush",
+				Usage: "delete every CT entry",
+				Action: func(c *cli.Context) error {
+					n, err := ct.Flush(pin.Layout{Root: global(c, "bpffs")})
+					if err != nil {
+						return err
+					}
+					fmt.Printf("flushed %d entries\n", n)
+					return nil
+				},
+			},
+		},
+	}
+}

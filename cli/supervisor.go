@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/urfave/cli/v2"
+
+	"github.com/hotpath/hotpath/supervisor"
+)
+
+func supervisorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "supervisor",
+		Usage: "the node's datapath owner",
+		Subcommands: []*cli.Command{{
+			Name:  "run",
+			Usage: "run the supervisor in the foreground, in the caller's network namespace",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "bpffs", Usage: "pin root (overrides the global flag)"},
+				&cli.StringFlag{Name: "state-dir", Usage: "state dir (overrides the global flag)"},
+				&cli.StringSliceFlag{Name: "device", Usage: "attach the datapath to IFNAME (repeatable)"},
+				&cli.StringSliceFlag{Name: "plugin", Usage: "run plugin NAME=PATH[,sha256=HEX] (repeatable)"},
+				&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on HOST:PORT"},
+				&cli.StringFlag{Name: "config", Usage: "JSON config file; flags override it"},
+			},
+			Action: runSupervisor,
+		}},
+	}
+}
+
+func supervisorConfig(c *cli.Context) (supervisor.Config, error) {
+	var cfg supervisor.Config
+	if path := c.String("config"); path != "" {
+		f, err := supervisor.LoadConfigFile(path)
+		if err != nil {
+			return cfg, err
+		}
+		cfg = *f
+	}
+	if c.IsSet("bpffs") || cfg.BPFFS == "" {
+		cfg.BPFFS = global(c, "bpffs")
+	}
+	if c.IsSet("state-dir") || cfg.StateDir == "" {
+		cfg.StateDir = global(c, "state-dir")
+	}
+	if devs := c.StringSlice("device"); len(devs) > 0 {
+		cfg.Devices = devs
+	}
+	for _, p := range c.StringSlice("plugin") {
+		pc, err := supervisor.ParsePluginFlag(p)
+		if err != nil {
+			return cfg, err
+		}
+		replaced := false
+		for i := range cfg.Plugins {
+			if cfg.Plugins[i].Name == pc.Name {
+				pc.Config = cfg.Plugins[i].Config
+				cfg.Plugins[i], replaced = pc, true
+			}
+		}
+		if !replaced {
+			cfg.Plugins = append(cfg.Plugins, pc)
+		}
+	}
+	if c.IsSet("metrics-addr") {
+		cfg.MetricsAddr = c.String("metrics-addr")
+	}
+	cfg.Defaults()
+	return cfg, cfg.Validate()
+}
+
+func runSupervisor(c *cli.Context) error {
+	cfg, err := supervisorConfig(c)
+	if err != nil {
+		return err
+	}
+	level := hclog.LevelFromString(global(c, "log-level"))
+	if level == hclog.NoLevel {
+		return fmt.Errorf("log level %q: want trace, debug, info, warn or error", global(c, "log-level"))
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "supervisor", Level: level, Output: os.Stderr, JSONFormat: false})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return supervisor.Run(ctx, cfg, log)
+}

@@ -1,0 +1,124 @@
+package pin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/abi"
+)
+
+// SharedSpecs returns the specs of every shared map, from the abi object.
+func SharedSpecs() (map[string]*ebpf.MapSpec, error) {
+	spec, err := abi.LoadAbi()
+	if err != nil {
+		return nil, fmt.Errorf("load abi spec: %w", err)
+	}
+	out := make(map[string]*ebpf.MapSpec)
+	for name, m := range spec.Maps {
+		// .rodata/.bss of the abi object are not shared maps.
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		out[name] = m
+	}
+	return out, nil
+}
+
+// OpenOrCreate opens the map pinned at path, or creates and pins it from spec
+// when nothing is pinned there. A pinned map that differs from spec is an
+// error that names the map and what differs; the pin is left in place.
+func OpenOrCreate(spec *ebpf.MapSpec, path string) (m *ebpf.Map, created bool, err error) {
+	m, err = ebpf.LoadPinnedMap(path, nil)
+	switch {
+	case err == nil:
+		if err := Check(spec, m); err != nil {
+			m.Close()
+			return nil, false, fmt.Errorf("open map %s at %s: %w", spec.Name, path, err)
+		}
+		return m, false, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, false, fmt.Errorf("open map %s at %s: %w", spec.Name, path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, false, fmt.Errorf("create pin dir for %s: %w", spec.Name, err)
+	}
+	s := spec.Copy()
+	s.Pinning = ebpf.PinNone
+	m, err = ebpf.NewMap(s)
+	if err != nil {
+		return nil, false, fmt.Errorf("create map %s: %w", spec.Name, err)
+	}
+	if err := m.Pin(path); err != nil {
+		m.Close()
+		return nil, false, fmt.Errorf("pin map %s at %s: %w", spec.Name, path, err)
+	}
+	return m, true, nil
+}
+
+// ErrIncompatible marks a pinned map whose shape differs from the code's spec.
+var ErrIncompatible = errors.New("incompatible pinned map")
+
+// Check compares a live map with the spec it should have been created from
+// and names every difference.
+func Check(spec *ebpf.MapSpec, m *ebpf.Map) error {
+	info, err := m.Info()
+	if err != nil {
+		return fmt.Errorf("map info: %w", err)
+	}
+	var diffs []string
+	if info.Type != spec.Type {
+		diffs = append(diffs, fmt.Sprintf("type is %s, want %s", info.Type, spec.Type))
+	}
+	if info.KeySize != spec.KeySize {
+		diffs = append(diffs, fmt.Sprintf("key size is %d, want %d", info.KeySize, spec.KeySize))
+	}
+	if info.ValueSize != spec.ValueSize {
+		diffs = append(diffs, fmt.Sprintf("value size is %d, want %d", info.ValueSize, spec.ValueSize))
+	}
+	if info.MaxEntries != spec.MaxEntries {
+		diffs = append(diffs, fmt.Sprintf("max entries is %d, want %d", info.MaxEntries, spec.MaxEntries))
+	}
+	if info.Flags != spec.Flags {
+		diffs = append(diffs, fmt.Sprintf("flags are %#x, want %#x", info.Flags, spec.Flags))
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("%w: %s", ErrIncompatible, strings.Join(diffs, ", "))
+	}
+	return nil
+}
+
+// OpenShared opens every shared map pinned under l, checked against its spec,
+// for use as ebpf.CollectionOptions.MapReplacements. It never creates a map:
+// only the supervisor does.
+func OpenShared(l Layout) (map[string]*ebpf.Map, error) {
+	specs, err := SharedSpecs()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*ebpf.Map, len(specs))
+	for name, spec := range specs {
+		path := l.Shared(name)
+		m, err := ebpf.LoadPinnedMap(path, nil)
+		if err == nil {
+			err = Check(spec, m)
+		}
+		if err != nil {
+			CloseAll(out)
+			return nil, fmt.Errorf("open shared map %s at %s: %w", name, path, err)
+		}
+		out[name] = m
+	}
+	return out, nil
+}
+
+// CloseAll closes every map of ms.
+func CloseAll(ms map[string]*ebpf.Map) {
+	for _, m := range ms {
+		m.Close()
+	}
+}

@@ -1,0 +1,165 @@
+package ct
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/hotpath/hotpath/core/abi"
+)
+
+// GC removes expired CT entries. Only the instance holding the GC lease runs
+// one.
+type GC struct {
+	Maps map[string]*ebpf.Map // ct4, ct_any4
+	Cfg  GCConfig
+	Log  hclog.Logger
+
+	mu    sync.Mutex
+	stats GCStats
+}
+
+// GCStats are cumulative, exported as metrics and in `hotpath status`.
+type GCStats struct {
+	Runs         uint64        `json:"runs"`
+	Deleted      uint64        `json:"deleted"`
+	Scanned      uint64        `json:"scanned"`
+	Kept         uint64        `json:"kept"` // expired at scan, refreshed before delete
+	LastDuration time.Duration `json:"last_duration_ns"`
+	LastRatio    float64       `json:"last_delete_ratio"`
+	Interval     time.Duration `json:"interval_ns"`
+}
+
+// PassResult is what one pass over one map did.
+type PassResult struct {
+	Scanned, Deleted, Kept int
+	MaxEntries             uint32
+}
+
+// Pass scans m once and deletes every entry whose lifetime has passed. Each
+// candidate is looked up again immediately before its delete: the datapath
+// may have refreshed it since the scan (Cilium once shipped a batched GC
+// that deleted such entries), and a refreshed entry must stay.
+func Pass(m *ebpf.Map, now func() uint32) (PassResult, error) {
+	info, err := m.Info()
+	if err != nil {
+		return PassResult{}, fmt.Errorf("map info: %w", err)
+	}
+	res := PassResult{MaxEntries: info.MaxEntries}
+	var expired []abi.CTTuple
+	t := now()
+	err = Scan(m, func(k *abi.CTTuple, v *abi.CTEntry) bool {
+		res.Scanned++
+		if v.Lifetime < t {
+			expired = append(expired, *k)
+		}
+		return true
+	})
+	if err != nil {
+		return res, err
+	}
+	var v abi.CTEntry
+	for i := range expired {
+		k := &expired[i]
+		if err := m.Lookup(k, &v); err != nil {
+			continue // gone already (LRU eviction, flush)
+		}
+		if v.Lifetime >= now() {
+			res.Kept++
+			continue
+		}
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return res, fmt.Errorf("delete entry: %w", err)
+		}
+		res.Deleted++
+	}
+	return res, nil
+}
+
+// NextInterval is Cilium's adaptive GC interval: when more than 25% of a
+// map's capacity was deleted the interval shrinks in proportion (at most
+// 10x), when less than 5% it grows by half; always within [min, max].
+func NextInterval(prev time.Duration, ratio float64, min, max time.Duration) time.Duration {
+	next := prev
+	switch {
+	case ratio > 0.25:
+		next = time.Duration(float64(prev) * (1 - math.Min(ratio, 0.9)))
+	case ratio < 0.05:
+		next = time.Duration(float64(prev) * 1.5)
+	}
+	next = next.Round(time.Second)
+	if next < min {
+		next = min
+	}
+	if next > max {
+		next = max
+	}
+	return next
+}
+
+// RunOnce passes over every map and returns the largest delete ratio.
+func (g *GC) RunOnce() (float64, error) {
+	start := time.Now()
+	var maxRatio float64
+	var deleted, scanned, kept uint64
+	for name, m := range g.Maps {
+		res, err := Pass(m, Now)
+		if err != nil {
+			return 0, fmt.Errorf("gc %s: %w", name, err)
+		}
+		if res.MaxEntries > 0 {
+			maxRatio = math.Max(maxRatio, float64(res.Deleted)/float64(res.MaxEntries))
+		}
+		deleted += uint64(res.Deleted)
+		scanned += uint64(res.Scanned)
+		kept += uint64(res.Kept)
+	}
+	g.mu.Lock()
+	g.stats.Runs++
+	g.stats.Deleted += deleted
+	g.stats.Scanned += scanned
+	g.stats.Kept += kept
+	g.stats.LastDuration = time.Since(start)
+	g.stats.LastRatio = maxRatio
+	g.mu.Unlock()
+	if g.Log != nil {
+		g.Log.Debug("ct gc pass", "scanned", scanned, "deleted", deleted, "kept", kept, "took", time.Since(start))
+	}
+	return maxRatio, nil
+}
+
+// Run passes until ctx ends, adapting the interval after each pass.
+func (g *GC) Run(ctx context.Context) {
+	interval := g.Cfg.Start.D()
+	for {
+		g.mu.Lock()
+		g.stats.Interval = interval
+		g.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+		ratio, err := g.RunOnce()
+		if err != nil {
+			if g.Log != nil {
+				g.Log.Error("ct gc", "error", err)
+			}
+			continue
+		}
+		interval = NextInterval(interval, ratio, g.Cfg.Min.D(), g.Cfg.Max.D())
+	}
+}
+
+// Stats returns a copy of the cumulative statistics.
+func (g *GC) Stats() GCStats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stats
+}

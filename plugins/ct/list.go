@@ -1,0 +1,183 @@
+package ct
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/pin"
+)
+
+// Record is one CT entry as `hotpath ct list -o json` prints it. The field
+// names are a contract with scripts outside the project.
+type Record struct {
+	Proto        string   `json:"proto"`
+	Direction    string   `json:"direction"`
+	Src          string   `json:"src"`
+	Dst          string   `json:"dst"`
+	Packets      uint64   `json:"packets"`
+	Bytes        uint64   `json:"bytes"`
+	Expires      int64    `json:"expires"` // seconds left
+	Flags        []string `json:"flags"`
+	RevNat       uint16   `json:"rev_nat"`
+	BackendID    uint32   `json:"backend_id"`
+	SourceID     uint32   `json:"source_identity"`
+	TxFlagsSeen  uint8    `json:"tx_flags_seen"`
+	RxFlagsSeen  uint8    `json:"rx_flags_seen"`
+	LastTxReport uint32   `json:"last_tx_report"`
+	LastRxReport uint32   `json:"last_rx_report"`
+	Map          string   `json:"map"`
+
+	rawFlags uint32
+}
+
+var flagNames = []struct {
+	bit  uint32
+	name string
+}{
+	{abi.CTRxClosing, "RxClosing"}, {abi.CTTxClosing, "TxClosing"}, {abi.CTSeenNonSyn, "SeenNonSyn"},
+	{abi.CTNodePort, "NodePort"}, {abi.CTDSR, "DSR"},
+}
+
+// NewRecord converts a map entry; now is the datapath clock in seconds.
+func NewRecord(mapName string, k *abi.CTTuple, v *abi.CTEntry, now uint32) Record {
+	r := Record{
+		Proto: protoName(k.Nexthdr), Direction: direction(k.Flags),
+		Src:     addrPort(k.Saddr, k.Sport).String(),
+		Dst:     addrPort(k.Daddr, k.Dport).String(),
+		Packets: v.Packets, Bytes: v.Bytes, Expires: int64(v.Lifetime) - int64(now),
+		Flags: []string{}, RevNat: v.RevNatIndex, BackendID: v.BackendId, SourceID: v.SrcSecId,
+		TxFlagsSeen: v.TxFlagsSeen, RxFlagsSeen: v.RxFlagsSeen,
+		LastTxReport: v.LastTxReport, LastRxReport: v.LastRxReport, Map: mapName, rawFlags: v.Flags,
+	}
+	for _, f := range flagNames {
+		if v.Flags&f.bit != 0 {
+			r.Flags = append(r.Flags, f.name)
+		}
+	}
+	return r
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case 6:
+		return "TCP"
+	case 17:
+		return "UDP"
+	case 1:
+		return "ICMP"
+	}
+	return fmt.Sprintf("PROTO%d", p)
+}
+
+func direction(f uint8) string {
+	switch {
+	case f&abi.TupleService != 0:
+		return "SVC"
+	case f&abi.TupleIn != 0:
+		return "IN"
+	}
+	return "OUT"
+}
+
+// addrPort converts a network-order address and port as the kernel stores them.
+func addrPort(addr uint32, port uint16) netip.AddrPort {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], addr)
+	return netip.AddrPortFrom(netip.AddrFrom4(b), port<<8|port>>8)
+}
+
+// CTMaps are the names of the maps the ct plugin owns the content of.
+var CTMaps = []string{abi.MapCT4, abi.MapCTAny4}
+
+// openCT opens the pinned CT maps directly: listing works with no supervisor.
+func openCT(l pin.Layout) (map[string]*ebpf.Map, error) {
+	out := map[string]*ebpf.Map{}
+	for _, name := range CTMaps {
+		m, err := ebpf.LoadPinnedMap(l.Map(name), nil)
+		if err != nil {
+			pin.CloseAll(out)
+			return nil, fmt.Errorf("open ct map %s: %w", l.Map(name), err)
+		}
+		out[name] = m
+	}
+	return out, nil
+}
+
+// List reads every CT entry under l.
+func List(l pin.Layout) ([]Record, error) {
+	maps, err := openCT(l)
+	if err != nil {
+		return nil, err
+	}
+	defer pin.CloseAll(maps)
+	now := Now()
+	recs := []Record{}
+	for _, name := range CTMaps {
+		err := Scan(maps[name], func(k *abi.CTTuple, v *abi.CTEntry) bool {
+			recs = append(recs, NewRecord(name, k, v, now))
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", name, err)
+		}
+	}
+	sort.SliceStable(recs, func(i, j int) bool {
+		a, b := recs[i], recs[j]
+		if a.Proto != b.Proto {
+			return a.Proto > b.Proto // TCP before UDP before ICMP, as Cilium
+		}
+		if a.Src != b.Src {
+			return a.Src < b.Src
+		}
+		if a.Dst != b.Dst {
+			return a.Dst < b.Dst
+		}
+		return a.Direction < b.Direction
+	})
+	return recs, nil
+}
+
+// Flush deletes every CT entry under l and returns how many it deleted.
+func Flush(l pin.Layout) (int, error) {
+	maps, err := openCT(l)
+	if err != nil {
+		return 0, err
+	}
+	defer pin.CloseAll(maps)
+	total := 0
+	for _, name := range CTMaps {
+		var keys []abi.CTTuple
+		if err := Scan(maps[name], func(k *abi.CTTuple, _ *abi.CTEntry) bool {
+			keys = append(keys, *k)
+			return true
+		}); err != nil {
+			return total, fmt.Errorf("flush %s: %w", name, err)
+		}
+		for i := range keys {
+			if err := maps[name].Delete(&keys[i]); err == nil {
+				total++
+			}
+		}
+	}
+	return total, nil
+}
+
+// WriteTable prints records the way `cilium bpf ct list global` does.
+func WriteTable(w io.Writer, recs []Record) error {
+	for _, r := range recs {
+		_, err := fmt.Fprintf(w, "%s %s %s -> %s expires=%d Packets=%d Bytes=%d RxFlagsSeen=%#02x LastRxReport=%d TxFlagsSeen=%#02x LastTxReport=%d Flags=%#04x [ %s ] RevNAT=%d BackendID=%d SourceSecurityID=%d\n",
+			r.Proto, r.Direction, r.Src, r.Dst, r.Expires, r.Packets, r.Bytes, r.RxFlagsSeen, r.LastRxReport,
+			r.TxFlagsSeen, r.LastTxReport, r.rawFlags, strings.Join(r.Flags, " "), r.RevNat, r.BackendID, r.SourceID)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

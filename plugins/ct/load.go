@@ -1,0 +1,56 @@
+package ct
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/pin"
+)
+
+// Slot is the pipeline slot the ct stage occupies.
+var Slot = abi.SlotName(abi.AbiHpSlotHP_SLOT_CT)
+
+// LoadStage loads the ct stage against the shared maps pinned under l, with
+// the lifetimes of cfg, and pins it for generation gen. The returned program
+// is also reachable through the returned pin path.
+func LoadStage(l pin.Layout, gen uint32, cfg Config) (*ebpf.Program, string, error) {
+	spec, err := loadCt()
+	if err != nil {
+		return nil, "", fmt.Errorf("load ct spec: %w", err)
+	}
+	consts := map[string]uint32{
+		"ct_lifetime_tcp":    uint32(cfg.Lifetimes.TCP.D().Seconds()),
+		"ct_lifetime_syn":    uint32(cfg.Lifetimes.SYN.D().Seconds()),
+		"ct_lifetime_close":  uint32(cfg.Lifetimes.Close.D().Seconds()),
+		"ct_lifetime_nontcp": uint32(cfg.Lifetimes.NonTCP.D().Seconds()),
+	}
+	for name, v := range consts {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, "", fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	maps, err := pin.OpenShared(l)
+	if err != nil {
+		return nil, "", err
+	}
+	defer pin.CloseAll(maps)
+	var objs ctPrograms
+	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: maps}); err != nil {
+		return nil, "", fmt.Errorf("load ct stage: %w", err)
+	}
+	path := l.Prog("ct", gen, Slot)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		objs.HpCt.Close()
+		return nil, "", fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	os.Remove(path) // a leftover from a crashed load of the same generation
+	if err := objs.HpCt.Pin(path); err != nil {
+		objs.HpCt.Close()
+		return nil, "", fmt.Errorf("pin ct stage: %w", err)
+	}
+	return objs.HpCt, path, nil
+}

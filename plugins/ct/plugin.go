@@ -1,0 +1,187 @@
+package ct
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/pin"
+	"github.com/hotpath/hotpath/core/plugin"
+)
+
+// Version is the ct plugin's version; release builds set it with -ldflags -X.
+var Version = "0.1.0"
+
+// Plugin is the ct datapath plugin: the ct stage and CT garbage collection.
+type Plugin struct {
+	Log hclog.Logger
+
+	mu     sync.Mutex
+	gc     *GC
+	maps   map[string]*ebpf.Map
+	cancel context.CancelFunc
+	done   chan struct{}
+	gcErr  error
+}
+
+// New returns a ct plugin logging to log.
+func New(log hclog.Logger) *Plugin { return &Plugin{Log: log} }
+
+// Describe names the slot and maps the ct plugin uses.
+func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
+	schemas, err := Schemas(abi.MapCT4, abi.MapCTAny4, abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls)
+	if err != nil {
+		return nil, err
+	}
+	return &plugin.Description{
+		Name: "ct", Version: Version, ABIVersion: abi.Version,
+		Slots: []string{Slot}, Maps: schemas, GC: true,
+		Commands: []string{"gc", "stats", "metrics"},
+	}, nil
+}
+
+// Schemas describes shared maps as this build of the plugin expects them.
+func Schemas(names ...string) ([]plugin.MapSchema, error) {
+	specs, err := pin.SharedSpecs()
+	if err != nil {
+		return nil, err
+	}
+	var out []plugin.MapSchema
+	for _, n := range names {
+		s, ok := specs[n]
+		if !ok {
+			return nil, fmt.Errorf("no shared map %s", n)
+		}
+		out = append(out, plugin.MapSchema{Name: n, Type: s.Type.String(), KeySize: s.KeySize, ValueSize: s.ValueSize, MaxEntries: s.MaxEntries})
+	}
+	return out, nil
+}
+
+// Load loads and pins the ct stage for a generation.
+func (p *Plugin) Load(ctx context.Context, req *plugin.LoadRequest) (*plugin.LoadResponse, error) {
+	cfg, err := ParseConfig(req.Config)
+	if err != nil {
+		return nil, err
+	}
+	prog, path, err := LoadStage(pin.Layout{Root: req.BPFFS}, req.Generation, cfg)
+	if err != nil {
+		return nil, err
+	}
+	prog.Close() // the pin keeps it
+	p.Log.Info("loaded ct stage", "generation", req.Generation, "pin", path)
+	return &plugin.LoadResponse{Programs: map[string]string{Slot: path}}, nil
+}
+
+// Activate starts GC when this instance holds the lease. The first pass runs
+// at once, as Cilium's agent does at start.
+func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) error {
+	if !req.GCLease {
+		return p.Deactivate(ctx)
+	}
+	cfg, err := ParseConfig(req.Config)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancel != nil {
+		return nil // already running
+	}
+	maps, err := openCT(pin.Layout{Root: req.BPFFS})
+	if err != nil {
+		return err
+	}
+	p.maps = maps
+	p.gc = &GC{Maps: maps, Cfg: cfg.GC, Log: p.Log}
+	gctx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.done = cancel, make(chan struct{})
+	go func(gc *GC, done chan struct{}) {
+		defer close(done)
+		if _, err := gc.RunOnce(); err != nil {
+			p.setErr(err)
+		}
+		gc.Run(gctx)
+	}(p.gc, p.done)
+	p.Log.Info("ct gc lease granted", "start", cfg.GC.Start.D(), "min", cfg.GC.Min.D(), "max", cfg.GC.Max.D())
+	return nil
+}
+
+func (p *Plugin) setErr(err error) {
+	p.mu.Lock()
+	p.gcErr = err
+	p.mu.Unlock()
+	p.Log.Error("ct gc", "error", err)
+}
+
+// Deactivate stops GC and returns once no GC pass is running, so the next
+// lease holder never overlaps with this one.
+func (p *Plugin) Deactivate(ctx context.Context) error {
+	p.mu.Lock()
+	cancel, done, maps := p.cancel, p.done, p.maps
+	p.cancel, p.done, p.maps = nil, nil, nil
+	p.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	<-done
+	pin.CloseAll(maps)
+	p.Log.Info("ct gc lease released")
+	return nil
+}
+
+// Health is degraded after a failed GC pass.
+func (p *Plugin) Health(ctx context.Context) (*plugin.Health, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gcErr != nil {
+		return &plugin.Health{Healthy: false, Reason: p.gcErr.Error()}, nil
+	}
+	return &plugin.Health{Healthy: true}, nil
+}
+
+// Invoke runs ct commands: "gc" runs a pass now, "stats" and "metrics" report.
+func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.RawMessage, error) {
+	p.mu.Lock()
+	gc := p.gc
+	p.mu.Unlock()
+	switch req.Command {
+	case "gc":
+		if gc == nil || p.cancel == nil {
+			return nil, fmt.Errorf("ct gc: this instance holds no GC lease")
+		}
+		if _, err := gc.RunOnce(); err != nil {
+			return nil, err
+		}
+		return json.Marshal(gc.Stats())
+	case "stats":
+		if gc == nil {
+			return json.Marshal(GCStats{})
+		}
+		return json.Marshal(gc.Stats())
+	case "metrics":
+		var s GCStats
+		if gc != nil {
+			s = gc.Stats()
+		}
+		return json.Marshal(gcMetrics(s))
+	}
+	return nil, fmt.Errorf("ct: unknown command %q (have gc, stats, metrics)", req.Command)
+}
+
+func gcMetrics(s GCStats) []plugin.Metric {
+	return []plugin.Metric{
+		{Name: "gc_runs_total", Help: "CT GC passes.", Type: "counter", Value: float64(s.Runs)},
+		{Name: "gc_deleted_total", Help: "CT entries deleted by GC.", Type: "counter", Value: float64(s.Deleted)},
+		{Name: "gc_kept_total", Help: "Expired CT entries refreshed by the datapath before GC deleted them.", Type: "counter", Value: float64(s.Kept)},
+		{Name: "gc_scanned_total", Help: "CT entries scanned by GC.", Type: "counter", Value: float64(s.Scanned)},
+		{Name: "gc_duration_seconds", Help: "Duration of the last GC pass.", Type: "gauge", Value: s.LastDuration.Seconds()},
+		{Name: "gc_interval_seconds", Help: "Current adaptive GC interval.", Type: "gauge", Value: s.Interval.Seconds()},
+		{Name: "gc_delete_ratio", Help: "Largest delete ratio of the last pass.", Type: "gauge", Value: s.LastRatio},
+	}
+}

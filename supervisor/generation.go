@@ -1,0 +1,160 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugin"
+)
+
+func (s *Supervisor) reconcile(ctx context.Context, why string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name := range s.plugins {
+		s.recordInstance(name)
+	}
+	return s.reconcileLocked(ctx, why)
+}
+
+// reconcileLocked builds the next generation when a plugin needs its programs
+// loaded: plugins marked reload load into generation N+1, every other plugin
+// re-inserts its current programs, then one flip makes N+1 live, a grace
+// period passes, and N's bank is emptied. Any failure before the flip leaves
+// generation N untouched.
+func (s *Supervisor) reconcileLocked(ctx context.Context, why string) error {
+	needed := s.pipe.Active() == 0
+	for _, m := range s.plugins {
+		needed = needed || m.reload
+	}
+	if !needed {
+		return nil
+	}
+	old := s.pipe.Active()
+	next := max(old, s.state.NextGen) + 1
+	s.state.NextGen = next
+	loaded := map[string]map[string]string{}
+	for name, m := range s.plugins {
+		if !m.reload {
+			continue
+		}
+		resp, err := m.inst.Datapath.Load(ctx, &plugin.LoadRequest{Generation: next, BPFFS: s.cfg.BPFFS, Config: m.cfg.Config})
+		if err != nil {
+			s.dropGeneration(next)
+			return fmt.Errorf("load plugin %s into generation %d: %w", name, next, err)
+		}
+		if err := sameSlots(m.inst.Desc, resp); err != nil {
+			s.dropGeneration(next)
+			return fmt.Errorf("load plugin %s: %w", name, err)
+		}
+		loaded[name] = resp.Programs
+	}
+	progs, err := s.collect(loaded)
+	if err != nil {
+		s.dropGeneration(next)
+		return err
+	}
+	defer closePrograms(progs)
+	if err := s.pipe.Prepare(next, progs); err != nil {
+		s.dropGeneration(next)
+		return err
+	}
+	s.pipe.Flip(next)
+	if err := s.pipe.Settle(); err != nil {
+		return err
+	}
+	if old != 0 {
+		if err := s.pipe.Release(old); err != nil {
+			s.log.Warn("release generation", "generation", old, "error", err)
+		}
+	}
+	for name, programs := range loaded {
+		ps := s.state.Plugins[name]
+		ps.Programs, ps.Generation, ps.Version = programs, next, s.plugins[name].inst.Desc.Version
+		s.plugins[name].reload = false
+	}
+	s.state.ActiveGen = next
+	s.unpinUnused()
+	if err := s.saveStateLocked(); err != nil {
+		s.log.Error("save state", "error", err)
+	}
+	s.log.Info("generation live", "generation", next, "previous", old, "why", why)
+	return nil
+}
+
+// sameSlots checks a Load answer covers exactly the slots Describe claimed.
+func sameSlots(d *plugin.Description, resp *plugin.LoadResponse) error {
+	if len(resp.Programs) != len(d.Slots) {
+		return fmt.Errorf("loaded %d programs for %d claimed slots", len(resp.Programs), len(d.Slots))
+	}
+	for _, slot := range d.Slots {
+		if _, ok := resp.Programs[slot]; !ok {
+			return fmt.Errorf("no program for claimed slot %s", slot)
+		}
+	}
+	return nil
+}
+
+// collect opens the program of every slot of the next generation: fresh
+// loads from `loaded`, the current pins of every other plugin.
+func (s *Supervisor) collect(loaded map[string]map[string]string) (map[abi.Slot]*ebpf.Program, error) {
+	out := map[abi.Slot]*ebpf.Program{}
+	for name := range s.plugins {
+		pins := loaded[name]
+		if pins == nil {
+			pins = s.state.Plugins[name].Programs
+		}
+		for slotName, path := range pins {
+			slot, err := abi.ParseSlot(slotName)
+			if err != nil {
+				closePrograms(out)
+				return nil, fmt.Errorf("plugin %s: %w", name, err)
+			}
+			prog, err := ebpf.LoadPinnedProgram(path, nil)
+			if err != nil {
+				closePrograms(out)
+				return nil, fmt.Errorf("open program of plugin %s slot %s: %w", name, slotName, err)
+			}
+			out[slot] = prog
+		}
+	}
+	return out, nil
+}
+
+func closePrograms(ps map[abi.Slot]*ebpf.Program) {
+	for _, p := range ps {
+		p.Close()
+	}
+}
+
+// dropGeneration removes pins a failed build left for generation gen.
+func (s *Supervisor) dropGeneration(gen uint32) {
+	for name := range s.plugins {
+		os.RemoveAll(s.layout.Plugin(name, gen))
+	}
+}
+
+// unpinUnused removes program pins of generations no plugin uses any more;
+// the prog array bank was emptied already, so the programs are freed.
+func (s *Supervisor) unpinUnused() {
+	keep := map[string]bool{}
+	for _, ps := range s.state.Plugins {
+		for _, p := range ps.Programs {
+			keep[filepath.Dir(p)] = true
+		}
+	}
+	for name := range s.plugins {
+		dirs, _ := filepath.Glob(filepath.Join(s.cfg.BPFFS, "plugins", name, "[0-9]*"))
+		sort.Strings(dirs)
+		for _, d := range dirs {
+			if !keep[d] {
+				os.RemoveAll(d)
+			}
+		}
+	}
+}

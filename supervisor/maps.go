@@ -1,0 +1,57 @@
+package supervisor
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/pin"
+)
+
+// Maps are the shared maps, created or re-opened under the pin root.
+type Maps struct {
+	ByName  map[string]*ebpf.Map
+	Created []string // names created by this call; the rest were re-opened
+	IDs     map[string]ebpf.MapID
+}
+
+// OpenMaps creates or re-opens every shared map. A pinned map that does not
+// match its spec stops the supervisor with an error naming the map and what
+// differs; nothing is recreated and the pin stays as it was.
+func OpenMaps(l pin.Layout) (*Maps, error) {
+	specs, err := pin.SharedSpecs()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(specs))
+	for n := range specs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	ms := &Maps{ByName: make(map[string]*ebpf.Map), IDs: make(map[string]ebpf.MapID)}
+	for _, name := range names {
+		m, created, err := pin.OpenOrCreate(specs[name], l.Shared(name))
+		if err != nil {
+			ms.Close()
+			return nil, err
+		}
+		ms.ByName[name] = m
+		if created {
+			ms.Created = append(ms.Created, name)
+		}
+		info, err := m.Info()
+		if err != nil {
+			ms.Close()
+			return nil, fmt.Errorf("map %s info: %w", name, err)
+		}
+		id, _ := info.ID()
+		ms.IDs[name] = id
+	}
+	return ms, nil
+}
+
+// Close drops this process's references; the pins keep the maps alive.
+func (ms *Maps) Close() {
+	pin.CloseAll(ms.ByName)
+}

@@ -1,0 +1,211 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugin"
+)
+
+// metrics exports datapath counters, map pressure, plugin state and every
+// plugin's own metrics (Invoke "metrics") at scrape time.
+type metrics struct {
+	s        *Supervisor
+	packets  *prometheus.Desc
+	bytes    *prometheus.Desc
+	drops    *prometheus.Desc
+	entries  *prometheus.Desc
+	capacity *prometheus.Desc
+	restarts *prometheus.Desc
+	up       *prometheus.Desc
+	gen      *prometheus.Desc
+}
+
+func newMetrics(s *Supervisor) *metrics {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName("hotpath", "", name), help, labels, nil)
+	}
+	return &metrics{
+		s:        s,
+		packets:  d("datapath_packets_total", "Packets that ended the pipeline, by reason and direction.", "reason", "direction"),
+		bytes:    d("datapath_bytes_total", "Bytes that ended the pipeline, by reason and direction.", "reason", "direction"),
+		drops:    d("datapath_drops_total", "Packets dropped by the datapath, by reason and direction.", "reason", "direction"),
+		entries:  d("map_entries", "Entries in a shared map (hash and LRU maps).", "map"),
+		capacity: d("map_max_entries", "Capacity of a shared map.", "map"),
+		restarts: d("plugin_restarts_total", "Plugin process restarts after a crash.", "plugin"),
+		up:       d("plugin_healthy", "1 when the plugin is running and reports healthy.", "plugin"),
+		gen:      d("pipeline_generation", "Active pipeline generation."),
+	}
+}
+
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.entries, m.capacity, m.restarts, m.up, m.gen} {
+		ch <- d
+	}
+}
+
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	m.collectDatapath(ch)
+	m.collectMaps(ch)
+	st := m.s.Status()
+	ch <- prometheus.MustNewConstMetric(m.gen, prometheus.GaugeValue, float64(st.ActiveGeneration))
+	for _, p := range st.Plugins {
+		ch <- prometheus.MustNewConstMetric(m.restarts, prometheus.CounterValue, float64(p.Restarts), p.Name)
+		ch <- prometheus.MustNewConstMetric(m.up, prometheus.GaugeValue, b2f(p.Healthy), p.Name)
+		m.collectPlugin(ch, p.Name)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// DatapathCounters sums the per-CPU metrics map: reason -> direction -> value.
+func DatapathCounters(metricsMap *ebpf.Map) (map[abi.Reason][2]abi.Metric, error) {
+	out := map[abi.Reason][2]abi.Metric{}
+	var per []abi.Metric
+	for r := abi.Reason(0); r < abi.Reason(abi.Reasons); r++ {
+		var both [2]abi.Metric
+		for dir := uint32(0); dir < 2; dir++ {
+			if err := metricsMap.Lookup(abi.MetricKey(r, dir), &per); err != nil {
+				return nil, err
+			}
+			for _, v := range per {
+				both[dir].Packets += v.Packets
+				both[dir].Bytes += v.Bytes
+			}
+		}
+		if both[0].Packets+both[1].Packets > 0 {
+			out[r] = both
+		}
+	}
+	return out, nil
+}
+
+var dirNames = [2]string{DirIngress, DirEgress}
+
+func (m *metrics) collectDatapath(ch chan<- prometheus.Metric) {
+	counters, err := DatapathCounters(m.s.maps.ByName[abi.MapMetrics])
+	if err != nil {
+		return
+	}
+	for r, both := range counters {
+		for dir, v := range both {
+			reason, d := abi.ReasonName(r), dirNames[dir]
+			ch <- prometheus.MustNewConstMetric(m.packets, prometheus.CounterValue, float64(v.Packets), reason, d)
+			ch <- prometheus.MustNewConstMetric(m.bytes, prometheus.CounterValue, float64(v.Bytes), reason, d)
+			if abi.Dropped(r) {
+				ch <- prometheus.MustNewConstMetric(m.drops, prometheus.CounterValue, float64(v.Packets), reason, d)
+			}
+		}
+	}
+}
+
+// countEntries counts a hash map's keys with NextKey; it copes with any key size.
+func countEntries(mp *ebpf.Map) int {
+	n := 0
+	key := make([]byte, mp.KeySize())
+	next := make([]byte, mp.KeySize())
+	var cur any
+	for {
+		if err := mp.NextKey(cur, &next); err != nil {
+			return n
+		}
+		n++
+		copy(key, next)
+		cur = key
+	}
+}
+
+func (m *metrics) collectMaps(ch chan<- prometheus.Metric) {
+	names := make([]string, 0, len(m.s.maps.ByName))
+	for n := range m.s.maps.ByName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		mp := m.s.maps.ByName[n]
+		ch <- prometheus.MustNewConstMetric(m.capacity, prometheus.GaugeValue, float64(mp.MaxEntries()), n)
+		switch mp.Type() {
+		case ebpf.Hash, ebpf.LRUHash, ebpf.HashOfMaps:
+			ch <- prometheus.MustNewConstMetric(m.entries, prometheus.GaugeValue, float64(countEntries(mp)), n)
+		}
+	}
+}
+
+// collectPlugin exports a plugin's own metrics as hotpath_<plugin>_<name>.
+func (m *metrics) collectPlugin(ch chan<- prometheus.Metric, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	raw, err := m.s.Invoke(ctx, name, &InvokeRequest{Command: "metrics"})
+	if err != nil {
+		return
+	}
+	var ms []plugin.Metric
+	if json.Unmarshal(raw, &ms) != nil {
+		return
+	}
+	for _, pm := range ms {
+		keys := make([]string, 0, len(pm.Labels))
+		for k := range pm.Labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		vals := make([]string, len(keys))
+		for i, k := range keys {
+			vals[i] = pm.Labels[k]
+		}
+		desc := prometheus.NewDesc(prometheus.BuildFQName("hotpath", sanitize(name), pm.Name), pm.Help, keys, nil)
+		typ := prometheus.GaugeValue
+		if pm.Type == "counter" {
+			typ = prometheus.CounterValue
+		}
+		if cm, err := prometheus.NewConstMetric(desc, typ, pm.Value, vals...); err == nil {
+			ch <- cm
+		}
+	}
+}
+
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// ServeMetrics answers /metrics on addr until ctx ends.
+func (s *Supervisor) ServeMetrics(ctx context.Context, addr string) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.metrics)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
