@@ -20,6 +20,8 @@ func App() *cli.App {
 		Name:    "hotpath",
 		Usage:   "plugin-modular eBPF datapath",
 		Version: Version,
+		// --plugin NAME=PATH,sha256=HEX carries a comma of its own.
+		DisableSliceFlagSeparator: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "bpffs", Value: pin.DefaultRoot, Usage: "pin root on a bpf filesystem", EnvVars: []string{"HOTPATH_BPFFS"}},
 			&cli.StringFlag{Name: "state-dir", Value: supervisor.DefaultStateDir, Usage: "supervisor state and control socket", EnvVars: []string{"HOTPATH_STATE_DIR"}},

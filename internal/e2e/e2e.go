@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,8 +116,8 @@ func (e *Env) WriteConfig(cfg supervisor.Config) {
 // device with the given plugins (name=path).
 func (e *Env) SupervisorArgs(plugins ...string) []string {
 	args := []string{"--bpffs", e.BPFFS, "--state-dir", e.StateDir, "supervisor", "run"}
-	for _, p := range e.Lab.Pods {
-		args = append(args, "--device", p.HostIf)
+	for _, dev := range e.Devices() {
+		args = append(args, "--device", dev)
 	}
 	for _, p := range plugins {
 		args = append(args, "--plugin", p)
@@ -125,6 +126,16 @@ func (e *Env) SupervisorArgs(plugins ...string) []string {
 		args = append(args, "--config", e.Config)
 	}
 	return args
+}
+
+// Devices are the node-side devices of every pod, sorted.
+func (e *Env) Devices() []string {
+	var out []string
+	for _, p := range e.Lab.Pods {
+		out = append(out, p.HostIf)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Plugin is name=path of one of the built plugin binaries.
