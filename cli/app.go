@@ -32,6 +32,7 @@ func App() *cli.App {
 			statusCommand(),
 			pluginCommand(),
 			ctCommand(),
+			demoCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err != nil {

@@ -18,7 +18,7 @@ import (
 
 // streamEnv is a lab with a supervisor running the ct plugin and a TCP
 // stream from pod a to an echo server in pod b.
-func streamEnv(t *testing.T) (*e2e.Env, *e2e.Stream, string) {
+func streamEnv(t *testing.T) (*e2e.Env, *lab.Stream, string) {
 	env := e2e.New(t, "a", "b")
 	env.StartSupervisor(env.Plugin("ct"))
 	b := env.Lab.Pods["b"]
@@ -28,7 +28,7 @@ func streamEnv(t *testing.T) (*e2e.Env, *e2e.Stream, string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := e2e.StartStream(ctx, env.Lab.Pods["a"].NS, srv, 512, 10*time.Millisecond)
+	s, err := lab.StartStream(ctx, env.Lab.Pods["a"].NS, srv, 512, 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func streamEnv(t *testing.T) (*e2e.Env, *e2e.Stream, string) {
 	return env, s, srv
 }
 
-func streamPackets(t *testing.T, env *e2e.Env, s *e2e.Stream, srv string) uint64 {
+func streamPackets(t *testing.T, env *e2e.Env, s *lab.Stream, srv string) uint64 {
 	t.Helper()
 	r := find(env.CT(), "TCP", "OUT", s.LocalAddr(), srv)
 	if r == nil {

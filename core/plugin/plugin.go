@@ -81,3 +81,14 @@ type Datapath interface {
 	Health(ctx context.Context) (*Health, error)
 	Invoke(ctx context.Context, req *InvokeRequest) (json.RawMessage, error)
 }
+
+// Metric is one value a plugin reports through Invoke("metrics"); the
+// supervisor exports it as hotpath_<plugin>_<name>, so every plugin gets
+// Prometheus metrics through one mechanism.
+type Metric struct {
+	Name   string            `json:"name"`
+	Help   string            `json:"help"`
+	Type   string            `json:"type"` // counter or gauge
+	Labels map[string]string `json:"labels,omitempty"`
+	Value  float64           `json:"value"`
+}

@@ -80,7 +80,8 @@ type Env struct {
 	BPFFS    string
 	StateDir string
 	Sup      *lab.Proc
-	Config   string // JSON config file given to the supervisor, if any
+	Config   string   // JSON config file given to the supervisor, if any
+	Extra    []string // more `supervisor run` flags
 
 	mu   sync.Mutex
 	pids map[int]bool // plugin processes seen, ended at cleanup
@@ -125,7 +126,7 @@ func (e *Env) SupervisorArgs(plugins ...string) []string {
 	if e.Config != "" {
 		args = append(args, "--config", e.Config)
 	}
-	return args
+	return append(args, e.Extra...)
 }
 
 // Devices are the node-side devices of every pod, sorted.

@@ -1,4 +1,4 @@
-package e2e
+package lab
 
 import (
 	"bytes"
@@ -8,8 +8,6 @@ import (
 	"net"
 	"sync"
 	"time"
-
-	"github.com/hotpath/hotpath/lab"
 )
 
 // Stream is a long-lived TCP connection carrying a numbered byte pattern
@@ -38,7 +36,7 @@ type StreamStats struct {
 
 // StartStream dials addr from ns and exchanges chunk-sized messages every
 // interval until Stop.
-func StartStream(ctx context.Context, ns *lab.NS, addr string, chunk int, interval time.Duration) (*Stream, error) {
+func StartStream(ctx context.Context, ns *NS, addr string, chunk int, interval time.Duration) (*Stream, error) {
 	conn, err := ns.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
