@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hotpath/hotpath/internal/e2e"
 	"github.com/hotpath/hotpath/lab"
+	"github.com/hotpath/hotpath/supervisor"
 )
 
 // scrape fetches /metrics from inside the node namespace.
@@ -47,6 +49,9 @@ func TestPrivilegedMetrics(t *testing.T) {
 	addr := "127.0.0.1:9402"
 	env.Extra = []string{"--metrics-addr", addr}
 	env.StartSupervisor(env.Plugin("ct"))
+	if fi, err := os.Stat(supervisor.SocketPath(env.StateDir)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("control socket mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
 	b := env.Lab.Pods["b"]
 	if _, err := lab.EchoServer(b.NS, b.IP.String()+":8080"); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,115 @@
+package ct
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/internal/dptest"
+)
+
+func TestNextIntervalIsCiliums(t *testing.T) {
+	min, max := 10*time.Second, 12*time.Hour
+	cases := []struct {
+		prev  time.Duration
+		ratio float64
+		want  time.Duration
+	}{
+		{5 * time.Minute, 0, 450 * time.Second},          // < 5%: x1.5
+		{5 * time.Minute, 0.10, 5 * time.Minute},         // 5..25%: unchanged
+		{5 * time.Minute, 0.50, 150 * time.Second},       // > 25%: shorter in proportion
+		{5 * time.Minute, 1.0, 30 * time.Second},         // capped at 10x shorter
+		{12 * time.Second, 0.95, 10 * time.Second},       // never below min
+		{10 * time.Hour, 0.01, 12 * time.Hour},           // never above max
+		{1500 * time.Millisecond, 0, 2 * time.Second + 0}, // rounded to seconds, then bounded
+	}
+	for _, c := range cases {
+		lo := min
+		if c.prev < min {
+			lo = time.Second
+		}
+		if got := NextInterval(c.prev, c.ratio, lo, max); got != c.want {
+			t.Errorf("NextInterval(%s, %.2f) = %s, want %s", c.prev, c.ratio, got, c.want)
+		}
+	}
+}
+
+func TestConfigRejectsBadValues(t *testing.T) {
+	for _, raw := range []string{
+		`{"lifetimes": {"tcp": "0s"}}`, `{"lifetimes": {"syn": "-5s"}}`, `{"gc": {"min": "1m", "max": "10s"}}`,
+		`{"gc": {"start": "1s"}}`, `{"lifetimes": {"close": "soon"}}`, `{"lifetimes": 7}`,
+	} {
+		if _, err := ParseConfig([]byte(raw)); err == nil {
+			t.Errorf("config %s accepted", raw)
+		}
+	}
+	cfg, err := ParseConfig([]byte(`{"lifetimes": {"close": "2s"}, "gc": {"start": 30}}`))
+	if err != nil || cfg.Lifetimes.Close.D() != 2*time.Second || cfg.GC.Start.D() != 30*time.Second || cfg.Lifetimes.TCP.D() != 6*time.Hour {
+		t.Errorf("config = %+v, %v", cfg, err)
+	}
+}
+
+// TestPrivilegedGCRechecksBeforeDelete: an entry found expired by the scan
+// but refreshed by the datapath before its delete must stay.
+func TestPrivilegedGCRechecksBeforeDelete(t *testing.T) {
+	h := dptest.New(t)
+	m := h.Maps.ByName[abi.MapCT4]
+	now := Now()
+	expired := abi.CTTuple{Saddr: 1, Daddr: 2, Sport: 3, Dport: 4, Nexthdr: 6}
+	refreshed := abi.CTTuple{Saddr: 5, Daddr: 6, Sport: 7, Dport: 8, Nexthdr: 6}
+	live := abi.CTTuple{Saddr: 9, Daddr: 10, Sport: 11, Dport: 12, Nexthdr: 6}
+	for k, life := range map[abi.CTTuple]uint32{expired: now - 5, refreshed: now - 5, live: now + 100} {
+		if err := m.Put(&k, &abi.CTEntry{Packets: 1, Lifetime: life}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := 0
+	clock := func() uint32 {
+		calls++
+		if calls == 2 { // between the scan and the first re-check
+			if err := m.Update(&refreshed, &abi.CTEntry{Packets: 2, Lifetime: now + 60}, ebpf.UpdateExist); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return now
+	}
+	res, err := Pass(m, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Scanned != 3 || res.Deleted != 1 || res.Kept != 1 {
+		t.Fatalf("pass %+v: want 3 scanned, 1 deleted, 1 kept", res)
+	}
+	var v abi.CTEntry
+	if err := m.Lookup(&expired, &v); err == nil {
+		t.Error("expired entry survived")
+	}
+	for _, k := range []abi.CTTuple{refreshed, live} {
+		if err := m.Lookup(&k, &v); err != nil {
+			t.Errorf("entry %+v deleted: %v", k, err)
+		}
+	}
+}
+
+func TestPrivilegedFlushAndList(t *testing.T) {
+	h := dptest.New(t)
+	for i := uint32(1); i <= 3; i++ {
+		k := abi.CTTuple{Saddr: i, Daddr: 2, Sport: 3, Dport: 4, Nexthdr: 17}
+		if err := h.Maps.ByName[abi.MapCTAny4].Put(&k, &abi.CTEntry{Packets: uint64(i), Lifetime: Now() + 30}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := List(h.Layout)
+	if err != nil || len(recs) != 3 || recs[0].Proto != "UDP" || recs[0].Map != "ct_any4" {
+		t.Fatalf("list = %+v, %v", recs, err)
+	}
+	n, err := Flush(h.Layout)
+	if err != nil || n != 3 {
+		t.Fatalf("flush = %d, %v", n, err)
+	}
+	if recs, _ := List(h.Layout); len(recs) != 0 {
+		t.Fatalf("%d entries after flush", len(recs))
+	}
+}
