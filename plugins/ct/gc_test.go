@@ -17,13 +17,13 @@ func TestNextIntervalIsCiliums(t *testing.T) {
 		ratio float64
 		want  time.Duration
 	}{
-		{5 * time.Minute, 0, 450 * time.Second},          // < 5%: x1.5
-		{5 * time.Minute, 0.10, 5 * time.Minute},         // 5..25%: unchanged
-		{5 * time.Minute, 0.50, 150 * time.Second},       // > 25%: shorter in proportion
-		{5 * time.Minute, 1.0, 30 * time.Second},         // capped at 10x shorter
-		{12 * time.Second, 0.95, 10 * time.Second},       // never below min
-		{10 * time.Hour, 0.01, 12 * time.Hour},           // never above max
-		{1500 * time.Millisecond, 0, 2 * time.Second + 0}, // rounded to seconds, then bounded
+		{5 * time.Minute, 0, 450 * time.Second},         // < 5%: x1.5
+		{5 * time.Minute, 0.10, 5 * time.Minute},        // 5..25%: unchanged
+		{5 * time.Minute, 0.50, 150 * time.Second},      // > 25%: shorter in proportion
+		{5 * time.Minute, 1.0, 30 * time.Second},        // capped at 10x shorter
+		{12 * time.Second, 0.95, 10 * time.Second},      // never below min
+		{10 * time.Hour, 0.01, 12 * time.Hour},          // never above max
+		{1500 * time.Millisecond, 0, 2*time.Second + 0}, // rounded to seconds, then bounded
 	}
 	for _, c := range cases {
 		lo := min
