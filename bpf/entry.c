@@ -10,6 +10,7 @@ static __always_inline int hp_entry(struct __sk_buff *skb, __u32 dir)
 	__u32 zero = 0;
 	struct hp_config *cfg;
 	struct hp_ctx *c;
+	__u32 bank;
 	int r;
 
 	skb->cb[HP_CB_DIR] = dir;
@@ -37,7 +38,11 @@ static __always_inline int hp_entry(struct __sk_buff *skb, __u32 dir)
 	/* Read the generation once; every later tail call of this packet uses
 	 * c->gen, so a flip in the middle of the pipeline cannot mix banks. */
 	c->gen = *(volatile __u32 *)&cfg->active_gen;
-	c->mask = cfg->bank_mask[c->gen % HP_BANKS];
+	bank = c->gen % HP_BANKS;
+	c->mask = cfg->bank_mask[bank];
+	/* One load per packet, one store per generation. */
+	if (!cfg->bank_first_ns[bank])
+		cfg->bank_first_ns[bank] = bpf_ktime_get_ns();
 	return hp_next_from(skb, c, 0);
 }
 

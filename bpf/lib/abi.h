@@ -188,6 +188,9 @@ struct hp_config {
 	__u32 bank_mask[HP_BANKS]; /* occupied slots per bank, written before the flip */
 	__u32 node_ip;
 	__u32 flags;
+	/* CLOCK_MONOTONIC ns of the first packet that entered each bank since the
+	 * supervisor prepared it: flip-to-first-packet latency. */
+	__u64 bank_first_ns[HP_BANKS];
 };
 
 /* Load balancer (lb plugin). */

@@ -27,12 +27,13 @@ const (
 )
 
 type AbiHpConfig struct {
-	_          structs.HostLayout
-	ActiveGen  uint32
-	AbiVersion uint32
-	BankMask   [16]uint32
-	NodeIp     uint32
-	Flags      uint32
+	_           structs.HostLayout
+	ActiveGen   uint32
+	AbiVersion  uint32
+	BankMask    [16]uint32
+	NodeIp      uint32
+	Flags       uint32
+	BankFirstNs [16]uint64
 }
 
 type AbiHpCtEntry struct {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -57,6 +58,7 @@ var (
 	offActiveGen  = unsafe.Offsetof(abi.Config{}.ActiveGen)
 	offABIVersion = unsafe.Offsetof(abi.Config{}.AbiVersion)
 	offBankMask   = unsafe.Offsetof(abi.Config{}.BankMask)
+	offBankFirst  = unsafe.Offsetof(abi.Config{}.BankFirstNs)
 )
 
 func (p *Pipeline) word(off uintptr) *uint32 {
@@ -65,6 +67,23 @@ func (p *Pipeline) word(off uintptr) *uint32 {
 
 func (p *Pipeline) maskWord(bank uint32) *uint32 {
 	return p.word(offBankMask + uintptr(bank)*4)
+}
+
+func (p *Pipeline) firstWord(bank uint32) *uint64 {
+	return (*uint64)(unsafe.Pointer(&p.mem[offBankFirst+uintptr(bank)*8]))
+}
+
+// FirstPacket is when (CLOCK_MONOTONIC) the first packet entered gen's bank
+// since it was prepared; zero while none has.
+func (p *Pipeline) FirstPacket(gen uint32) time.Duration {
+	return time.Duration(atomic.LoadUint64(p.firstWord(Bank(gen))))
+}
+
+// Monotonic reads CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+func Monotonic() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return time.Duration(ts.Nano())
 }
 
 // Bank is the bank generation gen uses.
@@ -106,6 +125,7 @@ func (p *Pipeline) Prepare(gen uint32, progs map[abi.Slot]*ebpf.Program) error {
 		mask |= 1 << slot
 	}
 	atomic.StoreUint32(p.maskWord(bank), mask)
+	atomic.StoreUint64(p.firstWord(bank), 0)
 	return nil
 }
 

@@ -67,10 +67,11 @@ func Pass(m *ebpf.Map, now func() uint32) (PassResult, error) {
 	var v abi.CTEntry
 	for i := range expired {
 		k := &expired[i]
+		t := now() // clock first, entry last: the lookup is as fresh as possible
 		if err := m.Lookup(k, &v); err != nil {
 			continue // gone already (LRU eviction, flush)
 		}
-		if v.Lifetime >= now() {
+		if v.Lifetime >= t {
 			res.Kept++
 			continue
 		}

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Test stages for the atomicity check: two stages stamp the tag they were
+ * loaded with into the packet context, and the check stage counts every
+ * packet whose stamps disagree with each other or with the bank of the
+ * generation the entry program chose (reason gen_mismatch). */
+#include "lib/pipeline.h"
+
+/* tag % HP_BANKS is the bank the program was inserted into. */
+volatile const __u32 stamp_tag = 0;
+
+SEC("tc")
+int hp_stamp_a(struct __sk_buff *skb)
+{
+	struct hp_ctx *c;
+
+	hp_stage_enter(skb, c);
+	hp_stamp(c, stamp_tag + 1); /* +1: 0 means "not stamped" */
+	return hp_next(skb, c, HP_SLOT_VENDOR_A);
+}
+
+SEC("tc")
+int hp_stamp_b(struct __sk_buff *skb)
+{
+	struct hp_ctx *c;
+
+	hp_stage_enter(skb, c);
+	hp_stamp(c, stamp_tag + 1);
+	return hp_next(skb, c, HP_SLOT_VENDOR_B);
+}
+
+SEC("tc")
+int hp_check(struct __sk_buff *skb)
+{
+	struct hp_ctx *c;
+
+	hp_stage_enter(skb, c);
+	if (!c->stamp_first || c->stamp_first != c->stamp_last ||
+	    (c->stamp_last - 1) % HP_BANKS != c->gen % HP_BANKS)
+		c->reason = HP_R_GEN_MISMATCH;
+	return hp_next(skb, c, HP_SLOT_CHECK);
+}
+
+char __license[] SEC("license") = "Dual BSD/GPL";
