@@ -32,6 +32,7 @@ func App() *cli.App {
 			statusCommand(),
 			pluginCommand(),
 			ctCommand(),
+			lbCommand(),
 			demoCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
@@ -45,7 +46,8 @@ func App() *cli.App {
 
 // Main runs the hotpath command with os.Args.
 func Main() {
-	if err := App().Run(os.Args); err != nil {
+	app := App()
+	if err := app.Run(interspersed(app, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "hotpath:", err)
 		os.Exit(1)
 	}

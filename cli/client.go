@@ -54,6 +54,18 @@ func (cl *client) do(method, path string, body, out any) error {
 	if err != nil {
 		return fmt.Errorf("read answer: %w", err)
 	}
+	if resp.StatusCode == http.StatusConflict {
+		// The answer carries a result beside the error (an upgrade that
+		// rolled back): decode both.
+		if out != nil {
+			json.Unmarshal(raw, out)
+		}
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.Unmarshal(raw, &e)
+		return fmt.Errorf("%s", e.Error)
+	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
 			Error string `json:"error"`

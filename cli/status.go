@@ -84,6 +84,7 @@ func pluginCommand() *cli.Command {
 					return nil
 				},
 			},
+			upgradeCommand(),
 			{
 				Name:      "restart",
 				Usage:     "restart a plugin process; the datapath is untouched",

@@ -81,6 +81,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	mux.HandleFunc("GET /v1/plugins", func(w http.ResponseWriter, r *http.Request) { reply(w, s.Status().Plugins, nil) })
 	mux.HandleFunc("POST /v1/plugins/{name}/invoke", s.handleInvoke)
 	mux.HandleFunc("POST /v1/plugins/{name}/restart", s.handleRestart)
+	mux.HandleFunc("POST /v1/plugins/{name}/upgrade", s.handleUpgrade)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -115,6 +116,29 @@ func (s *Supervisor) handleInvoke(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.Invoke(r.Context(), r.PathValue("name"), &req)
 	reply(w, res, err)
+}
+
+// UpgradeAnswer is the body of an upgrade's answer: the result, and the
+// error when it was refused or rolled back.
+type UpgradeAnswer struct {
+	Result *UpgradeResult `json:"result"`
+	Error  string         `json:"error,omitempty"`
+}
+
+func (s *Supervisor) handleUpgrade(w http.ResponseWriter, r *http.Request) {
+	var req UpgradeRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		reply(w, nil, fmt.Errorf("decode upgrade request: %w", err))
+		return
+	}
+	res, err := s.Upgrade(r.Context(), r.PathValue("name"), req)
+	ans := UpgradeAnswer{Result: res}
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		ans.Error = err.Error()
+		w.WriteHeader(http.StatusConflict)
+	}
+	json.NewEncoder(w).Encode(ans)
 }
 
 func (s *Supervisor) handleRestart(w http.ResponseWriter, r *http.Request) {

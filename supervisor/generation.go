@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/host"
 	"github.com/hotpath/hotpath/core/plugin"
 )
 
@@ -28,63 +29,93 @@ func (s *Supervisor) reconcile(ctx context.Context, why string) error {
 // period passes, and N's bank is emptied. Any failure before the flip leaves
 // generation N untouched.
 func (s *Supervisor) reconcileLocked(ctx context.Context, why string) error {
-	needed := s.pipe.Active() == 0
-	for _, m := range s.plugins {
-		needed = needed || m.reload
+	loaders := map[string]*host.Instance{}
+	for name, m := range s.plugins {
+		if m.reload {
+			loaders[name] = m.inst
+		}
 	}
-	if !needed {
+	if len(loaders) == 0 && s.pipe.Active() != 0 {
 		return nil
 	}
 	old := s.pipe.Active()
-	next := max(old, s.state.NextGen) + 1
-	s.state.NextGen = next
-	loaded := map[string]map[string]string{}
-	for name, m := range s.plugins {
-		if !m.reload {
-			continue
-		}
-		resp, err := m.inst.Datapath.Load(ctx, &plugin.LoadRequest{Generation: next, BPFFS: s.cfg.BPFFS, Config: m.cfg.Config})
-		if err != nil {
-			s.dropGeneration(next)
-			return fmt.Errorf("load plugin %s into generation %d: %w", name, next, err)
-		}
-		if err := sameSlots(m.inst.Desc, resp); err != nil {
-			s.dropGeneration(next)
-			return fmt.Errorf("load plugin %s: %w", name, err)
-		}
-		loaded[name] = resp.Programs
-	}
-	progs, err := s.collect(loaded)
+	next, loaded, err := s.build(ctx, loaders)
 	if err != nil {
-		s.dropGeneration(next)
-		return err
-	}
-	defer closePrograms(progs)
-	if err := s.pipe.Prepare(next, progs); err != nil {
-		s.dropGeneration(next)
 		return err
 	}
 	s.pipe.Flip(next)
-	if err := s.pipe.Settle(); err != nil {
+	if err := s.retire(old); err != nil {
 		return err
 	}
-	if old != 0 {
-		if err := s.pipe.Release(old); err != nil {
-			s.log.Warn("release generation", "generation", old, "error", err)
-		}
-	}
 	for name, programs := range loaded {
-		ps := s.state.Plugins[name]
-		ps.Programs, ps.Generation, ps.Version = programs, next, s.plugins[name].inst.Desc.Version
+		s.adopt(name, loaders[name], programs, next)
 		s.plugins[name].reload = false
 	}
-	s.state.ActiveGen = next
 	s.unpinUnused()
 	if err := s.saveStateLocked(); err != nil {
 		s.log.Error("save state", "error", err)
 	}
 	s.log.Info("generation live", "generation", next, "previous", old, "why", why)
 	return nil
+}
+
+// build prepares generation N+1 without making it live: each plugin in
+// loaders loads its programs through that instance, every other plugin's
+// current programs are re-inserted. On error nothing live has changed.
+func (s *Supervisor) build(ctx context.Context, loaders map[string]*host.Instance) (uint32, map[string]map[string]string, error) {
+	next := max(s.pipe.Active(), s.state.NextGen) + 1
+	s.state.NextGen = next
+	loaded := map[string]map[string]string{}
+	for name, inst := range loaders {
+		resp, err := inst.Datapath.Load(ctx, &plugin.LoadRequest{Generation: next, BPFFS: s.cfg.BPFFS, Config: s.plugins[name].cfg.Config})
+		if err != nil {
+			s.dropGeneration(next)
+			return 0, nil, fmt.Errorf("load plugin %s %s into generation %d: %w", name, inst.Desc.Version, next, err)
+		}
+		if err := sameSlots(inst.Desc, resp); err != nil {
+			s.dropGeneration(next)
+			return 0, nil, fmt.Errorf("load plugin %s %s: %w", name, inst.Desc.Version, err)
+		}
+		loaded[name] = resp.Programs
+	}
+	progs, err := s.collect(loaded)
+	if err != nil {
+		s.dropGeneration(next)
+		return 0, nil, err
+	}
+	defer closePrograms(progs)
+	// The bank of N+1 was last live 16 generations ago; wait out any packet
+	// that could still be in it before rewriting it.
+	if err := s.pipe.Settle(); err != nil {
+		s.dropGeneration(next)
+		return 0, nil, err
+	}
+	if err := s.pipe.Prepare(next, progs); err != nil {
+		s.dropGeneration(next)
+		return 0, nil, err
+	}
+	return next, loaded, nil
+}
+
+// retire waits until no packet runs generation old any more and empties its bank.
+func (s *Supervisor) retire(old uint32) error {
+	if err := s.pipe.Settle(); err != nil {
+		return err
+	}
+	if old == 0 {
+		return nil
+	}
+	if err := s.pipe.Release(old); err != nil {
+		s.log.Warn("release generation", "generation", old, "error", err)
+	}
+	return nil
+}
+
+// adopt records that plugin name's programs for generation gen are live.
+func (s *Supervisor) adopt(name string, inst *host.Instance, programs map[string]string, gen uint32) {
+	ps := s.state.Plugins[name]
+	ps.Programs, ps.Generation, ps.Version = programs, gen, inst.Desc.Version
+	s.state.ActiveGen = s.pipe.Active()
 }
 
 // sameSlots checks a Load answer covers exactly the slots Describe claimed.
@@ -135,8 +166,22 @@ func closePrograms(ps map[abi.Slot]*ebpf.Program) {
 // dropGeneration removes pins a failed build left for generation gen.
 func (s *Supervisor) dropGeneration(gen uint32) {
 	for name := range s.plugins {
-		os.RemoveAll(s.layout.Plugin(name, gen))
+		if p := s.layout.Plugin(name, gen); !s.pinned(p) {
+			os.RemoveAll(p)
+		}
 	}
+}
+
+// pinned tells whether a plugin generation dir holds programs still in use.
+func (s *Supervisor) pinned(dir string) bool {
+	for _, ps := range s.state.Plugins {
+		for _, p := range ps.Programs {
+			if filepath.Dir(p) == dir {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // unpinUnused removes program pins of generations no plugin uses any more;

@@ -29,6 +29,10 @@ type metrics struct {
 	restarts *prometheus.Desc
 	up       *prometheus.Desc
 	gen      *prometheus.Desc
+
+	upgrades  *prometheus.CounterVec
+	duration  prometheus.Histogram
+	flipToPkt prometheus.Histogram
 }
 
 func newMetrics(s *Supervisor) *metrics {
@@ -45,16 +49,44 @@ func newMetrics(s *Supervisor) *metrics {
 		restarts: d("plugin_restarts_total", "Plugin process restarts after a crash.", "plugin"),
 		up:       d("plugin_healthy", "1 when the plugin is running and reports healthy.", "plugin"),
 		gen:      d("pipeline_generation", "Active pipeline generation."),
+		upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "hotpath", Name: "upgrades_total", Help: "Plugin upgrades by result: done, rolled_back, refused.",
+		}, []string{"result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "hotpath", Name: "upgrade_duration_seconds", Help: "Duration of successful upgrades, start to old instance stopped.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+		}),
+		flipToPkt: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "hotpath", Name: "upgrade_flip_to_first_packet_seconds", Help: "Time from a generation flip to the first packet entering the new generation.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
+		}),
 	}
 }
+
+func (m *metrics) upgraded(r *UpgradeResult) {
+	m.upgrades.WithLabelValues("done").Inc()
+	m.duration.Observe(r.Duration.Seconds())
+	if r.FlipToPacket > 0 {
+		m.flipToPkt.Observe(r.FlipToPacket.Seconds())
+	}
+}
+
+func (m *metrics) rolledBack() { m.upgrades.WithLabelValues("rolled_back").Inc() }
+func (m *metrics) refused()    { m.upgrades.WithLabelValues("refused").Inc() }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.entries, m.capacity, m.restarts, m.up, m.gen} {
 		ch <- d
 	}
+	m.upgrades.Describe(ch)
+	m.duration.Describe(ch)
+	m.flipToPkt.Describe(ch)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	m.upgrades.Collect(ch)
+	m.duration.Collect(ch)
+	m.flipToPkt.Collect(ch)
 	m.collectDatapath(ch)
 	m.collectMaps(ch)
 	st := m.s.Status()

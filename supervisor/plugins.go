@@ -16,14 +16,15 @@ import (
 
 // managed is one configured plugin and its current process.
 type managed struct {
-	cfg      PluginConfig
-	inst     *host.Instance
-	restarts int
-	healthy  bool
-	reason   string
-	lease    bool
-	adopted  bool
-	reload   bool // its programs must be loaded again before the next flip
+	cfg       PluginConfig
+	inst      *host.Instance
+	restarts  int
+	healthy   bool
+	reason    string
+	lease     bool
+	adopted   bool
+	reload    bool // its programs must be loaded again before the next flip
+	upgrading bool // an upgrade owns the plugin; crash restarts wait
 }
 
 func (s *Supervisor) spec(pc PluginConfig) host.Spec {
@@ -223,13 +224,23 @@ func (s *Supervisor) watch(ctx context.Context, name string) {
 			s.mu.Lock()
 			stopping := s.stopping
 			m := s.plugins[name]
-			if !stopping && m.inst == inst {
+			replaced := m.inst != inst // an upgrade or restart swapped it: watch the new one
+			if !stopping && !replaced {
+				if m.upgrading {
+					// The upgrade decides; look again once it is over.
+					s.mu.Unlock()
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
 				m.restarts++
 				m.healthy, m.lease, m.reason = false, false, "process exited"
 			}
 			s.mu.Unlock()
 			if stopping {
 				return
+			}
+			if replaced {
+				continue
 			}
 			s.log.Warn("plugin exited", "plugin", name, "pid", inst.Pid)
 			for {

@@ -16,6 +16,7 @@ type State struct {
 	ActiveGen uint32                  `json:"active_generation"`
 	NextGen   uint32                  `json:"next_generation"`
 	Plugins   map[string]*PluginState `json:"plugins"`
+	Upgrade   *UpgradeState           `json:"upgrade,omitempty"`
 }
 
 // PluginState is one plugin's part of State.

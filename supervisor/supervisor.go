@@ -33,15 +33,16 @@ type Supervisor struct {
 	entry *Entry
 	links []link.Link
 
-	mu       sync.Mutex // guards state, plugins and every pipeline change
-	state    *State
-	plugins  map[string]*managed
-	started  time.Time
-	adoption Adoption
-	stopping bool
-	wg       sync.WaitGroup
-	cancel   context.CancelFunc
-	metrics  *metrics
+	upgradeMu sync.Mutex // one upgrade at a time
+	mu        sync.Mutex // guards state, plugins and every pipeline change
+	state     *State
+	plugins   map[string]*managed
+	started   time.Time
+	adoption  Adoption
+	stopping  bool
+	wg        sync.WaitGroup
+	cancel    context.CancelFunc
+	metrics   *metrics
 }
 
 // Adoption reports what a start found already in place.
@@ -147,6 +148,7 @@ func (s *Supervisor) open() error {
 		s.log.Warn("state file generation differs from the datapath", "file", s.state.ActiveGen, "datapath", s.pipe.Active())
 		s.state.ActiveGen = s.pipe.Active()
 	}
+	s.resolveUpgrade()
 	return nil
 }
 

@@ -291,9 +291,17 @@ func (e *Env) endPlugins() {
 	}
 	for pid := range e.pids {
 		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err != nil || !strings.HasPrefix(exe, e.Bin+"/hotpath-") {
+		if err != nil || !e.ours(exe) {
 			continue
 		}
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+}
+
+// ours tells whether exe is a plugin binary this test run built.
+func (e *Env) ours(exe string) bool {
+	variantMu.Lock()
+	vd := variantDir
+	variantMu.Unlock()
+	return strings.HasPrefix(exe, e.Bin+"/hotpath-") || (vd != "" && strings.HasPrefix(exe, vd+"/"))
 }

@@ -1,0 +1,105 @@
+// Command faultyct is the real ct plugin with one fault injected, chosen by
+// HOTPATH_FAULT, for the tests of upgrades and rollbacks:
+//
+//	verifier            Load hands the kernel a program the verifier rejects
+//	exit                exits before the handshake
+//	unhealthy=DURATION  reports unhealthy DURATION after Activate
+//	abi                 claims ABI version 99
+//	schema              claims ct4 values 8 bytes larger than the pinned map
+//	crash=DURATION      exits DURATION after Activate
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+
+	"github.com/hotpath/hotpath/core/plugin"
+	"github.com/hotpath/hotpath/plugins/ct"
+)
+
+type faulty struct {
+	*ct.Plugin
+	fault, arg string
+
+	mu        sync.Mutex
+	activated time.Time
+}
+
+func main() {
+	fault, arg, _ := strings.Cut(os.Getenv("HOTPATH_FAULT"), "=")
+	if fault == "exit" {
+		fmt.Fprintln(os.Stderr, "faultyct: exiting at start as asked")
+		os.Exit(3)
+	}
+	plugin.Serve(&faulty{Plugin: ct.New(plugin.Logger()), fault: fault, arg: arg})
+}
+
+func (f *faulty) Describe(ctx context.Context) (*plugin.Description, error) {
+	d, err := f.Plugin.Describe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch f.fault {
+	case "abi":
+		d.ABIVersion = 99
+	case "schema":
+		for i := range d.Maps {
+			if d.Maps[i].Name == "ct4" {
+				d.Maps[i].ValueSize += 8
+			}
+		}
+	}
+	return d, nil
+}
+
+func (f *faulty) Load(ctx context.Context, req *plugin.LoadRequest) (*plugin.LoadResponse, error) {
+	if f.fault != "verifier" {
+		return f.Plugin.Load(ctx, req)
+	}
+	// Reads 8 bytes past the end of struct __sk_buff: the verifier refuses.
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.SchedCLS, License: "GPL",
+		Instructions: asm.Instructions{
+			asm.LoadMem(asm.R0, asm.R1, 4096, asm.DWord),
+			asm.Return(),
+		},
+	})
+	if err == nil {
+		prog.Close()
+		return nil, fmt.Errorf("faultyct: the verifier accepted a broken program")
+	}
+	return nil, fmt.Errorf("load ct stage: %w", err)
+}
+
+func (f *faulty) Activate(ctx context.Context, req *plugin.ActivateRequest) error {
+	f.mu.Lock()
+	if f.activated.IsZero() {
+		f.activated = time.Now()
+		if f.fault == "crash" {
+			d, _ := time.ParseDuration(f.arg)
+			time.AfterFunc(d, func() { os.Exit(4) })
+		}
+	}
+	f.mu.Unlock()
+	return f.Plugin.Activate(ctx, req)
+}
+
+func (f *faulty) Health(ctx context.Context) (*plugin.Health, error) {
+	if f.fault == "unhealthy" {
+		d, _ := time.ParseDuration(f.arg)
+		f.mu.Lock()
+		since := f.activated
+		f.mu.Unlock()
+		if !since.IsZero() && time.Since(since) > d {
+			return &plugin.Health{Healthy: false, Reason: "faultyct: unhealthy as asked"}, nil
+		}
+	}
+	return f.Plugin.Health(ctx)
+}

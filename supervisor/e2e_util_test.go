@@ -1,0 +1,39 @@
+package supervisor_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/pin"
+	"github.com/hotpath/hotpath/internal/e2e"
+	"github.com/hotpath/hotpath/supervisor"
+)
+
+// counter reads a datapath counter straight from the pinned metrics map.
+func counter(t *testing.T, env *e2e.Env, r abi.Reason) uint64 {
+	t.Helper()
+	m, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.BPFFS}.Map(abi.MapMetrics), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c, err := supervisor.DatapathCounters(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c[r][0].Packets + c[r][1].Packets
+}
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b))
+	return len(f) > 2 && f[2] == "Z"
+}
