@@ -13,10 +13,16 @@ all: build
 deps:
 	@scripts/deps.sh
 
+PLUGINS := $(notdir $(wildcard cmd/hotpath-*))
+CT_PKG := github.com/hotpath/hotpath/plugins/ct
+
 build:
-	@mkdir -p $(BIN)
+	@mkdir -p $(BIN)/demo
 	$(GO) build -o $(BIN)/hotpath ./cmd/hotpath
-	$(GO) build -o $(BIN)/hotpath-ct ./cmd/hotpath-ct
+	@for p in $(PLUGINS); do echo "$(GO) build -o $(BIN)/$$p ./cmd/$$p"; $(GO) build -o $(BIN)/$$p ./cmd/$$p || exit 1; done
+	@# The demo upgrades ct to a second build and shows a broken build rolled back.
+	$(GO) build -ldflags "-X $(CT_PKG).Version=0.2.0" -o $(BIN)/demo/hotpath-ct-0.2.0 ./cmd/hotpath-ct
+	$(GO) build -ldflags "-X $(CT_PKG).Version=0.3.0-broken" -o $(BIN)/demo/faultyct ./internal/faultyct
 
 # Regenerates the committed BPF objects and Go bindings (needs clang).
 generate: deps

@@ -61,6 +61,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.conntrack(ctx); err != nil {
 		return err
 	}
+	if err := d.upgrade(ctx); err != nil {
+		return err
+	}
 	d.summary()
 	return nil
 }
