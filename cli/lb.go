@@ -49,7 +49,7 @@ func lbServiceAdd() *cli.Command {
 		Usage:     "add a service",
 		ArgsUsage: vipUsage,
 		Flags: []cli.Flag{
-			&cli.GenericFlag{Name: "backend", Aliases: []string{"b"}, Value: &backendFlag{}, Usage: "IP:PORT[,weight=N], repeat for more backends"},
+			&cli.GenericFlag{Name: "backend", Value: &backendFlag{}, Usage: "IP:PORT[,weight=N], repeat for more backends"},
 			&cli.StringFlag{Name: "algorithm", Usage: "maglev, random or vendor (default: the plugin's config)"},
 			&cli.Int64Flag{Name: "maglev-table-size", Usage: "Maglev table size M, a prime from 251 to 131071 (default: the plugin's config)"},
 			&cli.DurationFlag{Name: "affinity-timeout", Usage: "ClientIP session affinity for this long after a client's last new connection (0: off)"},

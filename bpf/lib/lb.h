@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Load balancer helpers, shared by the lb plugin's stages and by any vendor
+ * plugin that supplies the lb-select slot.
+ *
+ * Byte order: every address and port in the lb4_* maps is in network byte
+ * order, as in hp_ctx, so the datapath compares and rewrites them without
+ * conversion.
+ *
+ * Contract between the lb stages (and a vendor lb-select):
+ *   lb        sets c->svc_id and c->rev_nat_index for a packet to a service.
+ *             If the flow's CT_SERVICE entry names a live backend, it sets
+ *             c->backend_id, LB_SF_RESOLVED and the backend in scratch;
+ *             otherwise it sets LB_SF_SELECT and copies the service into
+ *             scratch (struct lb_scratch.svc).
+ *   lb-select runs its algorithm only when LB_SF_SELECT is set and leaves
+ *             the choice in c->backend_id (0: none, the packet is dropped
+ *             with HP_R_NO_BACKEND). It must not write scratch.
+ *   lb-dnat   records the choice (CT_SERVICE entry, affinity) and rewrites
+ *             the destination; the ct stage then tracks the translated tuple.
+ */
+#ifndef HOTPATH_LB_H
+#define HOTPATH_LB_H
+
+#include <linux/ip.h>
+#include <stddef.h>
+#include "ct.h"
+
+/* c->svc_flags bits while the lb stages run. */
+enum lb_svc_flag {
+	LB_SF_SELECT = 0x01,   /* no live CT_SERVICE entry: lb-select must choose */
+	LB_SF_RESOLVED = 0x02, /* scratch holds the live backend of the flow */
+	LB_SF_STALE = 0x04,    /* a CT_SERVICE entry exists but its backend is gone */
+	LB_SF_AFFINITY = 0x08, /* the service has ClientIP session affinity */
+	LB_SF_AFF_HIT = 0x10,  /* lb-select took the backend from the affinity entry */
+};
+
+/* Layout of hp_ctx.scratch between the lb stages. */
+struct lb_scratch {
+	union {
+		struct hp_lb4_service svc; /* LB_SF_SELECT */
+		struct {
+			__u32 backend_id;
+			__u32 address;
+			__u16 port;
+			__u16 pad;
+		} be; /* LB_SF_RESOLVED */
+	};
+};
+_Static_assert(sizeof(struct lb_scratch) <= sizeof(((struct hp_ctx *)0)->scratch),
+	       "lb scratch does not fit hp_ctx.scratch");
+
+/* Seed of the packet hash; the lb plugin sets it at load time to the seed
+ * its Maglev tables are built with (config maglev_seed). */
+volatile const __u32 lb_hash_seed = 0;
+
+static __always_inline struct lb_scratch *lb_scratch(struct hp_ctx *c)
+{
+	return (struct lb_scratch *)c->scratch;
+}
+
+static __always_inline void *lb_ct_map(__u8 proto)
+{
+	return proto == IPPROTO_TCP ? (void *)&ct4 : (void *)&ct_any4;
+}
+
+/* The flow's CT_SERVICE key: the tuple as the client sent it, to the VIP. */
+static __always_inline void lb_svc_tuple(struct hp_ct_tuple *t, const struct hp_ctx *c)
+{
+	ct_tuple_fill(t, c, HP_TUPLE_F_SERVICE);
+}
+
+static __always_inline __u32 lb_murmur_mix(__u32 h, __u32 k)
+{
+	k *= 0xcc9e2d51;
+	k = (k << 15) | (k >> 17);
+	k *= 0x1b873593;
+	h ^= k;
+	h = (h << 13) | (h >> 19);
+	return h * 5 + 0xe6546b64;
+}
+
+/* lb_hash is maglev.HashTuple: MurmurHash3_x86_32 over host-order
+ * saddr, daddr, sport<<16|dport, proto. A Go test pins the two together. */
+static __always_inline __u32 lb_hash(const struct hp_ctx *c, __u32 seed)
+{
+	__u32 h = seed;
+
+	h = lb_murmur_mix(h, bpf_ntohl(c->saddr));
+	h = lb_murmur_mix(h, bpf_ntohl(c->daddr));
+	h = lb_murmur_mix(h, ((__u32)bpf_ntohs(c->sport) << 16) | bpf_ntohs(c->dport));
+	h = lb_murmur_mix(h, c->proto);
+	h ^= 16;
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+/* lb_pick_random: weighted by construction, since the control plane gives
+ * each backend a number of slots proportional to its weight. */
+static __always_inline __u32 lb_pick_random(const struct hp_lb4_service *svc)
+{
+	struct hp_lb4_slot_key k = {.svc_id = svc->svc_id};
+	__u32 *id;
+
+	if (!svc->count)
+		return 0;
+	k.slot = bpf_get_prandom_u32() % svc->count;
+	id = bpf_map_lookup_elem(&lb4_slots, &k);
+	return id ? *id : 0;
+}
+
+/* lb_pick_maglev returns 0 when the service has no table (yet, or any more:
+ * the algorithm was switched under this packet); callers fall back. */
+static __always_inline __u32 lb_pick_maglev(const struct hp_ctx *c, const struct hp_lb4_service *svc)
+{
+	__u32 svc_id = svc->svc_id, idx, *id;
+	void *table;
+
+	if (!svc->maglev_size)
+		return 0;
+	table = bpf_map_lookup_elem(&lb4_maglev, &svc_id);
+	if (!table)
+		return 0;
+	/* While a table of another size is swapped in, the index can exceed
+	 * the new table for a moment: the lookup misses and we fall back. */
+	idx = lb_hash(c, lb_hash_seed) % svc->maglev_size;
+	id = bpf_map_lookup_elem(table, &idx);
+	return id ? *id : 0;
+}
+
+/* lb_pick_affinity returns the client's recent backend if it still exists
+ * and refreshes the entry in place. */
+static __always_inline __u32 lb_pick_affinity(const struct hp_ctx *c, const struct hp_lb4_service *svc, __u32 now)
+{
+	struct hp_lb4_affinity_key k = {.client = c->saddr, .svc_id = svc->svc_id};
+	struct hp_lb4_affinity *a;
+	__u32 id;
+
+	a = bpf_map_lookup_elem(&lb4_affinity, &k);
+	if (!a || now - a->last_used >= svc->affinity_timeout)
+		return 0;
+	id = a->backend_id;
+	if (!bpf_map_lookup_elem(&lb4_backends, &id))
+		return 0;
+	if (a->last_used != now)
+		a->last_used = now;
+	return id;
+}
+
+/* lb_select_builtin is the lb plugin's selection, exported so that a vendor
+ * lb-select can handle its own services and hand the rest back here. */
+static __always_inline __u32 lb_select_builtin(struct hp_ctx *c, const struct hp_lb4_service *svc, __u32 now)
+{
+	__u32 id = 0;
+
+	if (!svc->count)
+		return 0;
+	if (c->svc_flags & LB_SF_AFFINITY) {
+		id = lb_pick_affinity(c, svc, now);
+		if (id) {
+			c->svc_flags |= LB_SF_AFF_HIT;
+			return id;
+		}
+	}
+	if (svc->algorithm == HP_LB_ALG_MAGLEV)
+		id = lb_pick_maglev(c, svc);
+	if (!id)
+		id = lb_pick_random(svc);
+	return id;
+}
+
+/* lb_rewrite replaces the destination (dst) or source address and port of a
+ * TCP or UDP packet with incremental checksum updates. A UDP checksum of 0
+ * (none) stays 0; a computed 0 is written as 0xffff. */
+static __always_inline int lb_rewrite(struct __sk_buff *skb, const struct hp_ctx *c, int dst,
+				      __u32 addr, __u16 port)
+{
+	__u32 old_addr = dst ? c->daddr : c->saddr;
+	__u16 old_port = dst ? c->dport : c->sport;
+	__u32 addr_off = c->l3_off + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
+	__u32 port_off = c->l4_off + (dst ? 2 : 0);
+	__u32 csum_off = c->l4_off + (c->proto == IPPROTO_TCP ? 16 : 6);
+	__u64 mangled = c->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+
+	if (old_addr != addr) {
+		if (bpf_l4_csum_replace(skb, csum_off, old_addr, addr, mangled | BPF_F_PSEUDO_HDR | 4) < 0 ||
+		    bpf_l3_csum_replace(skb, c->l3_off + offsetof(struct iphdr, check), old_addr, addr, 4) < 0 ||
+		    bpf_skb_store_bytes(skb, addr_off, &addr, 4, 0) < 0)
+			return -1;
+	}
+	if (old_port != port) {
+		if (bpf_l4_csum_replace(skb, csum_off, old_port, port, mangled | 2) < 0 ||
+		    bpf_skb_store_bytes(skb, port_off, &port, 2, 0) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+#endif /* HOTPATH_LB_H */

@@ -1,0 +1,156 @@
+package lb
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/internal/dptest"
+	"github.com/hotpath/hotpath/plugins/ct"
+)
+
+const (
+	in  = abi.AbiHpDirHP_DIR_INGRESS
+	out = abi.AbiHpDirHP_DIR_EGRESS
+)
+
+const testSeed = 0x5eed1234
+
+// lbHarness is a private datapath with the lb stages and the ct stage in
+// one generation, and a store over its maps.
+type lbHarness struct {
+	*dptest.Harness
+	store *Store
+	maps  *Maps
+	cfg   Config
+}
+
+func newLB(t testing.TB) *lbHarness {
+	t.Helper()
+	h := dptest.New(t)
+	cfg := DefaultConfig()
+	cfg.MaglevSeed = testSeed
+	st, err := LoadStages(h.Layout, 1, cfg, AllSlots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	ctProg, _, err := ct.LoadStage(h.Layout, 1, ct.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctProg.Close() })
+	progs := map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: ctProg}
+	for s, p := range st.Progs {
+		progs[s] = p
+	}
+	h.Install(t, progs)
+	maps, err := OpenMaps(h.Layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(maps.Close)
+	return &lbHarness{Harness: h, store: NewStore(maps, cfg), maps: maps, cfg: cfg}
+}
+
+// run sends a packet and fails the test on a harness error.
+func (h *lbHarness) run(t testing.TB, dir abi.AbiHpDir, pkt []byte) dptest.Result {
+	t.Helper()
+	r, err := h.Run(dir, pkt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// add creates a service through the same path as the Invoke command.
+func (h *lbHarness) add(t testing.TB, a ServiceAddArgs) ServiceInfo {
+	t.Helper()
+	res, err := Run(h.store, "service-add", mustJSON(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.(ServiceInfo)
+}
+
+func (h *lbHarness) invoke(t testing.TB, cmd string, args any) {
+	t.Helper()
+	if _, err := Run(h.store, cmd, mustJSON(t, args)); err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+}
+
+func (h *lbHarness) service(t testing.TB, vip string) ServiceInfo {
+	t.Helper()
+	all, err := h.store.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range all {
+		if s.VIP == vip {
+			return s
+		}
+	}
+	t.Fatalf("no service %s in %+v", vip, all)
+	return ServiceInfo{}
+}
+
+func mustJSON(t testing.TB, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func backends(addrs ...string) []BackendArg {
+	var out []BackendArg
+	for _, a := range addrs {
+		b, err := ParseBackend(a)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, b.Arg())
+	}
+	return out
+}
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// ctTuple is a CT key for a packet from src to dst.
+func ctTuple(src, dst netip.AddrPort, proto, flags uint8) abi.CTTuple {
+	return abi.CTTuple{
+		Saddr: addrU32(src.Addr()), Daddr: addrU32(dst.Addr()),
+		Sport: htons(src.Port()), Dport: htons(dst.Port()), Nexthdr: proto, Flags: flags,
+	}
+}
+
+// idOf finds the id of the backend at addr in a listed service.
+func idOf(t testing.TB, s ServiceInfo, addr netip.AddrPort) uint32 {
+	t.Helper()
+	for _, b := range s.Backends {
+		if b.Address == addr.String() {
+			return b.ID
+		}
+	}
+	t.Fatalf("service %s has no backend %s", s.VIP, addr)
+	return 0
+}
+
+// ipHeaderValid checks the IPv4 header checksum of an Ethernet frame alone,
+// for packets whose L4 checksum is legitimately absent.
+func ipHeaderValid(b []byte) bool {
+	var sum uint32
+	for i := 14; i < 34; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return sum == 0xffff
+}

@@ -1,0 +1,152 @@
+package lb
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/pin"
+	"github.com/hotpath/hotpath/core/pipeline"
+	"github.com/hotpath/hotpath/lab"
+	"github.com/hotpath/hotpath/plugins/ct"
+	"github.com/hotpath/hotpath/supervisor"
+)
+
+// TestPrivilegedLBLab sends real TCP and UDP traffic from a pod to service
+// VIPs through the entry programs on veths, the lb stages and the ct stage:
+// the kernel routes on the translated destination, and the client only ever
+// talks to the VIP.
+func TestPrivilegedLBLab(t *testing.T) {
+	l := lab.NewT(t, lab.Options{Pods: []string{"a", "b", "c"}, MountBPFFS: true})
+	layout := pin.Layout{Root: l.BPFFS}
+	maps, err := supervisor.OpenMaps(layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer maps.Close()
+	pipe, err := pipeline.Open(maps.ByName[abi.MapCalls], maps.ByName[abi.MapConfig])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pipe.Close()
+	cfg := DefaultConfig()
+	st, err := LoadStages(layout, 1, cfg, AllSlots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctProg, _, err := ct.LoadStage(layout, 1, ct.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctProg.Close()
+	progs := map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: ctProg}
+	for s, p := range st.Progs {
+		progs[s] = p
+	}
+	if err := pipe.Prepare(1, progs); err != nil {
+		t.Fatal(err)
+	}
+	pipe.Flip(1)
+	entry, err := supervisor.LoadEntry(maps.ByName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer entry.Close()
+	var links []link.Link
+	defer func() {
+		for _, k := range links {
+			k.Close()
+		}
+	}()
+	err = l.Node.Do(func() error {
+		for _, p := range l.Pods {
+			ls, err := entry.Attach(layout.Link, p.HostIf)
+			if err != nil {
+				return err
+			}
+			links = append(links, ls...)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	lbMaps, err := OpenMaps(layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lbMaps.Close()
+	store := NewStore(lbMaps, cfg)
+	b, c := l.Pods["b"], l.Pods["c"]
+	for _, p := range []*lab.Pod{b, c} {
+		if _, err := lab.ServeName(p.NS, p.IP.String()+":8080", p.Name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lab.UDPServeName(p.NS, p.IP.String()+":5353", p.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := lab.EchoServer(b.NS, b.IP.String()+":9000"); err != nil {
+		t.Fatal(err)
+	}
+	add := func(vip string, alg string, port string) {
+		spec, err := ServiceAddArgs{VIP: vip, Algorithm: alg, Backends: backends(b.IP.String()+":"+port, c.IP.String()+":"+port)}.Spec()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Add(spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("10.96.0.10:80/tcp", "random", "8080")
+	add("10.96.0.53:53/udp", "maglev", "5353")
+	echo, _ := ServiceAddArgs{VIP: "10.96.0.20:7/tcp", Backends: backends(b.IP.String() + ":9000")}.Spec()
+	if _, err := store.Add(echo); err != nil {
+		t.Fatal(err)
+	}
+
+	a := l.Pods["a"]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, network := range []string{"tcp", "udp"} {
+		vip := "10.96.0.10:80"
+		if network == "udp" {
+			vip = "10.96.0.53:53"
+		}
+		seen := map[string]int{}
+		for range 40 {
+			name, err := a.AskName(ctx, network, vip)
+			if err != nil {
+				t.Fatalf("%s via %s: %v", network, vip, err)
+			}
+			seen[name]++
+		}
+		if seen["b"] == 0 || seen["c"] == 0 || len(seen) != 2 {
+			t.Errorf("%s connections to %s reached %v, want both b and c", network, vip, seen)
+		}
+	}
+	// Bulk data through the VIP: checksums stay right for large (GSO)
+	// segments too.
+	payload := make([]byte, 4<<20)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	if err := a.Echo(ctx, "tcp", "10.96.0.20:7", payload); err != nil {
+		t.Fatal(err)
+	}
+	counters, err := supervisor.DatapathCounters(maps.ByName[abi.MapMetrics])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r, per := range counters {
+		if abi.Dropped(r) && per[0].Packets+per[1].Packets != 0 {
+			t.Errorf("%d packets dropped for %s", per[0].Packets+per[1].Packets, abi.ReasonName(r))
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package lb
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/pin"
+)
+
+// Shared maps the lb plugin writes (the supervisor creates them).
+var sharedNames = []string{
+	abi.AbiMapLb4Services, abi.AbiMapLb4Backends, abi.AbiMapLb4Slots,
+	abi.AbiMapLb4Revnat, abi.AbiMapLb4Maglev, abi.AbiMapLb4Affinity,
+}
+
+// StateMap is the name of the plugin-private map pinned under
+// layout.PluginPrivate("lb"): id counters and the seed the Maglev tables
+// were built with. Everything else is read back from the shared maps.
+const StateMap = "state"
+
+// state is the value of the private state map. Ids count up and wrap so a
+// deleted service's or backend's id is not reused while CT entries that
+// name it may still be alive.
+type state struct {
+	NextSvc     uint32
+	NextBackend uint32
+	Seed        uint32 // seed of the current Maglev tables
+	SeedSet     uint32
+}
+
+var stateSpec = &ebpf.MapSpec{
+	Name: "lb_state", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1,
+}
+
+// Maps are the lb plugin's open maps.
+type Maps struct {
+	Services, Backends, Slots, RevNat, Maglev, Affinity *ebpf.Map
+	State                                               *ebpf.Map
+	inner                                               *ebpf.MapSpec // template of a Maglev table
+}
+
+// OpenMaps opens the shared lb maps pinned under l, checked against this
+// build's specs, and opens or creates the private state map.
+func OpenMaps(l pin.Layout) (*Maps, error) {
+	specs, err := pin.SharedSpecs()
+	if err != nil {
+		return nil, err
+	}
+	ms := &Maps{}
+	dst := []**ebpf.Map{&ms.Services, &ms.Backends, &ms.Slots, &ms.RevNat, &ms.Maglev, &ms.Affinity}
+	for i, name := range sharedNames {
+		path := l.Shared(name)
+		m, err := ebpf.LoadPinnedMap(path, nil)
+		if err == nil {
+			if err = pin.Check(specs[name], m); err != nil {
+				m.Close()
+			}
+		}
+		if err != nil {
+			ms.Close()
+			return nil, fmt.Errorf("open shared map %s at %s: %w", name, path, err)
+		}
+		*dst[i] = m
+	}
+	if specs[abi.AbiMapLb4Maglev].InnerMap == nil {
+		ms.Close()
+		return nil, fmt.Errorf("shared map %s has no inner map spec", abi.AbiMapLb4Maglev)
+	}
+	ms.inner = specs[abi.AbiMapLb4Maglev].InnerMap.Copy()
+	path := filepath.Join(l.PluginPrivate("lb"), StateMap)
+	if ms.State, _, err = pin.OpenOrCreate(stateSpec, path); err != nil {
+		ms.Close()
+		return nil, err
+	}
+	return ms, nil
+}
+
+// Close drops this process's references; the pins keep the maps.
+func (ms *Maps) Close() {
+	for _, m := range []*ebpf.Map{ms.Services, ms.Backends, ms.Slots, ms.RevNat, ms.Maglev, ms.Affinity, ms.State} {
+		if m != nil {
+			m.Close()
+		}
+	}
+}
+
+func (ms *Maps) readState() (state, error) {
+	var st state
+	if err := ms.State.Lookup(uint32(0), &st); err != nil {
+		return st, fmt.Errorf("read lb state: %w", err)
+	}
+	return st, nil
+}
+
+func (ms *Maps) writeState(st state) error {
+	if err := ms.State.Put(uint32(0), st); err != nil {
+		return fmt.Errorf("write lb state: %w", err)
+	}
+	return nil
+}
+
+// The lb maps hold addresses and ports in network byte order, as the
+// packet does: a uint32 whose memory is the address's four bytes.
+
+func addrU32(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.NativeEndian.Uint32(b[:])
+}
+
+func u32Addr(v uint32) netip.Addr {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+func ntohs(v uint16) uint16 { return htons(v) }
+
+func keyOf(v VIP) abi.LB4Key {
+	return abi.LB4Key{Address: addrU32(v.Addr), Dport: htons(v.Port), Proto: uint8(v.Proto)}
+}
+
+func vipOf(k abi.LB4Key) VIP {
+	return VIP{Addr: u32Addr(k.Address), Port: ntohs(k.Dport), Proto: Proto(k.Proto)}
+}
+
+func backendOf(b abi.LB4Backend) Backend {
+	return Backend{Addr: netip.AddrPortFrom(u32Addr(b.Address), ntohs(b.Port)), Weight: b.Weight}
+}

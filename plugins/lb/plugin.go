@@ -1,0 +1,211 @@
+package lb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/pin"
+	"github.com/hotpath/hotpath/core/plugin"
+	"github.com/hotpath/hotpath/plugins/ct"
+)
+
+// Version is the lb plugin's version; release builds set it with -ldflags -X.
+var Version = "0.1.0"
+
+// SelectEnv, set to "external" in the environment of the supervisor (which
+// plugins inherit), makes the lb plugin leave the lb-select slot to another
+// plugin. Describe sees no config, so this cannot live in the config block.
+const SelectEnv = "HOTPATH_LB_SELECT"
+
+// Plugin is the lb datapath plugin: the lb stages and the service maps.
+type Plugin struct {
+	Log hclog.Logger
+
+	mu    sync.Mutex
+	store *Store
+	maps  *Maps
+	root  string
+}
+
+// New returns an lb plugin logging to log.
+func New(log hclog.Logger) *Plugin { return &Plugin{Log: log} }
+
+// Slots are the slots this instance claims: all four, or three when
+// SelectEnv hands lb-select to another plugin.
+func Slots() []string {
+	if os.Getenv(SelectEnv) == "external" {
+		return []string{SlotLB, SlotDNAT, SlotRevNat}
+	}
+	return AllSlots
+}
+
+// Commands are the Invoke commands of the lb plugin.
+var Commands = []string{
+	"service-add", "service-del", "service-list", "service-set-algorithm",
+	"backend-add", "backend-del", "metrics",
+}
+
+// Describe names the slots and maps the lb plugin uses.
+func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
+	schemas, err := ct.Schemas(append(slices.Clone(sharedNames),
+		abi.MapCT4, abi.MapCTAny4, abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls)...)
+	if err != nil {
+		return nil, err
+	}
+	return &plugin.Description{
+		Name: "lb", Version: Version, ABIVersion: abi.Version,
+		Slots: Slots(), Maps: schemas, PrivateMaps: []string{StateMap}, GC: false,
+		Commands: Commands,
+	}, nil
+}
+
+// Load loads and pins the lb stages for a generation.
+func (p *Plugin) Load(ctx context.Context, req *plugin.LoadRequest) (*plugin.LoadResponse, error) {
+	cfg, err := ParseConfig(req.Config)
+	if err != nil {
+		return nil, err
+	}
+	st, err := LoadStages(pin.Layout{Root: req.BPFFS}, req.Generation, cfg, Slots())
+	if err != nil {
+		return nil, err
+	}
+	st.Close() // the pins keep them
+	p.Log.Info("loaded lb stages", "generation", req.Generation, "slots", len(st.Pins))
+	return &plugin.LoadResponse{Programs: st.Pins}, nil
+}
+
+// Activate opens the service maps for the control commands and rebuilds
+// the Maglev tables if the configured seed changed. The lb plugin takes no
+// GC lease: its CT_SERVICE entries are collected by the ct plugin.
+func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) error {
+	cfg, err := ParseConfig(req.Config)
+	if err != nil {
+		return err
+	}
+	maps, err := OpenMaps(pin.Layout{Root: req.BPFFS})
+	if err != nil {
+		return err
+	}
+	store := NewStore(maps, cfg)
+	n, err := store.Reseed()
+	if err != nil {
+		maps.Close()
+		return fmt.Errorf("activate lb: %w", err)
+	}
+	if n > 0 {
+		p.Log.Info("rebuilt maglev tables for a new seed", "tables", n, "seed", cfg.MaglevSeed)
+	}
+	p.mu.Lock()
+	old := p.maps
+	p.store, p.maps, p.root = store, maps, req.BPFFS
+	p.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+// Deactivate drops the maps; the datapath keeps running on them.
+func (p *Plugin) Deactivate(ctx context.Context) error {
+	p.mu.Lock()
+	maps := p.maps
+	p.store, p.maps = nil, nil
+	p.mu.Unlock()
+	if maps != nil {
+		maps.Close()
+	}
+	return nil
+}
+
+// Health is always ok: the lb plugin has no background work to fail.
+func (p *Plugin) Health(ctx context.Context) (*plugin.Health, error) {
+	return &plugin.Health{Healthy: true}, nil
+}
+
+// Invoke runs the lb commands (see Commands).
+func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.RawMessage, error) {
+	p.mu.Lock()
+	store := p.store
+	p.mu.Unlock()
+	if store == nil {
+		return nil, fmt.Errorf("lb %s: plugin not activated yet", req.Command)
+	}
+	res, err := Run(store, req.Command, req.Args)
+	if err != nil {
+		return nil, err
+	}
+	if req.Command != "service-list" && req.Command != "metrics" {
+		p.Log.Info("lb command", "command", req.Command, "args", string(req.Args))
+	}
+	return json.Marshal(res)
+}
+
+// Run executes one command against store; args are the command's JSON
+// arguments. It is Invoke without the plugin around it.
+func Run(store *Store, command string, args json.RawMessage) (any, error) {
+	switch command {
+	case "service-add":
+		var a ServiceAddArgs
+		if err := decodeArgs(args, &a); err != nil {
+			return nil, fmt.Errorf("service-add: %w", err)
+		}
+		spec, err := a.Spec()
+		if err != nil {
+			return nil, err
+		}
+		return store.Add(spec)
+	case "service-del":
+		var a ServiceArgs
+		if err := decodeArgs(args, &a); err != nil {
+			return nil, fmt.Errorf("service-del: %w", err)
+		}
+		vip, err := ParseVIP(a.VIP)
+		if err != nil {
+			return nil, err
+		}
+		return done(store.Del(vip))
+	case "service-list":
+		return store.List()
+	case "service-set-algorithm":
+		var a SetAlgorithmArgs
+		if err := decodeArgs(args, &a); err != nil {
+			return nil, fmt.Errorf("service-set-algorithm: %w", err)
+		}
+		vip, alg, m, err := a.Parse()
+		if err != nil {
+			return nil, err
+		}
+		return done(store.SetAlgorithm(vip, alg, m))
+	case "backend-add", "backend-del":
+		var a BackendArgs
+		if err := decodeArgs(args, &a); err != nil {
+			return nil, fmt.Errorf("%s: %w", command, err)
+		}
+		vip, b, err := a.Parse()
+		if err != nil {
+			return nil, err
+		}
+		if command == "backend-add" {
+			return done(store.AddBackend(vip, b))
+		}
+		return done(store.DelBackend(vip, b))
+	case "metrics":
+		return store.Metrics()
+	}
+	return nil, fmt.Errorf("lb: unknown command %q (have %v)", command, Commands)
+}
+
+// done is the answer of a command that returns nothing but success.
+func done(err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}

@@ -1,0 +1,410 @@
+package lb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugin"
+	"github.com/hotpath/hotpath/internal/dptest"
+	"github.com/hotpath/hotpath/plugins/lb/maglev"
+)
+
+// newPlugin is an activated lb plugin over a private bpffs with the shared
+// maps, as the supervisor would leave it, but without the supervisor.
+func newPlugin(t *testing.T, cfg string) (*Plugin, *dptest.Harness) {
+	t.Helper()
+	h := dptest.New(t)
+	p := New(hclog.NewNullLogger())
+	if err := p.Activate(context.Background(), &plugin.ActivateRequest{BPFFS: h.Layout.Root, Config: json.RawMessage(cfg)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Deactivate(context.Background()) })
+	return p, h
+}
+
+func invoke(t *testing.T, p *Plugin, cmd string, args any) (json.RawMessage, error) {
+	t.Helper()
+	raw, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Invoke(context.Background(), &plugin.InvokeRequest{Command: cmd, Args: raw})
+}
+
+func mustInvoke(t *testing.T, p *Plugin, cmd string, args any) json.RawMessage {
+	t.Helper()
+	out, err := invoke(t, p, cmd, args)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	return out
+}
+
+func list(t *testing.T, p *Plugin) []ServiceInfo {
+	t.Helper()
+	var out []ServiceInfo
+	if err := json.Unmarshal(mustInvoke(t, p, "service-list", nil), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func innerID(t *testing.T, p *Plugin, vip string) ebpf.MapID {
+	t.Helper()
+	v, err := ParseVIP(vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := p.store.InnerMapID(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// innerTable reads a service's Maglev table out of the kernel.
+func innerTable(t *testing.T, id ebpf.MapID) []uint32 {
+	t.Helper()
+	m, err := ebpf.NewMapFromID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	out := make([]uint32, m.MaxEntries())
+	for i := range out {
+		if err := m.Lookup(uint32(i), &out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
+	p, h := newPlugin(t, `{"maglev_seed": 7}`)
+	const vip = "10.96.0.10:80/tcp"
+	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 509,
+		Backends: backends("10.240.2.2:8080,weight=2", "10.240.2.3:8080")})
+
+	svcs := list(t, p)
+	if len(svcs) != 1 {
+		t.Fatalf("%d services listed, want 1", len(svcs))
+	}
+	s := svcs[0]
+	if s.VIP != vip || s.Algorithm != "maglev" || s.MaglevTableSize != 509 || len(s.Backends) != 2 ||
+		s.Backends[0].Address != "10.240.2.2:8080" || s.Backends[0].Weight != 2 || s.Backends[1].Weight != 1 {
+		t.Fatalf("listed %+v", s)
+	}
+
+	// The maps say what the list says.
+	var val abi.LB4Service
+	if err := h.Maps.ByName[abi.AbiMapLb4Services].Lookup(keyOf(mustVIP(t, vip)), &val); err != nil {
+		t.Fatal(err)
+	}
+	if val.SvcId != s.ID || val.RevNatIndex != uint16(s.ID) || val.Count != 3 || val.Algorithm != uint8(Maglev) || val.MaglevSize != 509 {
+		t.Fatalf("lb4_services value %+v", val)
+	}
+	var rn abi.LB4RevNat
+	if err := h.Maps.ByName[abi.AbiMapLb4Revnat].Lookup(uint16(s.ID), &rn); err != nil || u32Addr(rn.Address).String() != "10.96.0.10" || ntohs(rn.Port) != 80 {
+		t.Fatalf("rev-nat entry %+v (%v)", rn, err)
+	}
+	id1 := innerID(t, p, vip)
+	if id1 == 0 {
+		t.Fatal("no maglev table")
+	}
+	want, err := maglev.Build([]maglev.Backend{
+		{ID: s.Backends[0].ID, Key: s.Backends[0].Address, Weight: 2},
+		{ID: s.Backends[1].ID, Key: s.Backends[1].Address, Weight: 1},
+	}, 509, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := innerTable(t, id1); !slices.Equal(got, want) {
+		t.Fatal("kernel table differs from maglev.Build")
+	}
+
+	// set-algorithm swaps a whole new table in; random drops it.
+	mustInvoke(t, p, "service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "maglev"})
+	id2 := innerID(t, p, vip)
+	if id2 == 0 || id2 == id1 {
+		t.Fatalf("rebuild left table id %d (was %d)", id2, id1)
+	}
+	if _, err := ebpf.NewMapFromID(id1); err == nil {
+		t.Error("the replaced table is still alive")
+	}
+	mustInvoke(t, p, "service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "random"})
+	if id := innerID(t, p, vip); id != 0 {
+		t.Fatalf("random service kept table %d", id)
+	}
+	if s := list(t, p)[0]; s.Algorithm != "random" || len(s.Backends) != 2 {
+		t.Fatalf("after switching to random: %+v", s)
+	}
+	mustInvoke(t, p, "service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 251})
+	id3 := innerID(t, p, vip)
+	if id3 == 0 || id3 == id2 || len(innerTable(t, id3)) != 251 {
+		t.Fatalf("switch back to maglev M=251: table %d", id3)
+	}
+
+	// Backends: add, re-weight (same id), delete; each swaps the table.
+	mustInvoke(t, p, "backend-add", BackendArgs{VIP: vip, Backend: backends("10.240.2.4:8080,weight=4")[0]})
+	s = list(t, p)[0]
+	if len(s.Backends) != 3 || s.Backends[2].Address != "10.240.2.4:8080" || s.Backends[2].Weight != 4 {
+		t.Fatalf("after backend add: %+v", s.Backends)
+	}
+	newID := s.Backends[2].ID
+	mustInvoke(t, p, "backend-add", BackendArgs{VIP: vip, Backend: backends("10.240.2.4:8080,weight=1")[0]})
+	s = list(t, p)[0]
+	if s.Backends[2].ID != newID || s.Backends[2].Weight != 1 {
+		t.Fatalf("re-weighting changed the backend: %+v", s.Backends[2])
+	}
+	if got := slotsOf(t, h, s.ID); !reflect.DeepEqual(got, map[uint32]int{s.Backends[0].ID: 2, s.Backends[1].ID: 1, newID: 1}) {
+		t.Fatalf("slots %v", got)
+	}
+	id4 := innerID(t, p, vip)
+	mustInvoke(t, p, "backend-del", BackendArgs{VIP: vip, Backend: BackendArg{Address: "10.240.2.2:8080"}})
+	s = list(t, p)[0]
+	if len(s.Backends) != 2 || s.Backends[0].Address != "10.240.2.3:8080" {
+		t.Fatalf("after backend del: %+v", s.Backends)
+	}
+	if innerID(t, p, vip) == id4 {
+		t.Fatal("backend del did not swap the table")
+	}
+	if n := entries(t, h, abi.AbiMapLb4Backends); n != 2 {
+		t.Fatalf("lb4_backends holds %d entries, want 2", n)
+	}
+	if got := slotsOf(t, h, s.ID); len(got) != 2 {
+		t.Fatalf("slots after delete: %v", got)
+	}
+
+	// Metrics.
+	var ms []plugin.Metric
+	if err := json.Unmarshal(mustInvoke(t, p, "metrics", nil), &ms); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]float64{}
+	for _, m := range ms {
+		byName[m.Name] = m.Value
+	}
+	if byName["services"] != 1 || byName["backends"] != 2 || byName["table_rebuilds_total"] != 6 || byName["table_build_seconds"] <= 0 {
+		t.Fatalf("metrics %v", byName)
+	}
+
+	// Delete leaves nothing behind.
+	mustInvoke(t, p, "service-del", ServiceArgs{VIP: vip})
+	for _, m := range []string{abi.AbiMapLb4Services, abi.AbiMapLb4Backends, abi.AbiMapLb4Slots, abi.AbiMapLb4Revnat, abi.AbiMapLb4Maglev} {
+		if n := entries(t, h, m); n != 0 {
+			t.Errorf("%s holds %d entries after service-del", m, n)
+		}
+	}
+	if _, err := invoke(t, p, "service-del", ServiceArgs{VIP: vip}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleting it again: %v, want not found", err)
+	}
+}
+
+func mustVIP(t *testing.T, s string) VIP {
+	t.Helper()
+	v, err := ParseVIP(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func slotsOf(t *testing.T, h *dptest.Harness, svcID uint32) map[uint32]int {
+	t.Helper()
+	out := map[uint32]int{}
+	var k abi.LB4SlotKey
+	var v uint32
+	it := h.Maps.ByName[abi.AbiMapLb4Slots].Iterate()
+	for it.Next(&k, &v) {
+		if k.SvcId == svcID {
+			out[v]++
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func entries(t *testing.T, h *dptest.Harness, name string) int {
+	t.Helper()
+	n, err := countEntries(h.Maps.ByName[name])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// snapshot renders every lb map, to show a refused command changed nothing.
+func snapshot(t *testing.T, h *dptest.Harness) string {
+	t.Helper()
+	var b strings.Builder
+	for _, name := range sharedNames {
+		m := h.Maps.ByName[name]
+		info, err := m.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, v := make([]byte, info.KeySize), make([]byte, info.ValueSize)
+		var keys []string
+		it := m.Iterate()
+		for it.Next(&k, &v) {
+			keys = append(keys, fmt.Sprintf("%x=%x", k, v))
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(keys)
+		fmt.Fprintf(&b, "%s:%v\n", name, keys)
+	}
+	return b.String()
+}
+
+func TestPrivilegedLBPluginRefusesBadInput(t *testing.T) {
+	p, h := newPlugin(t, "")
+	const vip = "10.96.0.10:80/tcp"
+	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: vip, Algorithm: "maglev", Backends: backends("10.240.2.2:8080")})
+	before := snapshot(t, h)
+	w0, wBig := int64(0), int64(65536)
+	bad := []struct {
+		cmd  string
+		args any
+	}{
+		{"service-add", ServiceAddArgs{VIP: vip, Backends: backends("10.240.2.3:8080")}}, // exists
+		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80"}},
+		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:0/tcp"}},
+		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/sctp"}},
+		{"service-add", ServiceAddArgs{VIP: "[fd00::1]:80/tcp"}},
+		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Algorithm: "roundrobin"}},
+		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", MaglevTableSize: 1000}},
+		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", AffinityTimeoutSeconds: -1}},
+		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []BackendArg{{Address: "10.240.2.3:8080", Weight: &w0}}}},
+		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []BackendArg{{Address: "10.240.2.3:8080", Weight: &wBig}}}},
+		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: backends("10.240.2.3:8080", "10.240.2.4:8080", "10.240.2.3:8080")}},
+		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []BackendArg{{Address: "10.240.2.3"}}}},
+		{"service-add", map[string]any{"vip": "10.96.0.11:80/tcp", "algoritm": "maglev"}},
+		{"service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "wrr"}},
+		{"service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 7}},
+		{"service-set-algorithm", SetAlgorithmArgs{VIP: "10.96.0.99:80/tcp", Algorithm: "random"}},
+		{"backend-add", BackendArgs{VIP: vip, Backend: BackendArg{Address: "0.0.0.0:80"}}},
+		{"backend-add", BackendArgs{VIP: vip, Backend: BackendArg{Address: "10.240.2.9:80", Weight: &w0}}},
+		{"backend-add", BackendArgs{VIP: "10.96.0.99:80/tcp", Backend: BackendArg{Address: "10.240.2.9:80"}}},
+		{"backend-del", BackendArgs{VIP: vip, Backend: BackendArg{Address: "10.240.2.9:80"}}},
+		{"service-del", ServiceArgs{VIP: "10.96.0.99:80/udp"}},
+		{"service-frobnicate", nil},
+	}
+	for _, c := range bad {
+		if _, err := invoke(t, p, c.cmd, c.args); err == nil {
+			t.Errorf("%s %+v: accepted", c.cmd, c.args)
+		} else {
+			t.Logf("%s: %v", c.cmd, err)
+		}
+	}
+	// A table too small for the backends is refused before anything changes.
+	if _, err := invoke(t, p, "service-add", ServiceAddArgs{VIP: "10.96.0.12:80/tcp", Algorithm: "maglev", MaglevTableSize: 251, Backends: manyBackends(252)}); err == nil {
+		t.Error("252 backends in a 251-slot table: accepted")
+	}
+	if after := snapshot(t, h); after != before {
+		t.Errorf("refused commands changed the maps:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+func manyBackends(n int) []BackendArg {
+	out := make([]BackendArg, n)
+	for i := range out {
+		out[i] = BackendArg{Address: fmt.Sprintf("10.241.%d.%d:80", i/250, 1+i%250)}
+	}
+	return out
+}
+
+// The kernel maps are the record: a new plugin instance lists what the old
+// one made, and ids of deleted services and backends are not handed out
+// again.
+func TestPrivilegedLBPluginRestart(t *testing.T) {
+	p, h := newPlugin(t, `{"maglev_seed": 7}`)
+	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: "maglev", Backends: backends("10.240.2.2:8080,weight=3", "10.240.2.3:8080")})
+	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: "10.96.0.11:53/udp", Algorithm: "random", AffinityTimeoutSeconds: 30, Backends: backends("10.240.2.4:53")})
+	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: "10.96.0.12:80/tcp", Backends: backends("10.240.2.5:80")})
+	mustInvoke(t, p, "service-del", ServiceArgs{VIP: "10.96.0.12:80/tcp"})
+	before := list(t, p)
+	table := innerID(t, p, "10.96.0.10:80/tcp")
+	p.Deactivate(context.Background())
+
+	p2 := New(hclog.NewNullLogger())
+	if err := p2.Activate(context.Background(), &plugin.ActivateRequest{BPFFS: h.Layout.Root, Config: json.RawMessage(`{"maglev_seed": 7}`)}); err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Deactivate(context.Background())
+	if after := list(t, p2); !reflect.DeepEqual(after, before) {
+		t.Fatalf("restarted plugin lists\n%+v\nwant\n%+v", after, before)
+	}
+	if innerID(t, p2, "10.96.0.10:80/tcp") != table {
+		t.Fatal("restart with the same seed rebuilt the table")
+	}
+	res := mustInvoke(t, p2, "service-add", ServiceAddArgs{VIP: "10.96.0.13:80/tcp", Backends: backends("10.240.2.6:80")})
+	var s ServiceInfo
+	json.Unmarshal(res, &s)
+	if s.ID != 4 || s.Backends[0].ID != 5 {
+		t.Fatalf("new service got id %d, backend id %d; want 4 and 5 (ids of deleted ones are not reused)", s.ID, s.Backends[0].ID)
+	}
+	p2.Deactivate(context.Background())
+
+	// Another seed: the tables are rebuilt, the same way every node would.
+	p3 := New(hclog.NewNullLogger())
+	if err := p3.Activate(context.Background(), &plugin.ActivateRequest{BPFFS: h.Layout.Root, Config: json.RawMessage(`{"maglev_seed": 8}`)}); err != nil {
+		t.Fatal(err)
+	}
+	defer p3.Deactivate(context.Background())
+	if innerID(t, p3, "10.96.0.10:80/tcp") == table {
+		t.Fatal("a new seed did not rebuild the table")
+	}
+}
+
+func TestPrivilegedLBPluginDescribeAndLoad(t *testing.T) {
+	h := dptest.New(t)
+	p := New(hclog.NewNullLogger())
+	d, err := p.Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "lb" || d.GC || !slices.Equal(d.Slots, AllSlots) {
+		t.Fatalf("description %+v", d)
+	}
+	if _, err := invoke(t, p, "service-list", nil); err == nil {
+		t.Fatal("an inactive plugin answered service-list")
+	}
+	resp, err := p.Load(context.Background(), &plugin.LoadRequest{Generation: 3, BPFFS: h.Layout.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, slot := range AllSlots {
+		if path := resp.Programs[slot]; path != h.Layout.Prog("lb", 3, slot) || !dptest.Exists(path) {
+			t.Errorf("slot %s pinned at %q", slot, path)
+		}
+	}
+	t.Setenv(SelectEnv, "external")
+	d, _ = p.Describe(context.Background())
+	if slices.Contains(d.Slots, SlotSelect) {
+		t.Fatalf("with %s=external the plugin still claims %s", SelectEnv, SlotSelect)
+	}
+	resp, err = p.Load(context.Background(), &plugin.LoadRequest{Generation: 4, BPFFS: h.Layout.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := resp.Programs[SlotSelect]; ok || len(resp.Programs) != 3 {
+		t.Fatalf("loaded %v", resp.Programs)
+	}
+	if _, err := p.Load(context.Background(), &plugin.LoadRequest{Generation: 5, BPFFS: h.Layout.Root, Config: json.RawMessage(`{"algorithm":"wrr"}`)}); err == nil {
+		t.Fatal("bad config accepted")
+	}
+}
