@@ -40,6 +40,15 @@ int hp_ct(struct __sk_buff *skb)
 	}
 	now = hp_now();
 	if (e) {
+		/* A tuple reused through another service (a client port reused
+		 * for a new VIP landing on the same backend) must reverse-NAT to
+		 * the new VIP: in the original direction, the lb stage's
+		 * translation of this packet wins over the entry's. */
+		if (!reply && c->svc_id && (e->rev_nat_index != c->rev_nat_index ||
+					    e->backend_id != c->backend_id)) {
+			e->rev_nat_index = c->rev_nat_index;
+			e->backend_id = c->backend_id;
+		}
 		ct_refresh(e, c, reply, now);
 		c->ct_status = reply ? HP_CT_REPLY : HP_CT_ESTABLISHED;
 		c->rev_nat_index = e->rev_nat_index;

@@ -41,9 +41,15 @@ func StartStream(ctx context.Context, ns *NS, addr string, chunk int, interval t
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
+	return StreamOn(conn, chunk, interval), nil
+}
+
+// StreamOn runs a stream over an established connection, e.g. one whose
+// greeting the caller has read already.
+func StreamOn(conn net.Conn, chunk int, interval time.Duration) *Stream {
 	s := &Stream{Conn: conn, stop: make(chan struct{}), done: make(chan struct{}), started: time.Now()}
 	go s.run(chunk, interval)
-	return s, nil
+	return s
 }
 
 func (s *Stream) run(chunk int, interval time.Duration) {

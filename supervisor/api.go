@@ -152,11 +152,14 @@ func (s *Supervisor) handleRestart(w http.ResponseWriter, r *http.Request) {
 	}
 	// Ending the process hands the restart to the watcher, the same path a
 	// crash takes.
-	m.inst.Kill()
+	s.mu.Lock()
+	old := m.inst
+	s.mu.Unlock()
+	old.Kill()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		s.mu.Lock()
-		fresh := s.plugins[name].inst != m.inst && s.plugins[name].healthy
+		fresh := m.inst != old && m.healthy
 		s.mu.Unlock()
 		if fresh {
 			reply(w, s.Status().Plugins, nil)

@@ -89,6 +89,22 @@ func TestPrivilegedPluginCrashKeepsFlows(t *testing.T) {
 	t.Logf("plugin back after %s; stream: %d rounds, %d bytes, longest pause %s", back, st.Rounds, st.Bytes, st.MaxGap)
 }
 
+func TestPrivilegedPluginRestartCommand(t *testing.T) {
+	env, s, srv := streamEnv(t)
+	before := env.PluginStatus("ct")
+	if out, err := env.CLI("plugin", "restart", "ct"); err != nil {
+		t.Fatalf("plugin restart: %v\n%s", err, out)
+	}
+	after := env.PluginStatus("ct")
+	if after.Pid == before.Pid || !after.Healthy || !after.GCLease || after.Generation != before.Generation {
+		t.Errorf("after restart %+v, before %+v", after, before)
+	}
+	streamPackets(t, env, s, srv)
+	if st := s.Stop(); st.Err != nil || st.MaxGap > 500*time.Millisecond {
+		t.Errorf("stream %+v", st)
+	}
+}
+
 func TestPrivilegedSupervisorCrashKeepsForwarding(t *testing.T) {
 	env, s, srv := streamEnv(t)
 	st0 := env.Status()
