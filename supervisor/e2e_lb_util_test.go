@@ -170,7 +170,9 @@ func predict(table []uint32, client netip.Addr, lport int, vip netip.AddrPort) u
 	return maglev.Lookup(table, h)
 }
 
-func be32(b [4]byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func be32(b [4]byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 // names maps backend ids of a service to web pod names.
 func names(env *e2e.Env, s lb.ServiceInfo) map[uint32]string {
