@@ -38,7 +38,7 @@ type Demo struct {
 // Run sets the lab up, tells the story and tears everything down again.
 func Run(ctx context.Context, opts Options) error {
 	d := &Demo{opts: opts}
-	for _, b := range []string{"hotpath", "hotpath-ct"} {
+	for _, b := range []string{"hotpath", "hotpath-ct", "hotpath-lb"} {
 		if _, err := os.Stat(filepath.Join(opts.Bin, b)); err != nil {
 			return fmt.Errorf("demo needs %s in %s (run make build): %w", b, opts.Bin, err)
 		}
@@ -59,6 +59,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := d.conntrack(ctx); err != nil {
+		return err
+	}
+	if err := d.loadBalancer(ctx); err != nil {
 		return err
 	}
 	if err := d.upgrade(ctx); err != nil {
@@ -120,12 +123,12 @@ func indent(s string) string {
 }
 
 func (d *Demo) startSupervisor() error {
-	d.step("Supervisor: pinned maps, pipeline prog array, TCX links on every pod device, ct plugin")
+	d.step("Supervisor: pinned maps, pipeline prog array, TCX links on every pod device, ct and lb plugins")
 	args := []string{"--bpffs", d.lab.BPFFS, "--state-dir", d.state, "supervisor", "run", "--metrics-addr", "127.0.0.1:9400"}
 	for _, n := range []string{"client", "web1", "web2", "web3"} {
 		args = append(args, "--device", d.lab.Pods[n].HostIf)
 	}
-	args = append(args, "--plugin", "ct="+filepath.Join(d.opts.Bin, "hotpath-ct"))
+	args = append(args, "--plugin", "ct="+filepath.Join(d.opts.Bin, "hotpath-ct"), "--plugin", "lb="+filepath.Join(d.opts.Bin, "hotpath-lb"))
 	d.say("$ hotpath %s   (in the node namespace)", strings.Join(args, " "))
 	p, err := d.lab.Start(d.lab.Node, "", filepath.Join(d.opts.Bin, "hotpath"), args...)
 	if err != nil {
