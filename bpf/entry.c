@@ -2,36 +2,17 @@
 /* Entry programs, owned by the supervisor and attached with TCX to every
  * device. They parse once, pin the packet to the active generation and enter
  * the first occupied slot of that generation's bank. */
-#include "lib/pipeline.h"
-#include "lib/parse.h"
+#include "lib/entry.h"
 
 static __always_inline int hp_entry(struct __sk_buff *skb, __u32 dir)
 {
-	__u32 zero = 0;
+	__u32 zero = 0, bank;
 	struct hp_config *cfg;
 	struct hp_ctx *c;
-	__u32 bank;
-	int r;
+	int ret;
 
-	skb->cb[HP_CB_DIR] = dir;
-	c = hp_ctx_get(dir);
-	if (!c) {
-		hp_count(HP_R_NO_CONTEXT, dir, skb->len);
-		return TC_ACT_SHOT;
-	}
-	__builtin_memset(c, 0, sizeof(*c));
-	c->dir = dir;
-	c->len = skb->len;
-	c->ifindex = skb->ifindex;
-
-	r = hp_parse(skb, c);
-	if (r == HP_PARSE_NOT_IPV4) {
-		c->reason = HP_R_PASS_OTHER;
-		return hp_finish(skb, c);
-	}
-	if (r == HP_PARSE_ERROR)
-		return hp_drop(skb, c, HP_R_PARSE_ERROR);
-
+	if (hp_entry_begin(skb, dir, &c, &ret))
+		return ret;
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
 		return hp_finish(skb, c);

@@ -11,66 +11,15 @@
  * rev_nat_index, so that replies, which match that entry as REPLY, get their
  * source turned back into the VIP by lb-revnat. See lib/lb.h for how the
  * stages hand over through the context. */
-#include "lib/lb.h"
-
-static __always_inline int lb_l4(const struct hp_ctx *c)
-{
-	return (c->parse & HP_P_L4) && (c->proto == IPPROTO_TCP || c->proto == IPPROTO_UDP);
-}
+#include "lib/lb_stages.h"
 
 SEC("tc")
 int hp_lb(struct __sk_buff *skb)
 {
-	struct hp_lb4_key key = {};
-	struct hp_lb4_service *svc;
-	struct hp_lb4_backend *be;
-	struct hp_ct_tuple t;
-	struct hp_ct_entry *e;
-	struct lb_scratch *s;
 	struct hp_ctx *c;
-	__u32 id;
 
 	hp_stage_enter(skb, c);
-	/* Packets that are not to a service, and established flows, have
-	 * nothing to do in lb-select (and the former in lb-dnat either):
-	 * jumping over those slots saves a tail call and a stage entry each
-	 * on the common paths. */
-	if (c->dir != HP_DIR_INGRESS || !lb_l4(c))
-		return hp_next_from(skb, c, HP_SLOT_LB_DNAT + 1);
-
-	key.address = c->daddr;
-	key.dport = c->dport;
-	key.proto = c->proto;
-	svc = bpf_map_lookup_elem(&lb4_services, &key);
-	if (!svc)
-		return hp_next_from(skb, c, HP_SLOT_LB_DNAT + 1);
-	c->svc_id = svc->svc_id;
-	c->rev_nat_index = svc->rev_nat_index;
-	c->svc_flags = svc->flags & HP_LB_F_AFFINITY ? LB_SF_AFFINITY : 0;
-	s = lb_scratch(c);
-
-	lb_svc_tuple(&t, c);
-	e = bpf_map_lookup_elem(lb_ct_map(c->proto), &t);
-	if (e) {
-		/* The backend lookup doubles as the existence check: lb-dnat
-		 * needs its address anyway, so it costs no extra lookup. */
-		id = e->backend_id;
-		be = bpf_map_lookup_elem(&lb4_backends, &id);
-		if (be) {
-			ct_refresh(e, c, 0, hp_now());
-			c->backend_id = id;
-			c->svc_flags |= LB_SF_RESOLVED;
-			s->be.backend_id = id;
-			s->be.address = be->address;
-			s->be.port = be->port;
-			return hp_next_from(skb, c, HP_SLOT_LB_DNAT);
-		}
-		/* The backend was removed: choose again, keep the entry. */
-		c->svc_flags |= LB_SF_STALE;
-	}
-	c->svc_flags |= LB_SF_SELECT;
-	__builtin_memcpy(&s->svc, svc, sizeof(s->svc));
-	return hp_next(skb, c, HP_SLOT_LB);
+	return hp_stage_exit(skb, c, lb_body(skb, c));
 }
 
 SEC("tc")
@@ -79,113 +28,25 @@ int hp_lb_select(struct __sk_buff *skb)
 	struct hp_ctx *c;
 
 	hp_stage_enter(skb, c);
-	if (!(c->svc_flags & LB_SF_SELECT) || c->backend_id)
-		return hp_next(skb, c, HP_SLOT_LB_SELECT);
-	c->backend_id = lb_select_builtin(c, &lb_scratch(c)->svc, hp_now());
-	if (!c->backend_id)
-		return hp_drop(skb, c, HP_R_NO_BACKEND);
-	return hp_next(skb, c, HP_SLOT_LB_SELECT);
-}
-
-/* lb_record leaves the flow's choice in its CT_SERVICE entry. When another
- * CPU recorded a live backend for the same flow first, its choice wins, so
- * that both packets go to one backend. Returns the backend to use. */
-static __always_inline struct hp_lb4_backend *lb_record(struct hp_ctx *c, struct hp_lb4_backend *be, __u32 now)
-{
-	void *map = lb_ct_map(c->proto);
-	struct hp_lb4_backend *won;
-	struct hp_ct_tuple t;
-	struct hp_ct_entry *e;
-	__u32 id;
-
-	lb_svc_tuple(&t, c);
-	if (!(c->svc_flags & LB_SF_STALE) && ct_create(map, &t, c, now) == 0)
-		return be;
-	e = bpf_map_lookup_elem(map, &t);
-	if (!e) {
-		/* Stale entry expired meanwhile (or the map refused): best effort. */
-		ct_create(map, &t, c, now);
-		return be;
-	}
-	/* A live backend in the entry means another CPU chose first (for a
-	 * stale entry: re-chose first); a dead one is replaced by ours. */
-	id = e->backend_id;
-	if (id != c->backend_id) {
-		won = bpf_map_lookup_elem(&lb4_backends, &id);
-		if (won) {
-			c->backend_id = id;
-			be = won;
-		} else {
-			e->backend_id = c->backend_id;
-		}
-	}
-	ct_refresh(e, c, 0, now);
-	return be;
+	return hp_stage_exit(skb, c, lb_select_body(skb, c));
 }
 
 SEC("tc")
 int hp_lb_dnat(struct __sk_buff *skb)
 {
-	struct hp_lb4_affinity_key ak;
-	struct hp_lb4_affinity av;
-	struct hp_lb4_backend *be;
-	struct lb_scratch *s;
 	struct hp_ctx *c;
-	__u32 addr, id, now;
-	__u16 port;
 
 	hp_stage_enter(skb, c);
-	if (!c->svc_id || !(c->svc_flags & (LB_SF_SELECT | LB_SF_RESOLVED)))
-		return hp_next(skb, c, HP_SLOT_LB_DNAT);
-	s = lb_scratch(c);
-	if ((c->svc_flags & LB_SF_RESOLVED) && s->be.backend_id == c->backend_id) {
-		addr = s->be.address;
-		port = s->be.port;
-	} else {
-		id = c->backend_id;
-		if (!id)
-			return hp_drop(skb, c, HP_R_NO_BACKEND);
-		be = bpf_map_lookup_elem(&lb4_backends, &id);
-		if (!be)
-			return hp_drop(skb, c, HP_R_NO_BACKEND);
-		now = hp_now();
-		be = lb_record(c, be, now);
-		if ((c->svc_flags & (LB_SF_AFFINITY | LB_SF_AFF_HIT)) == LB_SF_AFFINITY) {
-			ak.client = c->saddr;
-			ak.svc_id = c->svc_id;
-			av.backend_id = c->backend_id;
-			av.last_used = now;
-			bpf_map_update_elem(&lb4_affinity, &ak, &av, BPF_ANY);
-		}
-		addr = be->address;
-		port = be->port;
-	}
-	if (lb_rewrite(skb, c, 1, addr, port) < 0)
-		return hp_drop(skb, c, HP_R_STAGE_DROP);
-	c->daddr = addr;
-	c->dport = port;
-	return hp_next(skb, c, HP_SLOT_LB_DNAT);
+	return hp_stage_exit(skb, c, lb_dnat_body(skb, c));
 }
 
 SEC("tc")
 int hp_lb_revnat(struct __sk_buff *skb)
 {
-	struct hp_lb4_revnat *r;
 	struct hp_ctx *c;
-	__u16 idx;
 
 	hp_stage_enter(skb, c);
-	if (c->ct_status != HP_CT_REPLY || !c->rev_nat_index || !lb_l4(c))
-		return hp_next(skb, c, HP_SLOT_LB_REVNAT);
-	idx = c->rev_nat_index;
-	r = bpf_map_lookup_elem(&lb4_revnat, &idx);
-	if (!r)
-		return hp_next(skb, c, HP_SLOT_LB_REVNAT);
-	if (lb_rewrite(skb, c, 0, r->address, r->port) < 0)
-		return hp_drop(skb, c, HP_R_STAGE_DROP);
-	c->saddr = r->address;
-	c->sport = r->port;
-	return hp_next(skb, c, HP_SLOT_LB_REVNAT);
+	return hp_stage_exit(skb, c, lb_revnat_body(skb, c));
 }
 
 char __license[] SEC("license") = "Dual BSD/GPL";

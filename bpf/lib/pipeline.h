@@ -95,6 +95,25 @@ static __always_inline int hp_next(struct __sk_buff *skb, struct hp_ctx *c, __u3
 	return hp_next_from(skb, c, slot + 1);
 }
 
+/* Stage bodies return the first slot to continue from, or HP_STOP once
+ * hp_stop has set a drop verdict. The same body runs as a tail-call stage
+ * (hp_stage_exit) or inline in a monolithic program. */
+#define HP_STOP (-1)
+
+static __always_inline int hp_stop(struct hp_ctx *c, __u8 reason)
+{
+	c->verdict = HP_V_DROP;
+	c->reason = reason;
+	return HP_STOP;
+}
+
+static __always_inline int hp_stage_exit(struct __sk_buff *skb, struct hp_ctx *c, int next)
+{
+	if (next < 0)
+		return hp_finish(skb, c);
+	return hp_next_from(skb, c, next);
+}
+
 /* hp_stamp records that a stage of generation `gen` ran for this packet. */
 static __always_inline void hp_stamp(struct hp_ctx *c, __u32 gen)
 {
