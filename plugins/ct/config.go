@@ -23,9 +23,10 @@ type Lifetimes struct {
 
 // GCConfig bounds Cilium's adaptive GC interval.
 type GCConfig struct {
-	Start Duration `json:"start"` // first interval
-	Min   Duration `json:"min"`
-	Max   Duration `json:"max"`
+	Start  Duration `json:"start"` // first interval
+	Min    Duration `json:"min"`
+	Max    Duration `json:"max"`
+	Method string   `json:"method"` // sweep (in the kernel, default) or batch (userspace batch lookups)
 }
 
 // DefaultConfig is what the plugin runs with when nothing is configured.
@@ -38,9 +39,10 @@ func DefaultConfig() Config {
 			NonTCP: Duration(60 * time.Second),
 		},
 		GC: GCConfig{
-			Start: Duration(5 * time.Minute),
-			Min:   Duration(10 * time.Second),
-			Max:   Duration(12 * time.Hour),
+			Start:  Duration(5 * time.Minute),
+			Min:    Duration(10 * time.Second),
+			Max:    Duration(12 * time.Hour),
+			Method: "sweep",
 		},
 	}
 }
@@ -67,6 +69,9 @@ func (c Config) Validate() error {
 	}
 	if c.GC.Min.D() <= 0 || c.GC.Max.D() < c.GC.Min.D() {
 		return fmt.Errorf("ct gc: need 0 < min (%s) <= max (%s)", c.GC.Min.D(), c.GC.Max.D())
+	}
+	if c.GC.Method != "sweep" && c.GC.Method != "batch" {
+		return fmt.Errorf("ct gc: method %q: want sweep or batch", c.GC.Method)
 	}
 	if c.GC.Start.D() < c.GC.Min.D() || c.GC.Start.D() > c.GC.Max.D() {
 		return fmt.Errorf("ct gc: start %s is outside min..max", c.GC.Start.D())

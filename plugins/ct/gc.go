@@ -21,8 +21,9 @@ type GC struct {
 	Cfg  GCConfig
 	Log  hclog.Logger
 
-	mu    sync.Mutex
-	stats GCStats
+	mu       sync.Mutex
+	stats    GCStats
+	sweepers map[string]*Sweeper // in-kernel passes; nil: batch lookups
 }
 
 // GCStats are cumulative, exported as metrics and in `hotpath status`.
@@ -34,6 +35,7 @@ type GCStats struct {
 	LastDuration time.Duration `json:"last_duration_ns"`
 	LastRatio    float64       `json:"last_delete_ratio"`
 	Interval     time.Duration `json:"interval_ns"`
+	Method       string        `json:"method"` // sweep or batch
 }
 
 // PassResult is what one pass over one map did.
@@ -104,13 +106,58 @@ func NextInterval(prev time.Duration, ratio float64, min, max time.Duration) tim
 	return next
 }
 
+// Prepare loads the in-kernel sweep for every map when the config asks for
+// it; a kernel that refuses it leaves GC on batch lookups.
+func (g *GC) Prepare() {
+	method := g.Cfg.Method
+	if method == "" || method == "sweep" {
+		sw := map[string]*Sweeper{}
+		for name, m := range g.Maps {
+			s, err := NewSweeper(m)
+			if err != nil {
+				if g.Log != nil {
+					g.Log.Warn("in-kernel CT sweep unavailable, using batch lookups", "error", err)
+				}
+				for _, s := range sw {
+					s.Close()
+				}
+				sw = nil
+				break
+			}
+			sw[name] = s
+		}
+		g.sweepers = sw
+	}
+	g.mu.Lock()
+	g.stats.Method = "batch"
+	if g.sweepers != nil {
+		g.stats.Method = "sweep"
+	}
+	g.mu.Unlock()
+}
+
+// Close releases the sweep programs.
+func (g *GC) Close() {
+	for _, s := range g.sweepers {
+		s.Close()
+	}
+	g.sweepers = nil
+}
+
+func (g *GC) pass(name string, m *ebpf.Map) (PassResult, error) {
+	if s := g.sweepers[name]; s != nil {
+		return s.Pass(Now())
+	}
+	return Pass(m, Now)
+}
+
 // RunOnce passes over every map and returns the largest delete ratio.
 func (g *GC) RunOnce() (float64, error) {
 	start := time.Now()
 	var maxRatio float64
 	var deleted, scanned, kept uint64
 	for name, m := range g.Maps {
-		res, err := Pass(m, Now)
+		res, err := g.pass(name, m)
 		if err != nil {
 			return 0, fmt.Errorf("gc %s: %w", name, err)
 		}

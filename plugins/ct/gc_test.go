@@ -113,3 +113,49 @@ func TestPrivilegedFlushAndList(t *testing.T) {
 		t.Fatalf("%d entries after flush", len(recs))
 	}
 }
+
+// TestPrivilegedSweepDeletesOnlyExpired: the in-kernel pass deletes expired
+// entries and keeps live ones, on both CT maps.
+func TestPrivilegedSweepDeletesOnlyExpired(t *testing.T) {
+	h := dptest.New(t)
+	now := Now()
+	for _, name := range CTMaps {
+		m := h.Maps.ByName[name]
+		for i := uint32(0); i < 1000; i++ {
+			life := now + 100
+			if i%4 == 0 {
+				life = now - 1
+			}
+			k := abi.CTTuple{Saddr: i, Daddr: 2, Sport: 3, Dport: 4, Nexthdr: 6}
+			if err := m.Put(&k, &abi.CTEntry{Lifetime: life}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := NewSweeper(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Pass(now)
+		s.Close()
+		if err != nil || res.Scanned != 1000 || res.Deleted != 250 {
+			t.Fatalf("%s: sweep %+v, %v: want 1000 scanned, 250 deleted", name, res, err)
+		}
+		left := 0
+		Scan(m, func(k *abi.CTTuple, v *abi.CTEntry) bool {
+			left++
+			if v.Lifetime < now {
+				t.Errorf("%s: expired entry %+v survived", name, k)
+			}
+			return true
+		})
+		if left != 750 {
+			t.Fatalf("%s: %d entries left, want 750", name, left)
+		}
+	}
+	gc := &GC{Maps: map[string]*ebpf.Map{abi.MapCT4: h.Maps.ByName[abi.MapCT4]}, Cfg: DefaultConfig().GC}
+	gc.Prepare()
+	defer gc.Close()
+	if gc.Stats().Method != "sweep" {
+		t.Fatalf("GC method %q, want sweep", gc.Stats().Method)
+	}
+}

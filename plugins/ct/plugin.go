@@ -98,6 +98,7 @@ func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 	}
 	p.maps = maps
 	p.gc = &GC{Maps: maps, Cfg: cfg.GC, Log: p.Log}
+	p.gc.Prepare()
 	gctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan struct{})
 	go func(gc *GC, done chan struct{}) {
@@ -107,7 +108,7 @@ func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 		}
 		gc.Run(gctx)
 	}(p.gc, p.done)
-	p.Log.Info("ct gc lease granted", "start", cfg.GC.Start.D(), "min", cfg.GC.Min.D(), "max", cfg.GC.Max.D())
+	p.Log.Info("ct gc lease granted", "method", p.gc.Stats().Method, "start", cfg.GC.Start.D(), "min", cfg.GC.Min.D(), "max", cfg.GC.Max.D())
 	return nil
 }
 
@@ -130,6 +131,11 @@ func (p *Plugin) Deactivate(ctx context.Context) error {
 	}
 	cancel()
 	<-done
+	p.mu.Lock()
+	if p.gc != nil {
+		p.gc.Close()
+	}
+	p.mu.Unlock()
 	pin.CloseAll(maps)
 	p.Log.Info("ct gc lease released")
 	return nil
