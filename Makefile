@@ -26,7 +26,7 @@ build:
 
 # Regenerates the committed BPF objects and Go bindings (needs clang).
 generate: deps
-	$(GO) generate ./core/abi ./supervisor ./plugins/... ./internal/...
+	$(GO) generate ./core/abi ./supervisor ./plugins/... ./internal/... ./bench
 
 test: deps build
 	$(GO) vet $(PKGS)
@@ -34,6 +34,11 @@ test: deps build
 
 demo: deps build
 	$(BIN)/hotpath demo --bin $(CURDIR)/$(BIN)
+
+# Prints one table of ratios against baselines measured in the same run and
+# writes it to bench/results/<date>.md. About five minutes.
+bench: deps build
+	$(GO) run ./bench/cmd/bench --bin $(CURDIR)/$(BIN) --out bench/results/$$(date +%F).md
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

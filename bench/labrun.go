@@ -1,0 +1,136 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+)
+
+// labRun is one variant's lab and its samples.
+type labRun struct {
+	v          labVariant
+	e          *labEnv
+	conn       []float64 // conn/s
+	tput1      []float64 // bit/s, one stream
+	tput4      []float64 // bit/s, four streams
+	connErrors int64
+	firstErr   string
+}
+
+func labSuite(c *Context) (rows []Row, err error) {
+	if err := EnsureTools(c); err != nil {
+		return nil, err
+	}
+	var live []*labRun
+	defer func() {
+		for _, r := range live {
+			if cerr := r.e.close(); cerr != nil {
+				c.Logf("close lab of %q: %v", r.v.name, cerr)
+			}
+		}
+	}()
+	for _, v := range labVariants() {
+		if v.pending != "" {
+			continue
+		}
+		start := time.Now()
+		e, err := newLabEnv(c)
+		if err != nil {
+			return nil, fmt.Errorf("lab for %s: %w", v.name, err)
+		}
+		r := &labRun{v: v, e: e}
+		live = append(live, r)
+		if err := v.setup(c, e, v.ahead); err != nil {
+			return nil, fmt.Errorf("set up %s: %w", v.name, err)
+		}
+		// A short warm-up fills ARP and route caches and proves the path
+		// works before anything is measured.
+		if _, err := e.connRate(c, e.connAddr, time.Second, connWorkers); err != nil {
+			return nil, fmt.Errorf("warm-up %s: %w", v.name, err)
+		}
+		c.Logf("lab %s ready in %v: %s", e.lab.ID, time.Since(start).Round(time.Millisecond), v.name)
+	}
+	// Let deferred kernel work of the setup (rule loads, namespace
+	// creation) finish before the first sample.
+	time.Sleep(2 * time.Second)
+	for run := range c.LabRuns {
+		// Each round starts one variant later, so a burst of noise from
+		// the shared machine does not always hit the same neighbours.
+		for i := range live {
+			r := live[(i+run)%len(live)]
+			res, err := r.e.connRate(c, r.e.connAddr, connDur, connWorkers)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", r.v.name, err)
+			}
+			rate := float64(res.Conns) / res.Seconds
+			r.conn = append(r.conn, rate)
+			r.connErrors += res.Errors
+			if r.firstErr == "" {
+				r.firstErr = res.FirstErr
+			}
+			c.Logf("lab run %d/%d %s: %.0f conn/s (%d errors)", run+1, c.LabRuns, r.v.name, rate, res.Errors)
+			if !r.v.tput {
+				continue
+			}
+			for _, s := range []struct {
+				streams int
+				out     *[]float64
+			}{{1, &r.tput1}, {4, &r.tput4}} {
+				bps, err := r.e.iperf(r.e.tputAddr, iperfSecs, s.streams)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", r.v.name, err)
+				}
+				*s.out = append(*s.out, bps)
+				c.Logf("lab run %d/%d %s: iperf3 -P %d %.2f Gbit/s", run+1, c.LabRuns, r.v.name, s.streams, bps/1e9)
+			}
+		}
+	}
+	return labRows(live), nil
+}
+
+// labRows turns the samples into rows: every DNAT variant is compared with
+// plain routing (the ceiling) measured in the same run; pending variants
+// get placeholder rows.
+func labRows(live []*labRun) []Row {
+	byName := map[string]*labRun{}
+	for _, r := range live {
+		byName[r.v.name] = r
+	}
+	plain := live[0] // labVariants puts plain routing first
+	connP := fmt.Sprintf("%s × %d workers (dial, write 1 B, read 1 B, close)", connDur, connWorkers)
+	tputP := func(streams int) string {
+		return fmt.Sprintf("iperf3 -P %d, %d s (+1 s omitted), to a 1-backend service", streams, iperfSecs)
+	}
+	var rows []Row
+	for _, v := range labVariants() {
+		r := byName[v.name]
+		if r == nil {
+			rows = append(rows, pending("new connections/s, "+v.name, v.pending))
+			if v.tput {
+				rows = append(rows, pending("TCP throughput, "+v.name, v.pending))
+			}
+			continue
+		}
+		conn := Row{Name: "new connections/s, " + v.name + ", " + connP, Unit: UnitConns, Samples: r.conn}
+		if r.connErrors > 0 {
+			conn.Note = fmt.Sprintf("%d failed connections over all runs (first: %s)", r.connErrors, r.firstErr)
+		}
+		if r != plain {
+			conn.BaseName, conn.Base = "plain routing", plain.conn
+		}
+		rows = append(rows, conn)
+		if !v.tput {
+			continue
+		}
+		for _, t := range []struct {
+			streams   int
+			mine, ref []float64
+		}{{1, r.tput1, plain.tput1}, {4, r.tput4, plain.tput4}} {
+			row := Row{Name: "TCP throughput, " + v.name + ", " + tputP(t.streams), Unit: UnitBits, Samples: t.mine}
+			if r != plain {
+				row.BaseName, row.Base = "plain routing", t.ref
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}

@@ -1,0 +1,140 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Row is one line of the table. Samples are raw values in Unit; the table
+// shows their median and min..max.
+type Row struct {
+	Suite string
+	Name  string // what was measured, with every parameter that matters
+	Unit  string // see format
+	// Samples has one value per run.
+	Samples []float64
+	// Base are the baseline's samples, measured in the same run; BaseName
+	// says what the baseline is. Ratio = median(Samples) / median(Base).
+	BaseName string
+	Base     []float64
+	// Target, if set, is checked against the median.
+	Target *Target
+	// Pending rows are placeholders for features that have not landed: the
+	// text says what they need.
+	Pending string
+	// Note is a short remark printed under the table (errors seen, etc.).
+	Note string
+}
+
+// Target is a bound the median must meet: Max true means "at most Value".
+type Target struct {
+	Value float64
+	Max   bool
+}
+
+// Below is a target the median must not exceed.
+func Below(v float64) *Target { return &Target{Value: v, Max: true} }
+
+// Above is a target the median must reach.
+func Above(v float64) *Target { return &Target{Value: v} }
+
+// Met reports whether the row meets its target (false without samples).
+func (r Row) Met() bool {
+	if r.Target == nil || len(r.Samples) == 0 {
+		return false
+	}
+	m := Median(r.Samples)
+	if r.Target.Max {
+		return m <= r.Target.Value
+	}
+	return m >= r.Target.Value
+}
+
+// Pending returns a placeholder row.
+func pending(name, needs string) Row {
+	return Row{Name: name, Pending: "pending: needs " + needs}
+}
+
+// Median of xs (mean of the middle two for even lengths).
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// MinMax of xs.
+func MinMax(xs []float64) (float64, float64) {
+	return slices.Min(xs), slices.Max(xs)
+}
+
+// Units. Values are stored in the unit named; format picks a readable
+// scale.
+const (
+	UnitNs      = "ns"        // per packet
+	UnitSeconds = "s"         // durations
+	UnitBits    = "bit/s"     // throughput
+	UnitBytes   = "B"         // memory
+	UnitConns   = "conn/s"    // connection rate
+	UnitEntries = "entries/s" // scan and insert rates
+)
+
+// format renders v in unit u with about three significant digits.
+func format(v float64, u string) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	switch u {
+	case UnitNs:
+		return fmt.Sprintf("%s ns", sig(v))
+	case UnitSeconds:
+		switch {
+		case v < 1e-3:
+			return fmt.Sprintf("%s µs", sig(v*1e6))
+		case v < 1:
+			return fmt.Sprintf("%s ms", sig(v*1e3))
+		}
+		return fmt.Sprintf("%s s", sig(v))
+	case UnitBits:
+		return fmt.Sprintf("%s Gbit/s", sig(v/1e9))
+	case UnitBytes:
+		switch {
+		case v >= 1<<20:
+			return fmt.Sprintf("%s MiB", sig(v/(1<<20)))
+		case v >= 1<<10:
+			return fmt.Sprintf("%s KiB", sig(v/(1<<10)))
+		}
+		return fmt.Sprintf("%s B", sig(v))
+	}
+	// Rates.
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%s M %s", sig(v/1e6), u)
+	case v >= 1e4:
+		return fmt.Sprintf("%s k %s", sig(v/1e3), u)
+	}
+	return fmt.Sprintf("%s %s", sig(v), u)
+}
+
+// sig prints three significant digits without an exponent.
+func sig(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a == 0:
+		return "0"
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case a >= 1:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.3g", v)
+}
