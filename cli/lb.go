@@ -26,7 +26,7 @@ func lbCommand() *cli.Command {
 				Name:  "service",
 				Usage: "add, list, change and delete services",
 				Subcommands: []*cli.Command{
-					lbServiceAdd(), lbServiceList(), lbServiceSetAlgorithm(), lbServiceDel(),
+					lbServiceAdd(), lbServiceApply(), lbServiceList(), lbServiceSetAlgorithm(), lbServiceDel(),
 				},
 			},
 			{

@@ -48,7 +48,7 @@ func Slots() []string {
 
 // Commands are the Invoke commands of the lb plugin.
 var Commands = []string{
-	"service-add", "service-del", "service-list", "service-set-algorithm",
+	"service-add", "service-apply", "service-del", "service-list", "service-set-algorithm",
 	"backend-add", "backend-del", "metrics",
 }
 
@@ -141,7 +141,9 @@ func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.Ra
 	if err != nil {
 		return nil, err
 	}
-	if req.Command != "service-list" && req.Command != "metrics" {
+	if req.Command == "service-apply" {
+		p.Log.Info("lb command", "command", req.Command, "bytes", len(req.Args))
+	} else if req.Command != "service-list" && req.Command != "metrics" {
 		p.Log.Info("lb command", "command", req.Command, "args", string(req.Args))
 	}
 	return json.Marshal(res)
@@ -161,6 +163,12 @@ func Run(store *Store, command string, args json.RawMessage) (any, error) {
 			return nil, err
 		}
 		return store.Add(spec)
+	case "service-apply":
+		var all []ServiceAddArgs
+		if err := decodeArgs(args, &all); err != nil {
+			return nil, fmt.Errorf("service-apply: %w", err)
+		}
+		return apply(store, all)
 	case "service-del":
 		var a ServiceArgs
 		if err := decodeArgs(args, &a); err != nil {
@@ -200,6 +208,31 @@ func Run(store *Store, command string, args json.RawMessage) (any, error) {
 		return store.Metrics()
 	}
 	return nil, fmt.Errorf("lb: unknown command %q (have %v)", command, Commands)
+}
+
+// ApplyResult is the answer of "service-apply".
+type ApplyResult struct {
+	Added int `json:"added"`
+}
+
+// apply adds many services in one command, for controllers that configure a
+// node in bulk. Every service is validated before the first one is added, so
+// bad input changes nothing.
+func apply(store *Store, all []ServiceAddArgs) (any, error) {
+	specs := make([]ServiceSpec, 0, len(all))
+	for i, a := range all {
+		spec, err := a.Spec()
+		if err != nil {
+			return nil, fmt.Errorf("service-apply: service %d: %w", i, err)
+		}
+		specs = append(specs, spec)
+	}
+	for i, spec := range specs {
+		if _, err := store.Add(spec); err != nil {
+			return ApplyResult{Added: i}, fmt.Errorf("service-apply: added %d of %d, then: %w", i, len(specs), err)
+		}
+	}
+	return ApplyResult{Added: len(specs)}, nil
 }
 
 // done is the answer of a command that returns nothing but success.

@@ -408,3 +408,26 @@ func TestPrivilegedLBPluginDescribeAndLoad(t *testing.T) {
 		t.Fatal("bad config accepted")
 	}
 }
+
+func TestPrivilegedLBApplyIsAllOrNothingOnBadInput(t *testing.T) {
+	h := newLB(t)
+	var good []ServiceAddArgs
+	for i := 0; i < 300; i++ {
+		good = append(good, ServiceAddArgs{VIP: fmt.Sprintf("10.97.%d.%d:80/tcp", i/250, i%250+1), Algorithm: "random",
+			Backends: []BackendArg{{Address: "10.240.2.2:8080"}}})
+	}
+	bad := append(append([]ServiceAddArgs{}, good...), ServiceAddArgs{VIP: "10.97.9.9:0/tcp"})
+	if _, err := Run(h.store, "service-apply", mustJSON(t, bad)); err == nil {
+		t.Fatal("apply with a bad service accepted")
+	}
+	if l, _ := h.store.List(); len(l) != 0 {
+		t.Fatalf("bad apply added %d services", len(l))
+	}
+	res, err := Run(h.store, "service-apply", mustJSON(t, good))
+	if err != nil || res.(ApplyResult).Added != 300 {
+		t.Fatalf("apply = %+v, %v", res, err)
+	}
+	if l, _ := h.store.List(); len(l) != 300 {
+		t.Fatalf("%d services after apply", len(l))
+	}
+}
