@@ -28,13 +28,11 @@ func TestPrivilegedLBWeightedShares(t *testing.T) {
 	}
 	for i, c := range cases {
 		vip := fmt.Sprintf("10.96.0.%d:80", 10+i)
-		args := []string{"lb", "service", "add", vip + "/tcp", "--algorithm", c.alg}
+		addService(t, env, vip, c.alg, c.weights...)
 		total := 0
-		for j, w := range webs {
-			args = append(args, "--backend", backend(env, w, c.weights[j]))
-			total += c.weights[j]
+		for _, w := range c.weights {
+			total += w
 		}
-		mustCLI(t, env, args...)
 		counts := shares(t, env, vip, 3000)
 		for j, w := range webs {
 			got := 100 * float64(counts[w]) / 3000
@@ -54,11 +52,7 @@ func TestPrivilegedLBMaglevConsistency(t *testing.T) {
 	env := lbEnv(t)
 	const vipS = "10.96.0.20:80"
 	vip := netip.MustParseAddrPort(vipS)
-	args := []string{"lb", "service", "add", vipS + "/tcp", "--algorithm", "maglev"}
-	for _, w := range webs {
-		args = append(args, "--backend", backend(env, w, 1))
-	}
-	mustCLI(t, env, args...)
+	addService(t, env, vipS, "maglev")
 	svc := service(t, env, vipS+"/tcp")
 	id2name := names(env, svc)
 	client := env.Lab.Pods["client"].IP
@@ -177,11 +171,7 @@ func TestPrivilegedLBRuntimeSwap(t *testing.T) {
 	env := lbEnv(t)
 	const vipS = "10.96.0.30:80"
 	vip := netip.MustParseAddrPort(vipS)
-	args := []string{"lb", "service", "add", vipS + "/tcp", "--algorithm", "maglev"}
-	for _, w := range webs {
-		args = append(args, "--backend", backend(env, w, 1))
-	}
-	mustCLI(t, env, args...)
+	addService(t, env, vipS, "maglev")
 	svc := service(t, env, vipS+"/tcp")
 	id2name := names(env, svc)
 	client := env.Lab.Pods["client"].IP
@@ -254,11 +244,7 @@ func TestPrivilegedLBRuntimeSwap(t *testing.T) {
 func TestPrivilegedLBBackendRemovalLeavesOthers(t *testing.T) {
 	env := lbEnv(t)
 	const vipS = "10.96.0.40:80"
-	args := []string{"lb", "service", "add", vipS + "/tcp", "--algorithm", "random"}
-	for _, w := range webs {
-		args = append(args, "--backend", backend(env, w, 1))
-	}
-	mustCLI(t, env, args...)
+	addService(t, env, vipS, "random")
 	var streams []*lab.Stream
 	var on []string
 	for i := 0; i < 30; i++ {

@@ -45,6 +45,21 @@ func backend(env *e2e.Env, w string, weight int) string {
 	return fmt.Sprintf("%s:8080,weight=%d", env.Lab.Pods[w].IP, weight)
 }
 
+// addService adds vip/tcp over the three web pods on port 8080 with the
+// given algorithm and weights (1 each when none are given).
+func addService(t *testing.T, env *e2e.Env, vip, alg string, weights ...int) {
+	t.Helper()
+	args := []string{"lb", "service", "add", vip + "/tcp", "--algorithm", alg}
+	for i, w := range webs {
+		weight := 1
+		if i < len(weights) {
+			weight = weights[i]
+		}
+		args = append(args, "--backend", backend(env, w, weight))
+	}
+	mustCLI(t, env, args...)
+}
+
 func mustCLI(t *testing.T, env *e2e.Env, args ...string) string {
 	t.Helper()
 	out, err := env.CLI(args...)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/hotpath/hotpath/core/abi"
@@ -127,4 +128,30 @@ func (h *Harness) Dump(t testing.TB, name string) map[abi.CTTuple]abi.CTEntry {
 func Exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// AttachLab attaches the harness's entry programs to every pod device of l,
+// from inside its node namespace, so real traffic runs the generation the
+// test installs. The links go away with the test.
+func (h *Harness) AttachLab(t testing.TB, l *lab.Lab) {
+	t.Helper()
+	var links []link.Link
+	err := l.Node.Do(func() error {
+		for _, p := range l.Pods {
+			ls, err := h.Entry.Attach(h.Layout.Link, p.HostIf)
+			if err != nil {
+				return err
+			}
+			links = append(links, ls...)
+		}
+		return nil
+	})
+	t.Cleanup(func() {
+		for _, k := range links {
+			k.Close()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

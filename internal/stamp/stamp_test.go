@@ -7,11 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf/link"
-
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/pipeline"
+	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/internal/stamp"
 	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/supervisor"
@@ -27,18 +25,9 @@ func TestPrivilegedGenerationFlipsAreAtomic(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("HOTPATH_FLIPS")); err == nil && v > 0 {
 		flips = v
 	}
-	l := lab.NewT(t, lab.Options{Pods: []string{"a", "b"}, MountBPFFS: true})
-	layout := pin.Layout{Root: l.BPFFS}
-	maps, err := supervisor.OpenMaps(layout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer maps.Close()
-	pipe, err := pipeline.Open(maps.ByName[abi.MapCalls], maps.ByName[abi.MapConfig])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pipe.Close()
+	l := lab.NewT(t, lab.Options{Pods: []string{"a", "b"}})
+	h := dptest.New(t)
+	maps, pipe := h.Maps, h.Pipe
 
 	// Two differently tagged sets per bank.
 	var sets [2][]*stamp.Set
@@ -58,30 +47,7 @@ func TestPrivilegedGenerationFlipsAreAtomic(t *testing.T) {
 	}
 	pipe.Flip(gen)
 
-	entry, err := supervisor.LoadEntry(maps.ByName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer entry.Close()
-	var links []link.Link
-	err = l.Node.Do(func() error {
-		for _, p := range []*lab.Pod{l.Pods["a"], l.Pods["b"]} {
-			ls, err := entry.Attach(layout.Link, p.HostIf)
-			if err != nil {
-				return err
-			}
-			links = append(links, ls...)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		for _, k := range links {
-			k.Close()
-		}
-	}()
+	h.AttachLab(t, l)
 
 	b := l.Pods["b"]
 	srv := b.IP.String() + ":8080"

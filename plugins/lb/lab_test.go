@@ -6,11 +6,9 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/core/pin"
-	"github.com/hotpath/hotpath/core/pipeline"
+	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/plugins/ct"
 	"github.com/hotpath/hotpath/supervisor"
@@ -21,18 +19,9 @@ import (
 // the kernel routes on the translated destination, and the client only ever
 // talks to the VIP.
 func TestPrivilegedLBLab(t *testing.T) {
-	l := lab.NewT(t, lab.Options{Pods: []string{"a", "b", "c"}, MountBPFFS: true})
-	layout := pin.Layout{Root: l.BPFFS}
-	maps, err := supervisor.OpenMaps(layout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer maps.Close()
-	pipe, err := pipeline.Open(maps.ByName[abi.MapCalls], maps.ByName[abi.MapConfig])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pipe.Close()
+	l := lab.NewT(t, lab.Options{Pods: []string{"a", "b", "c"}})
+	h := dptest.New(t)
+	layout := h.Layout
 	cfg := DefaultConfig()
 	st, err := LoadStages(layout, 1, cfg, AllSlots)
 	if err != nil {
@@ -48,34 +37,8 @@ func TestPrivilegedLBLab(t *testing.T) {
 	for s, p := range st.Progs {
 		progs[s] = p
 	}
-	if err := pipe.Prepare(1, progs); err != nil {
-		t.Fatal(err)
-	}
-	pipe.Flip(1)
-	entry, err := supervisor.LoadEntry(maps.ByName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer entry.Close()
-	var links []link.Link
-	defer func() {
-		for _, k := range links {
-			k.Close()
-		}
-	}()
-	err = l.Node.Do(func() error {
-		for _, p := range l.Pods {
-			ls, err := entry.Attach(layout.Link, p.HostIf)
-			if err != nil {
-				return err
-			}
-			links = append(links, ls...)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.Install(t, progs)
+	h.AttachLab(t, l)
 
 	lbMaps, err := OpenMaps(layout)
 	if err != nil {
@@ -140,7 +103,7 @@ func TestPrivilegedLBLab(t *testing.T) {
 	if err := a.Echo(ctx, "tcp", "10.96.0.20:7", payload); err != nil {
 		t.Fatal(err)
 	}
-	counters, err := supervisor.DatapathCounters(maps.ByName[abi.MapMetrics])
+	counters, err := supervisor.DatapathCounters(h.Maps.ByName[abi.MapMetrics])
 	if err != nil {
 		t.Fatal(err)
 	}
