@@ -26,7 +26,7 @@ build:
 
 # Regenerates the committed BPF objects and Go bindings (needs clang).
 generate: deps
-	$(GO) generate ./core/abi ./supervisor ./plugins/... ./internal/... ./bench
+	$(GO) generate ./core/abi ./supervisor ./plugins/... ./internal/...
 
 test: deps build
 	$(GO) vet $(PKGS)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,25 +90,26 @@ type connResult struct {
 // connections; failed ones are counted apart and do not stop the run.
 func clientRR(args []string) error {
 	fs := flag.NewFlagSet(helperConnRate, flag.ContinueOnError)
-	addr := fs.String("addr", "", "server address")
+	addrList := fs.String("addr", "", "server address, or several separated by commas: each worker takes them in turn")
 	dur := fs.Duration("d", 5*time.Second, "duration")
 	workers := fs.Int("workers", 4, "parallel workers")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	addrs := strings.Split(*addrList, ",")
 	var conns, errs atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(*dur)
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range *workers {
+	for w := range *workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			d := net.Dialer{Timeout: 3 * time.Second}
 			var b [1]byte
-			for time.Now().Before(deadline) {
-				if err := oneRR(&d, *addr, &b); err != nil {
+			for i := w; time.Now().Before(deadline); i++ {
+				if err := oneRR(&d, addrs[i%len(addrs)], &b); err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
 					continue

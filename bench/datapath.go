@@ -30,14 +30,14 @@ var (
 	dpServer = netip.MustParseAddrPort("10.240.2.2:80")
 )
 
-// dpFlowPackets returns n distinct SYNs and the matching second packets
-// (ACK with data) of the same tuples, 64 bytes each.
-func dpFlowPackets(n int) (syns, acks [][]byte) {
+// dpFlowPackets returns n distinct SYNs to dst and the matching second
+// packets (ACK with data) of the same tuples, 64 bytes each.
+func dpFlowPackets(n int, dst netip.AddrPort) (syns, acks [][]byte) {
 	payload := make([]byte, payload10)
 	for i := range n {
 		src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), uint16(10000+i%50000))
-		syns = append(syns, packet.TCP(src, dpServer, packet.SYN, payload))
-		acks = append(acks, packet.TCP(src, dpServer, packet.ACK|packet.PSH, payload))
+		syns = append(syns, packet.TCP(src, dst, packet.SYN, payload))
+		acks = append(acks, packet.TCP(src, dst, packet.ACK|packet.PSH, payload))
 	}
 	return syns, acks
 }
@@ -63,7 +63,7 @@ func datapathSuite(c *Context) ([]Row, error) {
 	}
 
 	est := packet.TCP(dpClient, dpServer, packet.ACK|packet.PSH, make([]byte, payload10))
-	syns, acks := dpFlowPackets(dpFlows)
+	syns, acks := dpFlowPackets(dpFlows, dpServer)
 	ct4 := h.maps.ByName[abi.MapCT4]
 	var entry, ctEst, entry1, ctNew, ctEst1 []float64
 	var newP50, newP99, newMax []float64 // per-packet distribution of the new-flow pass
@@ -89,7 +89,7 @@ func datapathSuite(c *Context) ([]Row, error) {
 		// First packets: Repeat reruns one packet, so a new flow can only
 		// be measured once per tuple; the kernel times each single run.
 		h.use(genEntry)
-		m, err := meanFirst(h, syns)
+		m, err := meanFirst(h.bench, syns)
 		if err != nil {
 			return nil, fmt.Errorf("entry only, first packets: %w", err)
 		}
@@ -98,7 +98,7 @@ func datapathSuite(c *Context) ([]Row, error) {
 		if err := clearMap(ct4); err != nil {
 			return nil, err
 		}
-		st, err := firstPass(h, syns)
+		st, err := firstPass(h.bench, syns)
 		if err != nil {
 			return nil, fmt.Errorf("entry + ct, new flows: %w", err)
 		}
@@ -109,7 +109,7 @@ func datapathSuite(c *Context) ([]Row, error) {
 		if n, err := countEntries(ct4); err != nil || n != len(syns) {
 			return nil, fmt.Errorf("after %d new flows the CT map holds %d entries (%v)", len(syns), n, err)
 		}
-		if m, err = meanFirst(h, acks); err != nil {
+		if m, err = meanFirst(h.bench, acks); err != nil {
 			return nil, fmt.Errorf("entry + ct, second packets: %w", err)
 		}
 		ctEst1 = append(ctEst1, m)
@@ -129,7 +129,11 @@ func datapathSuite(c *Context) ([]Row, error) {
 		{Name: "ct stage alone, new flow = (entry + ct, SYN) − (entry alone), Repeat=1 method, paired per run", Unit: UnitNs, Samples: diff(ctNew, entry1)},
 		{Name: "ct stage alone, established over 20000 flows = (entry + ct, ACK) − (entry alone), Repeat=1 method, paired per run", Unit: UnitNs, Samples: diff(ctEst1, entry1)},
 	}
-	return append(rows, lbPipelineRows(c, h)...), nil
+	lbRows, err := lbPipelineRows(c, h, prog, genCT)
+	if err != nil {
+		return rows, fmt.Errorf("lb pipeline rows: %w", err)
+	}
+	return append(rows, lbRows...), nil
 }
 
 // firstStats summarises one pass of meanFirst, in ns.
@@ -139,16 +143,16 @@ type firstStats struct{ mean, p50, p99, max float64 }
 // kernel-measured run times in ns, the row's value: the mean keeps the rare
 // expensive packets (an LRU free-list refill costs tens of µs) that a
 // median would hide. The percentiles go into the row's note.
-func meanFirst(h *dpHarness, pkts [][]byte) (float64, error) {
-	st, err := firstPass(h, pkts)
+func meanFirst(run runner, pkts [][]byte) (float64, error) {
+	st, err := firstPass(run, pkts)
 	return st.mean, err
 }
 
-func firstPass(h *dpHarness, pkts [][]byte) (firstStats, error) {
+func firstPass(run runner, pkts [][]byte) (firstStats, error) {
 	ds := make([]float64, 0, len(pkts))
 	var sum float64
 	for _, p := range pkts {
-		d, err := h.bench(p, 1)
+		d, err := run(p, 1)
 		if err != nil {
 			return firstStats{}, err
 		}
@@ -158,27 +162,6 @@ func firstPass(h *dpHarness, pkts [][]byte) (firstStats, error) {
 	slices.Sort(ds)
 	n := len(ds)
 	return firstStats{mean: sum / float64(n), p50: ds[n/2], p99: ds[n*99/100], max: ds[n-1]}, nil
-}
-
-// lbPipelineRows is the hook for the load balancer's rows. To fill it once
-// plugins/lb lands: load its stages with lb.LoadStages(h.layout, gen,
-// lb.DefaultConfig(), lb.AllSlots), install them together with the ct stage
-// (h.install), add one service VIP:80 with three backends to the lb maps,
-// then measure with h.bench (established: one SYN first, then Repeat) and
-// meanFirst (new flows: distinct source tuples to the VIP, CT map cleared
-// between runs) exactly as datapathSuite does; the monolithic rows need a
-// single program doing lb + ct in one, loaded the same way.
-func lbPipelineRows(c *Context, h *dpHarness) []Row {
-	_, _ = c, h
-	const needs = "lb plugin stages (plugins/lb LoadStages) and a VIP in the lb maps"
-	return []Row{
-		pending("whole pipeline (entry + lb + ct), NEW TCP flow to a VIP, 3 backends", needs),
-		pending("whole pipeline (entry + lb + ct), established flow to a VIP", needs),
-		pending("monolithic equivalent (lb + ct in one program), new flow vs pipeline", needs+" and a monolithic build"),
-		pending("monolithic equivalent (lb + ct in one program), established flow vs pipeline", needs+" and a monolithic build"),
-		pending("each lb stage alone (lb, lb-select, lb-dnat, lb-revnat), paired differences", needs),
-		pending("scale: whole pipeline, new flow, with 1 / 1000 / 10000 services in the lb maps", needs),
-	}
 }
 
 func countEntries(m *ebpf.Map) (int, error) {

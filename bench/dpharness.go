@@ -12,6 +12,7 @@ import (
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/pipeline"
+	"github.com/hotpath/hotpath/plugins/lb"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
@@ -58,13 +59,31 @@ func newDPHarness() (h *dpHarness, err error) {
 	return h, nil
 }
 
-// install makes progs the next generation and flips to it.
+// lbHooks are the hooks the lb plugin declares for its slots, as the
+// supervisor would install them: lb stages at ingress, lb-revnat at egress.
+func lbHooks() map[abi.Slot]pipeline.Hooks {
+	out := map[abi.Slot]pipeline.Hooks{}
+	for name, hooks := range lb.Hooks() {
+		slot, err := abi.ParseSlot(name)
+		if err != nil {
+			continue
+		}
+		h, err := pipeline.ParseHooks(hooks)
+		if err == nil {
+			out[slot] = h
+		}
+	}
+	return out
+}
+
+// install makes progs the next generation and flips to it, with the hooks
+// the plugins declare (a slot not from lb runs at both).
 func (h *dpHarness) install(progs map[abi.Slot]*ebpf.Program) (uint32, error) {
 	if err := h.pipe.Settle(); err != nil {
 		return 0, err
 	}
 	h.gen++
-	if err := h.pipe.Prepare(h.gen, progs); err != nil {
+	if err := h.pipe.PrepareHooks(h.gen, progs, lbHooks()); err != nil {
 		return 0, err
 	}
 	h.pipe.Flip(h.gen)
@@ -80,7 +99,20 @@ func (h *dpHarness) use(gen uint32) { h.pipe.Flip(gen) }
 // BPF_PROG_TEST_RUN and returns the kernel's mean time per run, which
 // excludes the syscall and the skb setup.
 func (h *dpHarness) bench(pkt []byte, repeat int) (time.Duration, error) {
-	ret, d, err := h.entry.Ingress.Benchmark(pkt, repeat, nil)
+	return benchProg(h.entry.Ingress, pkt, repeat)
+}
+
+// runner is one way into a datapath (the pipeline's ingress or egress
+// entry, a monolithic program): h.bench or on(prog).
+type runner func(pkt []byte, repeat int) (time.Duration, error)
+
+// on is the runner of any tc program.
+func on(prog *ebpf.Program) runner {
+	return func(pkt []byte, repeat int) (time.Duration, error) { return benchProg(prog, pkt, repeat) }
+}
+
+func benchProg(prog *ebpf.Program, pkt []byte, repeat int) (time.Duration, error) {
+	ret, d, err := prog.Benchmark(pkt, repeat, nil)
 	if err != nil {
 		return 0, err
 	}

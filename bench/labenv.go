@@ -25,7 +25,8 @@ type labEnv struct {
 	client   *lab.Pod
 	backends []*lab.Pod
 	// connAddr and tputAddr are what the client dials: a backend for plain
-	// routing, a VIP otherwise.
+	// routing, a VIP otherwise. connAddr may list several addresses
+	// (comma-separated) that the client's workers take in turn.
 	connAddr, tputAddr string
 	// cleanups run before the lab closes (e.g. hotpathRun.stop).
 	cleanups []func()
@@ -107,6 +108,19 @@ func (e *labEnv) backendPorts(port uint16) []netip.AddrPort {
 		out = append(out, netip.AddrPortFrom(b.IP, port))
 	}
 	return out
+}
+
+// directAddrs is the connection-rate address list of the variants without
+// a service: every backend in turn. A service spreads its connections over
+// the three backends, and three server processes on two CPUs cost more
+// than one (about a quarter of the rate on the 2-core VM), so a ceiling
+// that dialled one backend would charge that to service translation.
+func (e *labEnv) directAddrs() string {
+	var all []string
+	for _, b := range e.backendPorts(rrPort) {
+		all = append(all, b.String())
+	}
+	return strings.Join(all, ",")
 }
 
 // writeFile puts a rules file into the lab directory.

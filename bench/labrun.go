@@ -115,7 +115,7 @@ func labRows(live []*labRun) []Row {
 			conn.Note = fmt.Sprintf("%d failed connections over all runs (first: %s)", r.connErrors, r.firstErr)
 		}
 		if r != plain {
-			conn.BaseName, conn.Base = "plain routing", plain.conn
+			conn.BaseName, conn.Base, conn.Target = "plain routing", plain.conn, v.connTarget
 		}
 		rows = append(rows, conn)
 		if !v.tput {
@@ -127,10 +127,22 @@ func labRows(live []*labRun) []Row {
 		}{{1, r.tput1, plain.tput1}, {4, r.tput4, plain.tput4}} {
 			row := Row{Name: "TCP throughput, " + v.name + ", " + tputP(t.streams), Unit: UnitBits, Samples: t.mine}
 			if r != plain {
-				row.BaseName, row.Base = "plain routing", t.ref
+				row.BaseName, row.Base, row.Target = "plain routing", t.ref, v.tputTarget
 			}
 			rows = append(rows, row)
 		}
+	}
+	byKey := map[string]*labRun{}
+	for _, r := range live {
+		byKey[r.v.key] = r
+	}
+	for _, cmp := range labComparisons {
+		r, base := byKey[cmp.key], byKey[cmp.base]
+		if r == nil || base == nil {
+			continue
+		}
+		rows = append(rows, Row{Name: cmp.name + ", " + connP, Unit: UnitConns, Samples: r.conn,
+			BaseName: base.v.name, Base: base.conn, Target: cmp.target})
 	}
 	return rows
 }

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -25,11 +24,14 @@ var (
 // variant gets a lab of its own; all labs exist at once, so the runs of
 // every variant interleave and share the machine's noise evenly.
 type labVariant struct {
+	key   string // for comparison rows between variants
 	name  string // row text
 	ahead int    // services configured ahead of the measured one
 	tput  bool   // also measure iperf3 throughput (only where it can differ)
 	// setup configures the node namespace and sets the env's addresses.
 	setup func(c *Context, e *labEnv, ahead int) error
+	// connTarget and tputTarget are goals relative to plain routing.
+	connTarget, tputTarget *Target
 	// pending, if set, says what the variant needs before it can run; its
 	// rows are printed as pending and no lab is built for it.
 	pending string
@@ -37,20 +39,35 @@ type labVariant struct {
 
 func labVariants() []labVariant {
 	vs := []labVariant{
-		{name: "plain routing, client → backend IP (no NAT, no conntrack): the ceiling", tput: true, setup: setupPlain},
-		{name: "plain routing with netfilter conntrack on (one nft forward rule, no NAT)", setup: setupConntrack},
+		{key: "plain", name: "plain routing, client → backend IPs (b1, b2, b3 in turn; iperf3: b1), no NAT, no conntrack: the ceiling", tput: true, setup: setupPlain},
+		{key: "conntrack", name: "plain routing with netfilter conntrack on (one nft forward rule, no NAT)", setup: setupConntrack},
+		{key: "hotpath-direct", name: "hotpath pipeline (ct + lb plugins) on, client → backend IPs directly (no service): its cost without translation", tput: true, setup: setupHotpathDirect},
 	}
 	for _, n := range []int{1, 1000, 10000} {
-		vs = append(vs, labVariant{name: fmt.Sprintf("iptables DNAT (kube-proxy chains, iptables-nft), %s ahead", services(n)), ahead: n, tput: n == 1, setup: setupIptables})
+		vs = append(vs, labVariant{key: fmt.Sprintf("iptables-%d", n), name: fmt.Sprintf("iptables DNAT (kube-proxy chains, iptables-nft), %s ahead", services(n)), ahead: n, tput: n == 1, setup: setupIptables})
 	}
 	for _, n := range []int{1, 1000, 10000} {
-		vs = append(vs, labVariant{name: fmt.Sprintf("nftables DNAT (kube-proxy nftables: vmap + numgen random), %s ahead", services(n)), ahead: n, tput: n == 1, setup: setupNft})
+		vs = append(vs, labVariant{key: fmt.Sprintf("nft-%d", n), name: fmt.Sprintf("nftables DNAT (kube-proxy nftables: vmap + numgen random), %s ahead", services(n)), ahead: n, tput: n == 1, setup: setupNft})
 	}
 	for _, n := range []int{1, 1000, 10000} {
-		vs = append(vs, labVariant{name: fmt.Sprintf("hotpath VIP (ct + lb plugins), %s ahead", services(n)), ahead: n, tput: n == 1, setup: setupHotpath,
-			pending: "the lb plugin (hotpath-lb) and `hotpath lb service add`"})
+		v := labVariant{key: fmt.Sprintf("hotpath-%d", n), name: fmt.Sprintf("hotpath VIP (ct + lb plugins; measured VIPs maglev M=16381, fillers random), %s ahead", services(n)),
+			ahead: n, tput: n == 1, setup: setupHotpath}
+		if n == 1 {
+			v.connTarget, v.tputTarget = RatioAbove(1.0), RatioAbove(0.95)
+		}
+		vs = append(vs, v)
 	}
 	return vs
+}
+
+// labComparisons are the goals between two variants other than plain
+// routing: key's connection rate against base's.
+var labComparisons = []struct {
+	key, base, name string
+	target          *Target
+}{
+	{"hotpath-1000", "iptables-1000", "hotpath VIP vs iptables DNAT, new connections/s, 1000 services ahead", RatioAbove(1.25)},
+	{"hotpath-10000", "hotpath-1", "hotpath VIP, new connections/s, 10000 vs 1 service ahead (flat: within 5%)", RatioAbove(0.95)},
 }
 
 func services(n int) string {
@@ -60,7 +77,10 @@ func services(n int) string {
 	return fmt.Sprintf("%d services", n)
 }
 
-func setupPlain(*Context, *labEnv, int) error { return nil }
+func setupPlain(_ *Context, e *labEnv, _ int) error {
+	e.connAddr = e.directAddrs()
+	return nil
+}
 
 // setupConntrack turns netfilter conntrack on in the node without any NAT:
 // the share of the DNAT variants' cost that is conntrack itself (a
@@ -72,6 +92,7 @@ func setupConntrack(c *Context, e *labEnv, _ int) error {
 		return err
 	}
 	_, err = e.lab.Node.Exec("nft", "-f", path)
+	e.connAddr = e.directAddrs()
 	return err
 }
 
@@ -99,22 +120,4 @@ func setupNft(c *Context, e *labEnv, ahead int) error {
 	_, err = e.lab.Node.Exec("nft", "-f", path)
 	e.connAddr, e.tputAddr = connVIP.String(), tputVIP.String()
 	return err
-}
-
-// setupHotpath is the hook for the "hotpath VIP" rows. To fill it once the
-// lb plugin lands (and drop the variants' pending field):
-//
-//	h, err := startSupervisor(c, e, []supervisor.PluginConfig{{Name: "ct"}, {Name: "lb"}})
-//	e.onClose(h.stop)
-//	for each of servicesAhead(ahead, conn, tput) (the baselines' services):
-//		h.cli("lb", "service", "add", "VIP:PORT/tcp", "--backend", "IP:PORT", ...)
-//	e.connAddr, e.tputAddr = connVIP.String(), tputVIP.String()
-//
-// with conn = connVIP → e.backendPorts(rrPort) and tput = tputVIP → the
-// first of e.backendPorts(iperfPort). 10000 `service add` calls cost a
-// process each; a batch command or the control API directly would be
-// faster.
-func setupHotpath(c *Context, e *labEnv, ahead int) error {
-	_, _, _ = c, e, ahead
-	return errors.New("hotpath VIP variant not implemented yet")
 }

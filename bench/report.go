@@ -30,8 +30,12 @@ func Report(w io.Writer, env Env, outcomes []Outcome, runs, labRuns int, total t
 			if r.Note != "" {
 				notes = append(notes, fmt.Sprintf("%s / %s: %s", r.Suite, r.Name, r.Note))
 			}
-			if r.Target != nil && len(r.Samples) > 0 && !r.Met() {
-				notes = append(notes, fmt.Sprintf("MISSED TARGET %s / %s: median %.4g %s, target %s", r.Suite, r.Name, Median(r.Samples), r.Unit, targetText(r)))
+			if v, ok := r.targetValue(); ok && !r.Met() {
+				what := fmt.Sprintf("median %.4g %s", v, r.Unit)
+				if r.Target.Ratio {
+					what = fmt.Sprintf("ratio %.3g×", v)
+				}
+				notes = append(notes, fmt.Sprintf("MISSED TARGET %s / %s: %s, target %s", r.Suite, r.Name, what, targetText(r)))
 			}
 		}
 		if o.Err != nil {
@@ -58,6 +62,10 @@ func tableLine(r Row) string {
 	}
 	lo, hi := MinMax(r.Samples)
 	med := Median(r.Samples)
+	medCell := format(med, r.Unit)
+	if r.Tail {
+		medCell += "; p99 " + format(P99(r.Samples), r.Unit)
+	}
 	base, baseMed, ratio := "", "", ""
 	if len(r.Base) > 0 {
 		bm := Median(r.Base)
@@ -75,7 +83,7 @@ func tableLine(r Row) string {
 		}
 	}
 	return fmt.Sprintf("| %s | %s | %d | %s | %s..%s | %s | %s | %s | %s | %s |",
-		r.Suite, cell(r.Name), len(r.Samples), format(med, r.Unit), format(lo, r.Unit), format(hi, r.Unit),
+		r.Suite, cell(r.Name), len(r.Samples), medCell, format(lo, r.Unit), format(hi, r.Unit),
 		base, baseMed, ratio, target, met)
 }
 
@@ -83,6 +91,9 @@ func targetText(r Row) string {
 	op := "≥"
 	if r.Target.Max {
 		op = "≤"
+	}
+	if r.Target.Ratio {
+		return fmt.Sprintf("%s %.2f× baseline", op, r.Target.Value)
 	}
 	return op + " " + format(r.Target.Value, r.Unit)
 }

@@ -25,12 +25,20 @@ type Row struct {
 	Pending string
 	// Note is a short remark printed under the table (errors seen, etc.).
 	Note string
+	// Tail marks samples that are single events (one upgrade, one swap)
+	// rather than per-run means: the median cell also shows their p99,
+	// since a rare slow event is what such a row is about.
+	Tail bool
 }
 
 // Target is a bound the median must meet: Max true means "at most Value".
+// With Ratio set, the bound is on the row's ratio (median / baseline
+// median) instead: most goals are relative to a baseline measured in the
+// same run, which is what survives the VM's noise.
 type Target struct {
 	Value float64
 	Max   bool
+	Ratio bool
 }
 
 // Below is a target the median must not exceed.
@@ -39,16 +47,50 @@ func Below(v float64) *Target { return &Target{Value: v, Max: true} }
 // Above is a target the median must reach.
 func Above(v float64) *Target { return &Target{Value: v} }
 
-// Met reports whether the row meets its target (false without samples).
+// RatioBelow is a target the ratio to the baseline must not exceed.
+func RatioBelow(v float64) *Target { return &Target{Value: v, Max: true, Ratio: true} }
+
+// RatioAbove is a target the ratio to the baseline must reach.
+func RatioAbove(v float64) *Target { return &Target{Value: v, Ratio: true} }
+
+// Met reports whether the row meets its target (false without samples,
+// or without a baseline for a ratio target).
 func (r Row) Met() bool {
-	if r.Target == nil || len(r.Samples) == 0 {
+	v, ok := r.targetValue()
+	if !ok {
 		return false
 	}
-	m := Median(r.Samples)
 	if r.Target.Max {
-		return m <= r.Target.Value
+		return v <= r.Target.Value
 	}
-	return m >= r.Target.Value
+	return v >= r.Target.Value
+}
+
+// targetValue is what the target is checked against: the median, or the
+// ratio for a ratio target.
+func (r Row) targetValue() (float64, bool) {
+	if r.Target == nil || len(r.Samples) == 0 {
+		return 0, false
+	}
+	m := Median(r.Samples)
+	if !r.Target.Ratio {
+		return m, true
+	}
+	if len(r.Base) == 0 || Median(r.Base) == 0 {
+		return 0, false
+	}
+	return m / Median(r.Base), true
+}
+
+// P99 of xs by nearest rank: with fewer than 100 samples it is the
+// largest one.
+func P99(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[int(math.Ceil(0.99*float64(len(s))))-1]
 }
 
 // Pending returns a placeholder row.
@@ -84,6 +126,7 @@ const (
 	UnitBytes   = "B"         // memory
 	UnitConns   = "conn/s"    // connection rate
 	UnitEntries = "entries/s" // scan and insert rates
+	UnitCount   = "count"     // things counted (datagrams lost, flows broken)
 )
 
 // format renders v in unit u with about three significant digits.
@@ -102,6 +145,8 @@ func format(v float64, u string) string {
 			return fmt.Sprintf("%s ms", sig(v*1e3))
 		}
 		return fmt.Sprintf("%s s", sig(v))
+	case UnitCount:
+		return sig(v)
 	case UnitBits:
 		return fmt.Sprintf("%s Gbit/s", sig(v/1e9))
 	case UnitBytes:

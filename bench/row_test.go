@@ -68,3 +68,40 @@ func TestReportTable(t *testing.T) {
 		}
 	}
 }
+
+func TestRatioTargetsAndTail(t *testing.T) {
+	r := Row{Samples: []float64{110, 120, 115}, Base: []float64{100, 100, 100}, Target: RatioBelow(1.15)}
+	if !r.Met() {
+		t.Error("ratio 1.15 misses ≤ 1.15×")
+	}
+	r.Target = RatioAbove(1.25)
+	if r.Met() {
+		t.Error("ratio 1.15 meets ≥ 1.25×")
+	}
+	r.Base = nil
+	if r.Met() {
+		t.Error("a ratio target without a baseline is met")
+	}
+	if p := P99([]float64{3, 1, 2}); p != 3 {
+		t.Errorf("p99 of 3 samples = %v, want the largest", p)
+	}
+	var buf bytes.Buffer
+	out := []Outcome{{Suite: Suite{Name: "s"}, Rows: []Row{
+		{Suite: "s", Name: "swap", Unit: UnitSeconds, Samples: []float64{0.1, 0.2, 0.9}, Tail: true},
+		{Suite: "s", Name: "rel", Unit: UnitConns, Samples: []float64{1, 1, 1}, Base: []float64{1, 1, 1}, BaseName: "b", Target: RatioAbove(1.25)},
+		{Suite: "s", Name: "lost", Unit: UnitCount, Samples: []float64{0, 0, 0}, Target: Below(0)},
+	}}}
+	Report(&buf, Env{Date: "d"}, out, 3, 3, time.Second)
+	s := buf.String()
+	for _, want := range []string{
+		"| 200 ms; p99 900 ms |",
+		"| ≥ 1.25× baseline | no |",
+		"MISSED TARGET s / rel: ratio 1×, target ≥ 1.25× baseline",
+		"| lost | 3 | 0 | 0..0 |",
+		"| ≤ 0 | yes |",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+}

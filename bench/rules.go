@@ -17,16 +17,22 @@ type service struct {
 // nothing in the lab answers on: no packet ever matches them, they only
 // stand in front of the measured services, as other services do on a node.
 func servicesAhead(n int, measured ...service) []service {
-	out := make([]service, 0, n+len(measured))
+	return append(fillers(97, 98, n, 3), measured...)
+}
+
+// fillers are n services with VIPs 10.<vipNet>.x.y:80 and nb backends each
+// at 10.<beNet>.x.y:8080+k (n < 65536).
+func fillers(vipNet, beNet byte, n, nb int) []service {
+	out := make([]service, 0, n)
 	for i := 1; i <= n; i++ {
 		hi, lo := byte(i>>8), byte(i)
-		svc := service{vip: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 97, hi, lo}), 80)}
-		for b := range 3 {
-			svc.backends = append(svc.backends, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 98, hi, lo}), uint16(8080+b)))
+		svc := service{vip: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, vipNet, hi, lo}), 80)}
+		for b := range nb {
+			svc.backends = append(svc.backends, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, beNet, hi, lo}), uint16(8080+b)))
 		}
 		out = append(out, svc)
 	}
-	return append(out, measured...)
+	return out
 }
 
 // iptablesRules renders services the way kube-proxy's iptables mode does,

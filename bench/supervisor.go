@@ -28,6 +28,9 @@ type hotpathRun struct {
 	stateDir string
 	sup      *lab.Proc
 	plugins  map[int]bool // plugin pids seen, ended by stop
+	// variants is a directory of other plugin builds (upgrade suite) whose
+	// processes stop may end too; "" if none.
+	variants string
 }
 
 // startSupervisor runs `hotpath supervisor run` on every pod device with
@@ -150,7 +153,8 @@ func (h *hotpathRun) stop() {
 	}
 	for pid := range h.plugins {
 		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err == nil && strings.HasPrefix(exe, h.bin+"/hotpath-") {
+		ours := strings.HasPrefix(exe, h.bin+"/hotpath-") || (h.variants != "" && strings.HasPrefix(exe, h.variants+"/"))
+		if err == nil && ours {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}

@@ -20,7 +20,7 @@ static __always_inline int hp_entry(struct __sk_buff *skb, __u32 dir)
 	 * c->gen, so a flip in the middle of the pipeline cannot mix banks. */
 	c->gen = *(volatile __u32 *)&cfg->active_gen;
 	bank = c->gen % HP_BANKS;
-	c->mask = cfg->bank_mask[bank];
+	c->mask = cfg->bank_mask[bank][dir & 1];
 	/* One load per packet, one store per generation. */
 	if (!cfg->bank_first_ns[bank])
 		cfg->bank_first_ns[bank] = bpf_ktime_get_ns();

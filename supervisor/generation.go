@@ -11,6 +11,7 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/host"
+	"github.com/hotpath/hotpath/core/pipeline"
 	"github.com/hotpath/hotpath/core/plugin"
 )
 
@@ -78,7 +79,14 @@ func (s *Supervisor) build(ctx context.Context, loaders map[string]*host.Instanc
 		}
 		loaded[name] = resp.Programs
 	}
-	progs, err := s.collect(loaded)
+	descs := map[string]*plugin.Description{}
+	for name, m := range s.plugins {
+		descs[name] = m.inst.Desc
+		if inst, ok := loaders[name]; ok {
+			descs[name] = inst.Desc
+		}
+	}
+	progs, hooks, err := s.collect(loaded, descs)
 	if err != nil {
 		s.dropGeneration(next)
 		return 0, nil, err
@@ -90,7 +98,7 @@ func (s *Supervisor) build(ctx context.Context, loaders map[string]*host.Instanc
 		s.dropGeneration(next)
 		return 0, nil, err
 	}
-	if err := s.pipe.Prepare(next, progs); err != nil {
+	if err := s.pipe.PrepareHooks(next, progs, hooks); err != nil {
 		s.dropGeneration(next)
 		return 0, nil, err
 	}
@@ -132,9 +140,11 @@ func sameSlots(d *plugin.Description, resp *plugin.LoadResponse) error {
 }
 
 // collect opens the program of every slot of the next generation: fresh
-// loads from `loaded`, the current pins of every other plugin.
-func (s *Supervisor) collect(loaded map[string]map[string]string) (map[abi.Slot]*ebpf.Program, error) {
+// loads from `loaded`, the current pins of every other plugin; and the hooks
+// each slot runs at, as its plugin declared them.
+func (s *Supervisor) collect(loaded map[string]map[string]string, descs map[string]*plugin.Description) (map[abi.Slot]*ebpf.Program, map[abi.Slot]pipeline.Hooks, error) {
 	out := map[abi.Slot]*ebpf.Program{}
+	hooks := map[abi.Slot]pipeline.Hooks{}
 	for name := range s.plugins {
 		pins := loaded[name]
 		if pins == nil {
@@ -144,17 +154,22 @@ func (s *Supervisor) collect(loaded map[string]map[string]string) (map[abi.Slot]
 			slot, err := abi.ParseSlot(slotName)
 			if err != nil {
 				closePrograms(out)
-				return nil, fmt.Errorf("plugin %s: %w", name, err)
+				return nil, nil, fmt.Errorf("plugin %s: %w", name, err)
+			}
+			h, err := pipeline.ParseHooks(descs[name].Hooks[slotName])
+			if err != nil {
+				closePrograms(out)
+				return nil, nil, fmt.Errorf("plugin %s slot %s: %w", name, slotName, err)
 			}
 			prog, err := ebpf.LoadPinnedProgram(path, nil)
 			if err != nil {
 				closePrograms(out)
-				return nil, fmt.Errorf("open program of plugin %s slot %s: %w", name, slotName, err)
+				return nil, nil, fmt.Errorf("open program of plugin %s slot %s: %w", name, slotName, err)
 			}
-			out[slot] = prog
+			out[slot], hooks[slot] = prog, h
 		}
 	}
-	return out, nil
+	return out, hooks, nil
 }
 
 func closePrograms(ps map[abi.Slot]*ebpf.Program) {

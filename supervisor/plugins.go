@@ -11,6 +11,7 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/host"
+	"github.com/hotpath/hotpath/core/pipeline"
 	"github.com/hotpath/hotpath/core/plugin"
 )
 
@@ -107,6 +108,14 @@ func (s *Supervisor) checkPlugin(d *plugin.Description, claimed map[string]strin
 			return fmt.Errorf("plugin %s: slot %s is already claimed by %s", d.Name, slot, other)
 		}
 		claimed[slot] = d.Name
+	}
+	for slot, hooks := range d.Hooks {
+		if !contains(d.Slots, slot) {
+			return fmt.Errorf("plugin %s: hooks given for slot %s, which it does not claim", d.Name, slot)
+		}
+		if _, err := pipeline.ParseHooks(hooks); err != nil {
+			return fmt.Errorf("plugin %s slot %s: %w", d.Name, slot, err)
+		}
 	}
 	return checkSchemas(d, s.maps)
 }

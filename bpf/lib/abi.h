@@ -185,7 +185,10 @@ struct hp_metric {
 struct hp_config {
 	__u32 active_gen;
 	__u32 abi_version;
-	__u32 bank_mask[HP_BANKS]; /* occupied slots per bank, written before the flip */
+	/* Occupied slots per bank and direction, written before the flip. A
+	 * plugin declares the hooks each of its slots runs at, so a packet
+	 * never enters a stage with nothing to do at its hook. */
+	__u32 bank_mask[HP_BANKS][HP_DIRS];
 	__u32 node_ip;
 	__u32 flags;
 	/* CLOCK_MONOTONIC ns of the first packet that entered each bank since the

@@ -30,7 +30,7 @@ type AbiHpConfig struct {
 	_           structs.HostLayout
 	ActiveGen   uint32
 	AbiVersion  uint32
-	BankMask    [16]uint32
+	BankMask    [16][2]uint32
 	NodeIp      uint32
 	Flags       uint32
 	BankFirstNs [16]uint64

@@ -65,8 +65,37 @@ func (p *Pipeline) word(off uintptr) *uint32 {
 	return (*uint32)(unsafe.Pointer(&p.mem[off]))
 }
 
-func (p *Pipeline) maskWord(bank uint32) *uint32 {
-	return p.word(offBankMask + uintptr(bank)*4)
+func (p *Pipeline) maskWord(bank, dir uint32) *uint32 {
+	return p.word(offBankMask + uintptr(bank*2+dir)*4)
+}
+
+// Hooks says at which TCX hooks a slot's program runs.
+type Hooks uint8
+
+// Hook bits.
+const (
+	HookIngress Hooks = 1 << 0
+	HookEgress  Hooks = 1 << 1
+	HookBoth          = HookIngress | HookEgress
+)
+
+// ParseHooks reads hook names ("ingress", "egress"); none means both.
+func ParseHooks(names []string) (Hooks, error) {
+	var h Hooks
+	for _, n := range names {
+		switch n {
+		case "ingress":
+			h |= HookIngress
+		case "egress":
+			h |= HookEgress
+		default:
+			return 0, fmt.Errorf("hook %q: want ingress or egress", n)
+		}
+	}
+	if h == 0 {
+		h = HookBoth
+	}
+	return h, nil
 }
 
 func (p *Pipeline) firstWord(bank uint32) *uint64 {
@@ -95,21 +124,28 @@ func (p *Pipeline) Active() uint32 { return atomic.LoadUint32(p.word(offActiveGe
 // ABIVersion is the ABI version recorded in the config map.
 func (p *Pipeline) ABIVersion() uint32 { return atomic.LoadUint32(p.word(offABIVersion)) }
 
-// Mask is the occupied-slot mask of gen's bank.
-func (p *Pipeline) Mask(gen uint32) uint32 { return atomic.LoadUint32(p.maskWord(Bank(gen))) }
+// Mask is the occupied-slot mask of gen's bank for direction dir (0 ingress, 1 egress).
+func (p *Pipeline) Mask(gen, dir uint32) uint32 { return atomic.LoadUint32(p.maskWord(Bank(gen), dir&1)) }
 
 // ErrBankLive is returned when a write would touch the bank packets use.
 var ErrBankLive = errors.New("bank is live")
 
-// Prepare fills gen's bank with progs (slot -> program) and records its mask.
-// The bank must not be live. The caller must have called Settle since the
-// bank was last live, so no packet still runs in it.
+// Prepare fills gen's bank with progs (slot -> program), each run at both
+// hooks. See PrepareHooks.
 func (p *Pipeline) Prepare(gen uint32, progs map[abi.Slot]*ebpf.Program) error {
+	return p.PrepareHooks(gen, progs, nil)
+}
+
+// PrepareHooks fills gen's bank with progs and records, per direction, the
+// slots a packet enters: a slot missing from hooks runs at both. The bank
+// must not be live, and the caller must have called Settle since it was
+// last live, so no packet still runs in it.
+func (p *Pipeline) PrepareHooks(gen uint32, progs map[abi.Slot]*ebpf.Program, hooks map[abi.Slot]Hooks) error {
 	bank := Bank(gen)
 	if active := p.Active(); active != 0 && Bank(active) == bank {
 		return fmt.Errorf("prepare generation %d: bank %d: %w (generation %d)", gen, bank, ErrBankLive, active)
 	}
-	var mask uint32
+	var mask [2]uint32
 	for slot := uint32(0); slot < abi.Slots; slot++ {
 		idx := bank*abi.Slots + slot
 		prog, ok := progs[abi.Slot(slot)]
@@ -122,9 +158,18 @@ func (p *Pipeline) Prepare(gen uint32, progs map[abi.Slot]*ebpf.Program) error {
 		if err := p.calls.Put(idx, prog); err != nil {
 			return fmt.Errorf("insert slot %s of generation %d: %w", abi.SlotName(abi.Slot(slot)), gen, err)
 		}
-		mask |= 1 << slot
+		h, ok := hooks[abi.Slot(slot)]
+		if !ok || h == 0 {
+			h = HookBoth
+		}
+		for dir := uint32(0); dir < 2; dir++ {
+			if h&(1<<dir) != 0 {
+				mask[dir] |= 1 << slot
+			}
+		}
 	}
-	atomic.StoreUint32(p.maskWord(bank), mask)
+	atomic.StoreUint32(p.maskWord(bank, 0), mask[0])
+	atomic.StoreUint32(p.maskWord(bank, 1), mask[1])
 	atomic.StoreUint64(p.firstWord(bank), 0)
 	return nil
 }

@@ -32,6 +32,10 @@ type Description struct {
 	Version     string      `json:"version"`
 	ABIVersion  uint32      `json:"abi_version"`
 	Slots       []string    `json:"slots"`        // pipeline slots it claims (abi.SlotName)
+	// Hooks lists, per slot, the TCX hooks ("ingress", "egress") at which
+	// the slot's program has work; a slot not listed runs at both. Packets
+	// at other hooks skip the slot without a tail call.
+	Hooks map[string][]string `json:"hooks,omitempty"`
 	Maps        []MapSchema `json:"maps"`         // shared maps it uses
 	PrivateMaps []string    `json:"private_maps"` // maps it pins under plugins/<name>/
 	GC          bool        `json:"gc"`           // needs the GC lease

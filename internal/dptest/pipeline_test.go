@@ -57,8 +57,10 @@ func TestPrivilegedPipelineBanks(t *testing.T) {
 	if err := h.Pipe.Prepare(gen+abi.Banks, progs); !errors.Is(err, pipeline.ErrBankLive) {
 		t.Fatalf("writing the live bank: %v, want ErrBankLive", err)
 	}
-	if mask := h.Pipe.Mask(gen); mask != 1<<abi.AbiHpSlotHP_SLOT_CT {
-		t.Fatalf("mask %#x", mask)
+	for dir := uint32(0); dir < 2; dir++ {
+		if mask := h.Pipe.Mask(gen, dir); mask != 1<<abi.AbiHpSlotHP_SLOT_CT {
+			t.Fatalf("mask of direction %d: %#x", dir, mask)
+		}
 	}
 	next := h.Install(t, nil) // a generation with no stages: packets pass untouched
 	if r, err := h.Run(abi.AbiHpDirHP_DIR_INGRESS, packet.TCP(src, dst, packet.SYN, nil)); err != nil || r.Code != 0 {
@@ -76,5 +78,44 @@ func TestPrivilegedPipelineBanks(t *testing.T) {
 	ids, err := h.Pipe.ProgramIDs(gen)
 	if err != nil || len(ids) != 0 {
 		t.Fatalf("released bank still holds %v (%v)", ids, err)
+	}
+}
+
+// TestPrivilegedPipelineHooks: a slot declared for one hook is skipped,
+// without a tail call, by packets at the other.
+func TestPrivilegedPipelineHooks(t *testing.T) {
+	h := dptest.New(t)
+	prog, _, err := ct.LoadStage(h.Layout, 1, ct.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	if err := h.Pipe.Settle(); err != nil {
+		t.Fatal(err)
+	}
+	gen := uint32(1)
+	err = h.Pipe.PrepareHooks(gen, map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: prog},
+		map[abi.Slot]pipeline.Hooks{abi.AbiHpSlotHP_SLOT_CT: pipeline.HookEgress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Pipe.Flip(gen)
+	if in, eg := h.Pipe.Mask(gen, 0), h.Pipe.Mask(gen, 1); in != 0 || eg != 1<<abi.AbiHpSlotHP_SLOT_CT {
+		t.Fatalf("masks ingress %#x egress %#x", in, eg)
+	}
+	if _, err := h.Run(abi.AbiHpDirHP_DIR_INGRESS, packet.TCP(src, dst, packet.SYN, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.Dump(t, abi.MapCT4)); n != 0 {
+		t.Fatalf("egress-only stage ran at ingress (%d entries)", n)
+	}
+	if _, err := h.Run(abi.AbiHpDirHP_DIR_EGRESS, packet.TCP(src, dst, packet.SYN, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.Dump(t, abi.MapCT4)); n != 1 {
+		t.Fatalf("egress-only stage did not run at egress (%d entries)", n)
+	}
+	if _, err := pipeline.ParseHooks([]string{"sideways"}); err == nil {
+		t.Error("bad hook name accepted")
 	}
 }

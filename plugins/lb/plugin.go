@@ -46,6 +46,19 @@ func Slots() []string {
 	return AllSlots
 }
 
+// Hooks are where each lb slot has work: services are translated where a
+// client's packets enter the node, replies are reverse-translated where they
+// leave towards the client. Packets at the other hook skip these slots
+// without a tail call.
+func Hooks() map[string][]string {
+	h := map[string][]string{}
+	for _, s := range Slots() {
+		h[s] = []string{"ingress"}
+	}
+	h[SlotRevNat] = []string{"egress"}
+	return h
+}
+
 // Commands are the Invoke commands of the lb plugin.
 var Commands = []string{
 	"service-add", "service-apply", "service-del", "service-list", "service-set-algorithm",
@@ -61,7 +74,7 @@ func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
 	}
 	return &plugin.Description{
 		Name: "lb", Version: Version, ABIVersion: abi.Version,
-		Slots: Slots(), Maps: schemas, PrivateMaps: []string{StateMap}, GC: false,
+		Slots: Slots(), Hooks: Hooks(), Maps: schemas, PrivateMaps: []string{StateMap}, GC: false,
 		Commands: Commands,
 	}, nil
 }

@@ -1,0 +1,202 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/internal/mono"
+	"github.com/hotpath/hotpath/internal/packet"
+	"github.com/hotpath/hotpath/plugins/lb"
+)
+
+// Services of the lb datapath rows. Each path gets its own VIP so that the
+// rows do not share CT entries.
+var (
+	// lbNewVIP has three backends: the new-flow rows select among them.
+	lbNewVIP = netip.MustParseAddrPort("10.96.0.20:80")
+	// lbPingVIP and lbPongVIP translate into each other. Repeat runs one
+	// skb again and again and DNAT rewrites it, so the second round would
+	// be another packet; with the pair, every round is an established
+	// flow of one of the two services with a real DNAT and checksum update
+	// (plugins/lb/bench_test.go measures the same way).
+	lbPingVIP = netip.MustParseAddrPort("10.96.0.30:80")
+	lbPongVIP = netip.MustParseAddrPort("10.96.0.31:80")
+	// lbSelfVIP is a service whose one backend is its own address: the
+	// reply's reverse NAT writes back the address it already has, so the
+	// reply stays the same packet under Repeat.
+	lbSelfVIP = netip.MustParseAddrPort("10.240.3.2:8080")
+)
+
+// lbDP is the datapath harness with the lb stages loaded, the services
+// above configured through the plugin's own command path, the monolithic
+// program, and generations that hold subsets of the stages, so that each
+// stage's cost is a difference between two generations run on the same
+// packets.
+type lbDP struct {
+	h      *dpHarness
+	stages *lb.Stages
+	maps   *lb.Maps
+	store  *lb.Store
+	mono   *mono.Programs
+	// Generations: ct only (the datapath suite's), lb + ct, lb + lb-select
+	// + ct, all but lb-revnat, and the whole pipeline as the lb plugin
+	// installs it.
+	genCT, genLB, genSel, genNoRev, genFull uint32
+}
+
+func newLBDP(h *dpHarness, ctProg *ebpf.Program, genCT uint32) (d *lbDP, err error) {
+	d = &lbDP{h: h, genCT: genCT}
+	defer func() {
+		if err != nil {
+			d.close()
+			d = nil
+		}
+	}()
+	if d.stages, err = lb.LoadStages(h.layout, h.gen+1, lb.DefaultConfig(), lb.AllSlots); err != nil {
+		return d, err
+	}
+	if d.maps, err = lb.OpenMaps(h.layout); err != nil {
+		return d, err
+	}
+	d.store = lb.NewStore(d.maps, lb.DefaultConfig())
+	if d.mono, err = mono.Load(h.maps.ByName); err != nil {
+		return d, err
+	}
+	gens := []struct {
+		gen   *uint32
+		slots []string
+	}{
+		{&d.genLB, []string{lb.SlotLB}},
+		{&d.genSel, []string{lb.SlotLB, lb.SlotSelect}},
+		{&d.genNoRev, []string{lb.SlotLB, lb.SlotSelect, lb.SlotDNAT}},
+		{&d.genFull, lb.AllSlots},
+	}
+	for _, g := range gens {
+		progs := map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: ctProg}
+		for _, name := range g.slots {
+			id, err := abi.ParseSlot(name)
+			if err != nil {
+				return d, err
+			}
+			progs[id] = d.stages.Progs[id]
+		}
+		if *g.gen, err = h.install(progs); err != nil {
+			return d, err
+		}
+	}
+	var backends []lb.BackendArg
+	for i := range 3 {
+		backends = append(backends, lb.BackendArg{Address: fmt.Sprintf("10.240.2.%d:8080", 2+i)})
+	}
+	for _, a := range []lb.ServiceAddArgs{
+		{VIP: lbNewVIP.String() + "/tcp", Algorithm: "maglev", Backends: backends},
+		{VIP: lbPingVIP.String() + "/tcp", Algorithm: "maglev", Backends: []lb.BackendArg{{Address: lbPongVIP.String()}}},
+		{VIP: lbPongVIP.String() + "/tcp", Algorithm: "maglev", Backends: []lb.BackendArg{{Address: lbPingVIP.String()}}},
+		{VIP: lbSelfVIP.String() + "/tcp", Algorithm: "maglev", Backends: []lb.BackendArg{{Address: lbSelfVIP.String()}}},
+	} {
+		if err := d.command("service-add", a); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+// command runs an lb command the way the plugin's Invoke does.
+func (d *lbDP) command(name string, args any) error {
+	b, err := json.Marshal(args)
+	if err != nil {
+		return err
+	}
+	if _, err := lb.Run(d.store, name, b); err != nil {
+		return fmt.Errorf("lb %s: %w", name, err)
+	}
+	return nil
+}
+
+// addFillers adds the filler services servicesAhead(to)[from:to] (random
+// selection, three backends each, addresses nothing uses) with one
+// service-apply.
+func (d *lbDP) addFillers(from, to int) error {
+	all := servicesAhead(to)[from:to]
+	return d.command("service-apply", serviceArgs(all, "random"))
+}
+
+// delFillers deletes the filler services servicesAhead(n).
+func (d *lbDP) delFillers(n int) error {
+	for _, s := range servicesAhead(n) {
+		if err := d.command("service-del", lb.ServiceArgs{VIP: s.vip.String() + "/tcp"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serviceArgs turns bench services into lb service-add arguments.
+func serviceArgs(svcs []service, alg string) []lb.ServiceAddArgs {
+	out := make([]lb.ServiceAddArgs, 0, len(svcs))
+	for _, s := range svcs {
+		a := lb.ServiceAddArgs{VIP: s.vip.String() + "/tcp", Algorithm: alg}
+		for _, b := range s.backends {
+			a.Backends = append(a.Backends, lb.BackendArg{Address: b.String()})
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// pipeline is the runner of generation gen's ingress (egress: false) entry.
+func (d *lbDP) pipeline(gen uint32, ingress bool) runner {
+	prog := d.h.entry.Ingress
+	if !ingress {
+		prog = d.h.entry.Egress
+	}
+	return func(pkt []byte, repeat int) (time.Duration, error) {
+		d.h.use(gen)
+		return benchProg(prog, pkt, repeat)
+	}
+}
+
+// steady runs pkt 1000 times to create its entries, then dpRepeat times
+// and returns the mean in ns.
+func steady(run runner, pkt []byte) (float64, error) {
+	if _, err := run(pkt, 1000); err != nil {
+		return 0, err
+	}
+	t, err := run(pkt, dpRepeat)
+	return ns(t), err
+}
+
+// lbPackets are the packets of the lb rows.
+type lbPackets struct {
+	syns, acks [][]byte // new flows to lbNewVIP and their second packets
+	est        []byte   // to lbPingVIP (ping-pong, see above)
+	selfSyn    []byte   // opens the flow whose reply is reply
+	reply      []byte   // backend → client, reverse NAT to lbSelfVIP
+}
+
+func newLBPackets() lbPackets {
+	var p lbPackets
+	p.syns, p.acks = dpFlowPackets(dpFlows, lbNewVIP)
+	payload := make([]byte, payload10)
+	p.est = packet.TCP(dpClient, lbPingVIP, packet.ACK|packet.PSH, payload)
+	p.selfSyn = packet.TCP(dpClient, lbSelfVIP, packet.SYN, payload)
+	p.reply = packet.TCP(lbSelfVIP, dpClient, packet.ACK|packet.PSH, payload)
+	return p
+}
+
+func (d *lbDP) close() {
+	if d.mono != nil {
+		d.mono.Close()
+	}
+	if d.maps != nil {
+		d.maps.Close()
+	}
+	if d.stages != nil {
+		d.stages.Close()
+	}
+}

@@ -1,0 +1,195 @@
+package bench
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/abi"
+)
+
+// lbSamples are the per-run values (ns) of the lb datapath rows.
+type lbSamples struct {
+	// New flows, Repeat=1 method: the SYNs of dpFlows tuples to lbNewVIP
+	// through each generation and the monolithic program; the second
+	// packets (ACK) through the whole pipeline and the monolithic program.
+	ctNew, lbNew, selNew, noRevNew, fullNew, monoNew []float64
+	fullAck, monoAck                                 []float64
+	fullP50, fullP99, monoP50, monoP99               []float64
+	// Established, Repeat=dpRepeat: the ping-pong packet; the reply.
+	ctEst, lbEst, noRevEst, fullEst, monoEst []float64
+	noRevReply, fullReply, monoReply         []float64
+}
+
+// lbPipelineRows measures the whole lb + ct pipeline against the
+// monolithic program that runs the same stage bodies without tail calls
+// (bpf/mono.c), and each lb stage as the difference between generations
+// with and without it.
+func lbPipelineRows(c *Context, h *dpHarness, ctProg *ebpf.Program, genCT uint32) ([]Row, error) {
+	d, err := newLBDP(h, ctProg, genCT)
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	p := newLBPackets()
+	var s lbSamples
+	for run := range c.Runs {
+		c.Logf("datapath lb run %d/%d", run+1, c.Runs)
+		if err := d.newFlows(&s, p, run%2 == 1); err != nil {
+			return nil, err
+		}
+		if err := d.established(&s, p, run%2 == 1); err != nil {
+			return nil, err
+		}
+	}
+	rows := lbRows(&s)
+	scale, err := d.scaleRows(c, p)
+	return append(rows, scale...), err
+}
+
+// newFlows is one run of the new-flow passes, each on an emptied CT map.
+// Odd runs go in reverse order, so that drift during a run does not always
+// favour the same side of a comparison.
+func (d *lbDP) newFlows(s *lbSamples, p lbPackets, reverse bool) error {
+	ct4 := d.h.maps.ByName[abi.MapCT4]
+	// Each SYN to the VIP leaves two entries in the whole pipeline: the
+	// service entry (its backend) and the flow's own, translated.
+	type pass struct {
+		name    string
+		run     runner
+		out     *[]float64
+		entries int // per flow, checked afterwards; 0: not checked
+	}
+	passes := []pass{
+		{"entry + ct", d.pipeline(d.genCT, true), &s.ctNew, 1},
+		{"entry + lb + ct", d.pipeline(d.genLB, true), &s.lbNew, 1},
+		{"entry + lb + lb-select + ct", d.pipeline(d.genSel, true), &s.selNew, 1},
+		{"all but lb-revnat", d.pipeline(d.genNoRev, true), &s.noRevNew, 2},
+		{"whole pipeline", d.pipeline(d.genFull, true), &s.fullNew, 2},
+		{"monolithic", on(d.mono.Ingress), &s.monoNew, 2},
+	}
+	if reverse {
+		for i, j := 0, len(passes)-1; i < j; i, j = i+1, j-1 {
+			passes[i], passes[j] = passes[j], passes[i]
+		}
+	}
+	for _, ps := range passes {
+		if err := clearMap(ct4); err != nil {
+			return err
+		}
+		st, err := firstPass(ps.run, p.syns)
+		if err != nil {
+			return fmt.Errorf("%s, new flows to a VIP: %w", ps.name, err)
+		}
+		*ps.out = append(*ps.out, st.mean)
+		if n, err := countEntries(ct4); err != nil || n != ps.entries*len(p.syns) {
+			return fmt.Errorf("%s: after %d new flows to a VIP the CT map holds %d entries, want %d (%v)",
+				ps.name, len(p.syns), n, ps.entries*len(p.syns), err)
+		}
+		switch ps.out {
+		case &s.fullNew:
+			s.fullP50, s.fullP99 = append(s.fullP50, st.p50), append(s.fullP99, st.p99)
+			m, err := meanFirst(ps.run, p.acks)
+			if err != nil {
+				return fmt.Errorf("whole pipeline, second packets: %w", err)
+			}
+			s.fullAck = append(s.fullAck, m)
+		case &s.monoNew:
+			s.monoP50, s.monoP99 = append(s.monoP50, st.p50), append(s.monoP99, st.p99)
+			m, err := meanFirst(ps.run, p.acks)
+			if err != nil {
+				return fmt.Errorf("monolithic, second packets: %w", err)
+			}
+			s.monoAck = append(s.monoAck, m)
+		}
+	}
+	return nil
+}
+
+// established is one run of the Repeat rows. The lb-only generation needs
+// the service entries that a generation with lb-dnat creates (lb alone
+// never records a choice), so the whole pipeline or the monolithic program
+// always runs before it.
+func (d *lbDP) established(s *lbSamples, p lbPackets, reverse bool) error {
+	type step struct {
+		name string
+		run  runner
+		pkt  []byte
+		out  *[]float64
+	}
+	full := step{"whole pipeline", d.pipeline(d.genFull, true), p.est, &s.fullEst}
+	mono := step{"monolithic", on(d.mono.Ingress), p.est, &s.monoEst}
+	rest := []step{
+		{"all but lb-revnat", d.pipeline(d.genNoRev, true), p.est, &s.noRevEst},
+		{"entry + lb + ct", d.pipeline(d.genLB, true), p.est, &s.lbEst},
+		{"entry + ct", d.pipeline(d.genCT, true), p.est, &s.ctEst},
+	}
+	steps := append([]step{full, mono}, rest...)
+	if reverse {
+		steps = []step{mono, full, rest[2], rest[1], rest[0]}
+	}
+	for _, st := range steps {
+		v, err := steady(st.run, st.pkt)
+		if err != nil {
+			return fmt.Errorf("%s, established flow to a VIP: %w", st.name, err)
+		}
+		*st.out = append(*st.out, v)
+	}
+	// The reply's flow is opened once through the whole pipeline; its
+	// entries carry the rev_nat_index every reply run looks up.
+	if _, err := d.pipeline(d.genFull, true)(p.selfSyn, 1); err != nil {
+		return fmt.Errorf("open the reply's flow: %w", err)
+	}
+	replies := []step{
+		{"whole pipeline", d.pipeline(d.genFull, false), p.reply, &s.fullReply},
+		{"monolithic", on(d.mono.Egress), p.reply, &s.monoReply},
+		{"all but lb-revnat", d.pipeline(d.genNoRev, false), p.reply, &s.noRevReply},
+	}
+	if reverse {
+		replies[0], replies[2] = replies[2], replies[0]
+	}
+	for _, st := range replies {
+		v, err := steady(st.run, st.pkt)
+		if err != nil {
+			return fmt.Errorf("%s, reply with reverse NAT: %w", st.name, err)
+		}
+		*st.out = append(*st.out, v)
+	}
+	return nil
+}
+
+func lbRows(s *lbSamples) []Row {
+	pipe := "whole pipeline (entry + lb + lb-select + lb-dnat + ct + lb-revnat, one generation)"
+	flows := fmt.Sprintf("%d distinct tuples, Repeat=1 each, kernel-timed, mean", dpFlows)
+	rep := fmt.Sprintf("Repeat=%d", dpRepeat)
+	mono := "monolithic (bpf/mono.c: same bodies, one program, no tail calls)"
+	within := RatioBelow(1.15)
+	paired := "paired per run"
+	return []Row{
+		{Name: pipe + ", NEW TCP flow to a VIP (3 backends, maglev M=16381): SYN of " + flows + ", CT map emptied before each run",
+			Unit: UnitNs, Samples: s.fullNew, BaseName: mono + ", same packets", Base: s.monoNew, Target: within,
+			Note: fmt.Sprintf("per packet, median over runs: p50 %.0f ns, p99 %.0f ns (monolithic: p50 %.0f ns, p99 %.0f ns)",
+				Median(s.fullP50), Median(s.fullP99), Median(s.monoP50), Median(s.monoP99))},
+		{Name: pipe + ", established flow to a VIP: second packet (ACK) of the same " + flows,
+			Unit: UnitNs, Samples: s.fullAck, BaseName: mono + ", same packets", Base: s.monoAck, Target: within},
+		{Name: pipe + ", established flow to a VIP, 64 B TCP, " + rep + " (two VIPs that translate into each other, so every round is a real DNAT)",
+			Unit: UnitNs, Samples: s.fullEst, BaseName: mono + ", same packet", Base: s.monoEst, Target: within},
+		{Name: pipe + ", reply (egress) with reverse NAT to the VIP, " + rep,
+			Unit: UnitNs, Samples: s.fullReply, BaseName: mono + ", same packet", Base: s.monoReply, Target: within},
+		{Name: "lb stage alone, established (service + service-entry + backend lookups) = (entry + lb + ct) − (entry + ct), " + rep + ", " + paired,
+			Unit: UnitNs, Samples: diff(s.lbEst, s.ctEst)},
+		{Name: "lb-dnat stage alone, established (rewrite + checksums) = (lb + lb-dnat + ct) − (lb + ct), " + rep + ", " + paired,
+			Unit: UnitNs, Samples: diff(s.noRevEst, s.lbEst)},
+		{Name: "lb-revnat stage, not a reply (tail call in and out) = whole − (all but lb-revnat), " + rep + ", " + paired,
+			Unit: UnitNs, Samples: diff(s.fullEst, s.noRevEst)},
+		{Name: "lb-revnat stage, reply with reverse NAT = whole − (all but lb-revnat), egress, " + rep + ", " + paired,
+			Unit: UnitNs, Samples: diff(s.fullReply, s.noRevReply)},
+		{Name: "lb stage alone, NEW flow (service found, no service entry yet) = (entry + lb + ct) − (entry + ct), SYNs, Repeat=1 method, " + paired,
+			Unit: UnitNs, Samples: diff(s.lbNew, s.ctNew)},
+		{Name: "lb-select stage alone, NEW flow (maglev: tuple hash + table lookup) = (lb + lb-select + ct) − (lb + ct), SYNs, Repeat=1 method, " + paired,
+			Unit: UnitNs, Samples: diff(s.selNew, s.lbNew)},
+		{Name: "lb-dnat stage alone, NEW flow (creates the service entry, rewrites) = (all but lb-revnat) − (lb + lb-select + ct), SYNs, Repeat=1 method, " + paired,
+			Unit: UnitNs, Samples: diff(s.noRevNew, s.selNew),
+			Note: "stage differences also carry what the stage changes downstream: without lb-dnat the ct stage tracks the VIP tuple instead of the backend's, and without lb-dnat a new flow leaves one CT entry instead of two"},
+	}
+}
