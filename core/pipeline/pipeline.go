@@ -125,7 +125,9 @@ func (p *Pipeline) Active() uint32 { return atomic.LoadUint32(p.word(offActiveGe
 func (p *Pipeline) ABIVersion() uint32 { return atomic.LoadUint32(p.word(offABIVersion)) }
 
 // Mask is the occupied-slot mask of gen's bank for direction dir (0 ingress, 1 egress).
-func (p *Pipeline) Mask(gen, dir uint32) uint32 { return atomic.LoadUint32(p.maskWord(Bank(gen), dir&1)) }
+func (p *Pipeline) Mask(gen, dir uint32) uint32 {
+	return atomic.LoadUint32(p.maskWord(Bank(gen), dir&1))
+}
 
 // ErrBankLive is returned when a write would touch the bank packets use.
 var ErrBankLive = errors.New("bank is live")

@@ -28,18 +28,18 @@ type MapSchema struct {
 
 // Description is a plugin's answer to Describe.
 type Description struct {
-	Name        string      `json:"name"`
-	Version     string      `json:"version"`
-	ABIVersion  uint32      `json:"abi_version"`
-	Slots       []string    `json:"slots"`        // pipeline slots it claims (abi.SlotName)
+	Name       string   `json:"name"`
+	Version    string   `json:"version"`
+	ABIVersion uint32   `json:"abi_version"`
+	Slots      []string `json:"slots"` // pipeline slots it claims (abi.SlotName)
 	// Hooks lists, per slot, the TCX hooks ("ingress", "egress") at which
 	// the slot's program has work; a slot not listed runs at both. Packets
 	// at other hooks skip the slot without a tail call.
-	Hooks map[string][]string `json:"hooks,omitempty"`
-	Maps        []MapSchema `json:"maps"`         // shared maps it uses
-	PrivateMaps []string    `json:"private_maps"` // maps it pins under plugins/<name>/
-	GC          bool        `json:"gc"`           // needs the GC lease
-	Commands    []string    `json:"commands"`     // Invoke commands it understands
+	Hooks       map[string][]string `json:"hooks,omitempty"`
+	Maps        []MapSchema         `json:"maps"`         // shared maps it uses
+	PrivateMaps []string            `json:"private_maps"` // maps it pins under plugins/<name>/
+	GC          bool                `json:"gc"`           // needs the GC lease
+	Commands    []string            `json:"commands"`     // Invoke commands it understands
 }
 
 // LoadRequest asks a plugin to load its stage programs for one generation.
