@@ -53,7 +53,7 @@ func labVariants() []labVariant {
 		v := labVariant{key: fmt.Sprintf("hotpath-%d", n), name: fmt.Sprintf("hotpath VIP (ct + lb plugins; measured VIPs maglev M=16381, fillers random), %s ahead", services(n)),
 			ahead: n, tput: n == 1, setup: setupHotpath}
 		if n == 1 {
-			v.connTarget, v.tputTarget = RatioAbove(1.0), RatioAbove(0.95)
+			v.connTarget, v.tputTarget = RatioAbove(1.0).Because(whyConnRate), RatioAbove(0.95).Because(whyThroughput)
 		}
 		vs = append(vs, v)
 	}
@@ -66,7 +66,7 @@ var labComparisons = []struct {
 	key, base, name string
 	target          *Target
 }{
-	{"hotpath-1000", "iptables-1000", "hotpath VIP vs iptables DNAT, new connections/s, 1000 services ahead", RatioAbove(1.25)},
+	{"hotpath-1000", "iptables-1000", "hotpath VIP vs iptables DNAT, new connections/s, 1000 services ahead", RatioAbove(1.25).Because(whyVsIptables)},
 	{"hotpath-10000", "hotpath-1", "hotpath VIP, new connections/s, 10000 vs 1 service ahead (flat: within 5%)", RatioAbove(0.95)},
 }
 

@@ -35,7 +35,11 @@ func Report(w io.Writer, env Env, outcomes []Outcome, runs, labRuns int, total t
 				if r.Target.Ratio {
 					what = fmt.Sprintf("ratio %.3g×", v)
 				}
-				notes = append(notes, fmt.Sprintf("MISSED TARGET %s / %s: %s, target %s", r.Suite, r.Name, what, targetText(r)))
+				miss := fmt.Sprintf("MISSED TARGET %s / %s: %s, target %s", r.Suite, r.Name, what, targetText(r))
+				if r.Target.Why != "" {
+					miss += ". Why: " + r.Target.Why
+				}
+				notes = append(notes, miss)
 			}
 		}
 		if o.Err != nil {

@@ -39,6 +39,7 @@ type Target struct {
 	Value float64
 	Max   bool
 	Ratio bool
+	Why   string // printed with a miss: the measured reason
 }
 
 // Below is a target the median must not exceed.
@@ -52,6 +53,13 @@ func RatioBelow(v float64) *Target { return &Target{Value: v, Max: true, Ratio: 
 
 // RatioAbove is a target the ratio to the baseline must reach.
 func RatioAbove(v float64) *Target { return &Target{Value: v, Ratio: true} }
+
+// Because returns a copy of t that explains a miss with why.
+func (t *Target) Because(why string) *Target {
+	c := *t
+	c.Why = why
+	return &c
+}
 
 // Met reports whether the row meets its target (false without samples,
 // or without a baseline for a ratio target).
