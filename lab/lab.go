@@ -294,6 +294,7 @@ func (l *Lab) Close() error {
 // t.Cleanup, logging the tail of every process log first if t failed.
 func NewT(t testing.TB, opts Options) *Lab {
 	t.Helper()
+	Privileged(t)
 	l, err := New(opts)
 	if err != nil {
 		t.Fatalf("lab: %v", err)
