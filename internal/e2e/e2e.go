@@ -45,7 +45,7 @@ func Binaries(t testing.TB) string {
 			buildErr = err
 			return
 		}
-		for _, cmd := range []string{"hotpath", "hotpath-ct", "hotpath-lb"} {
+		for _, cmd := range []string{"hotpath", "hotpath-ct", "hotpath-lb", "hotpath-first"} {
 			if _, err := os.Stat(filepath.Join(root, "cmd", cmd)); err != nil {
 				continue
 			}

@@ -1,0 +1,48 @@
+package supervisor_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hotpath/hotpath/internal/e2e"
+	"github.com/hotpath/hotpath/lab"
+	"github.com/hotpath/hotpath/plugins/lb"
+)
+
+// TestPrivilegedVendorSelectionPlugin: a separate plugin supplies backend
+// selection in the lb-select slot, with no core change: lb hands the slot
+// over, and every new flow follows the vendor's algorithm (always the first
+// backend) instead of Maglev.
+func TestPrivilegedVendorSelectionPlugin(t *testing.T) {
+	t.Setenv(lb.SelectEnv, "external") // inherited by the supervisor and its plugins
+	env := e2e.New(t, "client", "web1", "web2", "web3")
+	env.StartSupervisor(env.Plugin("ct"), env.Plugin("lb"), env.Plugin("first"))
+	for _, w := range webs {
+		p := env.Lab.Pods[w]
+		if _, err := lab.ServeName(p.NS, p.IP.String()+":8080", w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slots := map[string]string{}
+	for _, p := range env.Plugins() {
+		slots[p.Name] = strings.Join(p.Slots, ",")
+	}
+	if slots["first"] != "lb-select" || strings.Contains(slots["lb"], "lb-select") {
+		t.Fatalf("slot claims %v: want lb-select with the vendor plugin only", slots)
+	}
+	const vip = "10.96.0.70:80"
+	addService(t, env, vip, "maglev")
+	counts := shares(t, env, vip, 200)
+	if len(counts) != 1 {
+		t.Fatalf("vendor selection spread flows over %v; it always picks the first backend", counts)
+	}
+	// (TestPrivilegedLBWeightedShares shows lb's own Maglev spreading the
+	// same service evenly.)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := ask(ctx, env, vip, 0); err != nil {
+		t.Fatal(err)
+	}
+}
