@@ -16,14 +16,13 @@ import (
 type Stream struct {
 	Conn net.Conn
 
-	mu      sync.Mutex
-	bytes   int64
-	rounds  int64
-	maxGap  time.Duration
-	err     error
-	stop    chan struct{}
-	done    chan struct{}
-	started time.Time
+	mu     sync.Mutex
+	bytes  int64
+	rounds int64
+	maxGap time.Duration
+	err    error
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // StreamStats is a Stream's result.
@@ -47,7 +46,7 @@ func StartStream(ctx context.Context, ns *NS, addr string, chunk int, interval t
 // StreamOn runs a stream over an established connection, e.g. one whose
 // greeting the caller has read already.
 func StreamOn(conn net.Conn, chunk int, interval time.Duration) *Stream {
-	s := &Stream{Conn: conn, stop: make(chan struct{}), done: make(chan struct{}), started: time.Now()}
+	s := &Stream{Conn: conn, stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run(chunk, interval)
 	return s
 }

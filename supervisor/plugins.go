@@ -23,7 +23,6 @@ type managed struct {
 	healthy   bool
 	reason    string
 	lease     bool
-	adopted   bool
 	reload    bool // its programs must be loaded again before the next flip
 	upgrading bool // an upgrade owns the plugin; crash restarts wait
 }
@@ -47,7 +46,7 @@ func (s *Supervisor) startPlugins(ctx context.Context) error {
 		if ps != nil && ps.Reattach != nil {
 			inst, err := host.Adopt(ctx, pc.Name, *ps.Reattach, s.log.Named(pc.Name))
 			if err == nil {
-				m.inst, m.adopted = inst, true
+				m.inst = inst
 				s.adoption.PluginsAdopted = append(s.adoption.PluginsAdopted, pc.Name)
 			} else {
 				s.log.Warn("re-adopt plugin", "plugin", pc.Name, "error", err)

@@ -19,18 +19,17 @@ type UpgradeRequest struct {
 
 // UpgradeResult reports one upgrade, successful or rolled back.
 type UpgradeResult struct {
-	Plugin        string        `json:"plugin"`
-	From          string        `json:"from_version"`
-	To            string        `json:"to_version"`
-	Generation    uint32        `json:"generation"`
-	Previous      uint32        `json:"previous_generation"`
-	Duration      time.Duration `json:"duration_ns"`
-	FlipToPacket  time.Duration `json:"flip_to_first_packet_ns"` // 0: no packet within the window
-	RolledBack    bool          `json:"rolled_back"`
-	Reason        string        `json:"reason,omitempty"`
-	OldPid        int           `json:"old_pid"`
-	NewPid        int           `json:"new_pid"`
-	FlippedBackAt time.Duration `json:"-"`
+	Plugin       string        `json:"plugin"`
+	From         string        `json:"from_version"`
+	To           string        `json:"to_version"`
+	Generation   uint32        `json:"generation"`
+	Previous     uint32        `json:"previous_generation"`
+	Duration     time.Duration `json:"duration_ns"`
+	FlipToPacket time.Duration `json:"flip_to_first_packet_ns"` // 0: no packet within the window
+	RolledBack   bool          `json:"rolled_back"`
+	Reason       string        `json:"reason,omitempty"`
+	OldPid       int           `json:"old_pid"`
+	NewPid       int           `json:"new_pid"`
 }
 
 // UpgradeState is persisted while an upgrade is in flight, so a supervisor
