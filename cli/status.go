@@ -85,6 +85,7 @@ func pluginCommand() *cli.Command {
 				},
 			},
 			upgradeCommand(),
+			invokeCommand(),
 			{
 				Name:      "restart",
 				Usage:     "restart a plugin process; the datapath is untouched",

@@ -2,6 +2,7 @@ package supervisor_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -77,6 +78,18 @@ func TestPrivilegedMetrics(t *testing.T) {
 		t.Errorf("restarts %v before any crash", v)
 	}
 
+	// Any plugin command goes through `plugin invoke`, no CLI knowledge needed.
+	var stats struct {
+		Runs   uint64 `json:"runs"`
+		Method string `json:"method"`
+	}
+	out, err := env.CLI("plugin", "invoke", "ct", "stats")
+	if err != nil || json.Unmarshal(out, &stats) != nil || stats.Method != "sweep" || stats.Runs == 0 {
+		t.Errorf("plugin invoke ct stats: %s %v", out, err)
+	}
+	if _, err := env.CLI("plugin", "invoke", "ct", "stats", "{not json"); err == nil {
+		t.Error("invalid JSON arguments accepted")
+	}
 	pid := env.PluginStatus("ct").Pid
 	syscall.Kill(pid, syscall.SIGKILL)
 	waitFor(t, "restart counted", 5*time.Second, func() bool {
