@@ -90,7 +90,7 @@ func memoryRun(c *Context) (r memResult, err error) {
 	if r.apply, err = h.applyServices(e, "services.json", servicesAhead(memServices)); err != nil {
 		return r, err
 	}
-	ps, err := h.pluginList()
+	ps, err := h.Plugins()
 	if err != nil {
 		return r, err
 	}
@@ -104,7 +104,7 @@ func memoryRun(c *Context) (r memResult, err error) {
 	if err := h.invoke("ct", "stats", &r.gc); err != nil {
 		return r, err
 	}
-	if r.supHWM, err = vmHWM(h.sup.Pid); err != nil {
+	if r.supHWM, err = vmHWM(h.Sup.Pid); err != nil {
 		return r, err
 	}
 	if r.ctHWM, err = vmHWM(pids["ct"]); err != nil {

@@ -1,47 +1,27 @@
 package bench
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
-	"syscall"
-	"time"
 
-	"github.com/hotpath/hotpath/lab"
+	"github.com/hotpath/hotpath/internal/node"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
-// hotpathRun is a real supervisor running in a lab's node namespace, started
-// the way internal/e2e does it, from the binaries in Context.Bin.
+// hotpathRun is a real supervisor in a lab's node namespace (internal/node),
+// started from the binaries in Context.Bin with a config file.
 type hotpathRun struct {
-	bin      string
-	e        *labEnv
-	stateDir string
-	sup      *lab.Proc
-	plugins  map[int]bool // plugin pids seen, ended by stop
-	// variants is a directory of other plugin builds (upgrade suite) whose
-	// processes stop may end too; "" if none.
-	variants string
+	*node.Node
 }
 
 // startSupervisor runs `hotpath supervisor run` on every pod device with
-// cfg's plugins (paths are filled from bin) and waits until it answers.
+// plugins (paths are filled from bin) and waits until they are all healthy.
 func startSupervisor(c *Context, e *labEnv, plugins []supervisor.PluginConfig) (*hotpathRun, error) {
-	h := &hotpathRun{bin: c.Bin, e: e, stateDir: filepath.Join(e.lab.Dir, "state"), plugins: map[int]bool{}}
-	cfg := supervisor.Config{BPFFS: e.lab.BPFFS, StateDir: h.stateDir}
-	for _, p := range e.lab.Pods {
-		cfg.Devices = append(cfg.Devices, p.HostIf)
-	}
-	sort.Strings(cfg.Devices)
+	h := &hotpathRun{Node: node.New(e.lab, c.Bin)}
+	cfg := supervisor.Config{BPFFS: e.lab.BPFFS, StateDir: h.StateDir, Devices: h.Devices()}
 	for _, p := range plugins {
 		if p.Path == "" {
 			p.Path = filepath.Join(c.Bin, "hotpath-"+p.Name)
@@ -56,114 +36,28 @@ func startSupervisor(c *Context, e *labEnv, plugins []supervisor.PluginConfig) (
 	if err != nil {
 		return nil, err
 	}
-	h.sup, err = e.lab.Start(e.lab.Node, "", filepath.Join(c.Bin, "hotpath"), "supervisor", "run", "--config", path)
-	if err != nil {
+	if err := h.Start("--config", path); err != nil {
+		h.Stop()
 		return nil, err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if h.sup.Exited() {
-			return nil, fmt.Errorf("supervisor exited: %v: %s", h.sup.Wait(0), h.log())
-		}
-		if ps, err := h.pluginList(); err == nil && healthy(ps) == len(plugins) {
-			return h, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	h.stop()
-	return nil, fmt.Errorf("supervisor not ready after 30s: %s", h.log())
+	return h, nil
 }
 
-// cli runs the hotpath CLI against this supervisor's pins and state dir.
-func (h *hotpathRun) cli(args ...string) ([]byte, error) {
-	full := append([]string{"--bpffs", h.e.lab.BPFFS, "--state-dir", h.stateDir}, args...)
-	cmd := exec.Command(filepath.Join(h.bin, "hotpath"), full...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return out, fmt.Errorf("hotpath %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	return out, nil
-}
+// cli runs the hotpath CLI against this supervisor.
+func (h *hotpathRun) cli(args ...string) ([]byte, error) { return h.CLI(args...) }
 
-// pluginList is `hotpath plugin list -o json`; it remembers the pids.
-func (h *hotpathRun) pluginList() ([]supervisor.PluginStatus, error) {
-	out, err := h.cli("plugin", "list", "-o", "json")
-	if err != nil {
-		return nil, err
-	}
-	var ps []supervisor.PluginStatus
-	if err := json.Unmarshal(out, &ps); err != nil {
-		return nil, fmt.Errorf("decode plugin list: %w", err)
-	}
-	for _, p := range ps {
-		if p.Pid > 0 {
-			h.plugins[p.Pid] = true
-		}
-	}
-	return ps, nil
-}
-
-// invoke runs a plugin command through the control API (the route behind
-// plugin-specific CLI commands) and decodes the answer into out.
+// invoke runs a plugin command (`hotpath plugin invoke`) and decodes its
+// answer into out.
 func (h *hotpathRun) invoke(plugin, command string, out any) error {
-	sock := supervisor.SocketPath(h.stateDir)
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-	}}
-	body, err := json.Marshal(supervisor.InvokeRequest{Command: command})
+	raw, err := h.CLI("plugin", "invoke", plugin, command)
 	if err != nil {
 		return err
-	}
-	resp, err := hc.Post("http://hotpath/v1/plugins/"+plugin+"/invoke", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("invoke %s %s: %w", plugin, command, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("invoke %s %s: %s: %s", plugin, command, resp.Status, raw)
 	}
 	return json.Unmarshal(raw, out)
 }
 
-func healthy(ps []supervisor.PluginStatus) int {
-	n := 0
-	for _, p := range ps {
-		if p.Healthy && p.Pid > 0 {
-			n++
-		}
-	}
-	return n
-}
-
-// stop ends the supervisor (which stops its plugins), then any plugin
-// process that outlived it: by pid, and only after /proc confirms the pid
-// still runs one of our plugin binaries.
-func (h *hotpathRun) stop() {
-	if h.sup != nil {
-		h.sup.Stop(5 * time.Second)
-	}
-	for pid := range h.plugins {
-		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		ours := strings.HasPrefix(exe, h.bin+"/hotpath-") || (h.variants != "" && strings.HasPrefix(exe, h.variants+"/"))
-		if err == nil && ours {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-func (h *hotpathRun) log() string {
-	b, _ := os.ReadFile(h.sup.Log)
-	return tail(b, 2000)
-}
+// stop stops the supervisor and any plugin process it left behind.
+func (h *hotpathRun) stop() { h.Stop() }
 
 // vmHWM is a process's peak resident set size in bytes.
 func vmHWM(pid int) (float64, error) {

@@ -53,7 +53,7 @@ func newUpgradeLab(c *Context, variants string) (u *upgradeLab, err error) {
 	if u.h, err = startSupervisor(c, e, []supervisor.PluginConfig{{Name: "ct"}, {Name: "lb"}}); err != nil {
 		return u, err
 	}
-	u.h.variants = variants
+	u.h.Ours = []string{variants}
 	e.onClose(u.h.stop)
 	for _, b := range e.backends {
 		if _, err := lab.EchoServer(b.NS, netip.AddrPortFrom(b.IP, echoPort).String()); err != nil {
@@ -116,7 +116,7 @@ func (h *hotpathRun) upgrade(name, binary string, window time.Duration) (supervi
 		return res, fmt.Errorf("upgrade %s: decode %q: %w", name, tail(out, 300), jerr)
 	}
 	if res.NewPid > 0 {
-		h.plugins[res.NewPid] = true // for stop
+		h.Remember(res.NewPid) // for stop
 	}
 	return res, err
 }

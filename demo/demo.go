@@ -4,16 +4,13 @@ package demo
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
+	"github.com/hotpath/hotpath/internal/node"
 	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/plugins/ct"
 	"github.com/hotpath/hotpath/supervisor"
@@ -29,8 +26,7 @@ type Options struct {
 type Demo struct {
 	opts  Options
 	lab   *lab.Lab
-	state string
-	sup   *lab.Proc
+	node  *node.Node
 	steps int
 	facts []string // summary lines
 }
@@ -50,7 +46,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer d.cleanup()
-	d.state = filepath.Join(d.lab.Dir, "state")
+	d.node = node.New(d.lab, opts.Bin)
 	for _, name := range []string{"client", "web1", "web2", "web3"} {
 		p := d.lab.Pods[name]
 		d.say("  %-7s %s (node side %s)", name, p.IP, p.HostIf)
@@ -73,13 +69,7 @@ func Run(ctx context.Context, opts Options) error {
 
 func (d *Demo) cleanup() {
 	d.step("Cleanup: stop the supervisor, its plugins, remove namespaces and pins")
-	if d.sup != nil {
-		pids := d.pluginPids()
-		d.sup.Stop(5 * time.Second)
-		for _, pid := range pids {
-			endIfOurs(pid, d.opts.Bin)
-		}
-	}
+	d.node.Stop()
 	if err := d.lab.Close(); err != nil {
 		d.say("  cleanup: %v", err)
 		return
@@ -102,16 +92,16 @@ func (d *Demo) fact(format string, args ...any) {
 
 // cli runs a hotpath command and shows it the way a user would type it.
 func (d *Demo) cli(show bool, args ...string) (string, error) {
-	full := append([]string{"--bpffs", d.lab.BPFFS, "--state-dir", d.state}, args...)
-	out, err := exec.Command(filepath.Join(d.opts.Bin, "hotpath"), full...).CombinedOutput()
+	out, err := d.node.CLI(args...)
 	if show {
 		d.say("$ hotpath %s", strings.Join(args, " "))
-		d.say("%s", strings.TrimRight(indent(string(out)), "\n"))
+		shown := string(out)
+		if err != nil {
+			shown += err.Error()
+		}
+		d.say("%s", strings.TrimRight(indent(shown), "\n"))
 	}
-	if err != nil {
-		return string(out), fmt.Errorf("hotpath %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
+	return string(out), err
 }
 
 func indent(s string) string {
@@ -124,84 +114,30 @@ func indent(s string) string {
 
 func (d *Demo) startSupervisor() error {
 	d.step("Supervisor: pinned maps, pipeline prog array, TCX links on every pod device, ct and lb plugins")
-	args := []string{"--bpffs", d.lab.BPFFS, "--state-dir", d.state, "supervisor", "run", "--metrics-addr", "127.0.0.1:9400"}
-	for _, n := range []string{"client", "web1", "web2", "web3"} {
-		args = append(args, "--device", d.lab.Pods[n].HostIf)
+	args := []string{"--metrics-addr", "127.0.0.1:9400"}
+	for _, dev := range d.node.Devices() {
+		args = append(args, "--device", dev)
 	}
 	args = append(args, "--plugin", "ct="+filepath.Join(d.opts.Bin, "hotpath-ct"), "--plugin", "lb="+filepath.Join(d.opts.Bin, "hotpath-lb"))
-	d.say("$ hotpath %s   (in the node namespace)", strings.Join(args, " "))
-	p, err := d.lab.Start(d.lab.Node, "", filepath.Join(d.opts.Bin, "hotpath"), args...)
-	if err != nil {
+	d.say("$ hotpath --bpffs %s --state-dir %s supervisor run %s   (in the node namespace)", d.lab.BPFFS, d.node.StateDir, strings.Join(args, " "))
+	if err := d.node.Start(args...); err != nil {
 		return err
 	}
-	d.sup = p
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if p.Exited() {
-			b, _ := os.ReadFile(p.Log)
-			return fmt.Errorf("supervisor exited: %s", b)
-		}
-		if _, err := d.cli(false, "status"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("supervisor not ready after 30s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	_, err = d.cli(true, "status")
+	_, err := d.cli(true, "status")
 	return err
 }
 
-func (d *Demo) plugins() []supervisor.PluginStatus {
-	out, err := d.cli(false, "plugin", "list", "-o", "json")
-	if err != nil {
-		return nil
-	}
-	var ps []supervisor.PluginStatus
-	json.Unmarshal([]byte(out), &ps)
-	return ps
-}
-
+// plugin is plugin name's entry of `plugin list` (zero when unavailable).
 func (d *Demo) plugin(name string) supervisor.PluginStatus {
-	for _, p := range d.plugins() {
-		if p.Name == name {
-			return p
-		}
-	}
-	return supervisor.PluginStatus{}
-}
-
-func (d *Demo) pluginPids() []int {
-	var pids []int
-	for _, p := range d.plugins() {
-		pids = append(pids, p.Pid)
-	}
-	if st, err := supervisor.LoadState(d.state); err == nil {
-		for _, p := range st.Plugins {
-			if p.Reattach != nil {
-				pids = append(pids, p.Reattach.Pid)
-			}
-		}
-	}
-	return pids
-}
-
-// endIfOurs kills pid only if it runs one of the demo's plugin binaries.
-func endIfOurs(pid int, bin string) {
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err == nil && strings.HasPrefix(exe, filepath.Join(bin, "hotpath-")) {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
+	p, _ := d.node.Plugin(name)
+	return p
 }
 
 func (d *Demo) ctEntry(src, dst string) *ct.Record {
-	out, err := d.cli(false, "ct", "list", "-o", "json")
-	if err != nil {
+	var recs []ct.Record
+	if err := d.node.JSON(&recs, "ct", "list"); err != nil {
 		return nil
 	}
-	var recs []ct.Record
-	json.Unmarshal([]byte(out), &recs)
 	for i := range recs {
 		if recs[i].Direction == "OUT" && recs[i].Src == src && recs[i].Dst == dst {
 			return &recs[i]
