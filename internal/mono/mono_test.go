@@ -27,20 +27,11 @@ var (
 // CT state, so comparing their ns/packet compares like with like.
 func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
 	h := dptest.New(t)
-	st, err := lb.LoadStages(h.Layout, 1, lb.DefaultConfig(), lb.AllSlots)
+	progs, release, err := lb.WithCT(h.Layout, 1, lb.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	ctProg, _, err := ct.LoadStage(h.Layout, 1, ct.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctProg.Close()
-	progs := map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: ctProg}
-	for s, p := range st.Progs {
-		progs[s] = p
-	}
+	defer release()
 	h.Install(t, progs)
 	maps, err := lb.OpenMaps(h.Layout)
 	if err != nil {

@@ -6,11 +6,8 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/internal/dptest"
-	"github.com/hotpath/hotpath/plugins/ct"
 )
 
 const (
@@ -34,20 +31,11 @@ func newLB(t testing.TB) *lbHarness {
 	h := dptest.New(t)
 	cfg := DefaultConfig()
 	cfg.MaglevSeed = testSeed
-	st, err := LoadStages(h.Layout, 1, cfg, AllSlots)
+	progs, release, err := WithCT(h.Layout, 1, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(st.Close)
-	ctProg, _, err := ct.LoadStage(h.Layout, 1, ct.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctProg.Close() })
-	progs := map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: ctProg}
-	for s, p := range st.Progs {
-		progs[s] = p
-	}
+	t.Cleanup(release)
 	h.Install(t, progs)
 	maps, err := OpenMaps(h.Layout)
 	if err != nil {

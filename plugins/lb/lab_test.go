@@ -5,12 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/lab"
-	"github.com/hotpath/hotpath/plugins/ct"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
@@ -23,20 +20,11 @@ func TestPrivilegedLBLab(t *testing.T) {
 	h := dptest.New(t)
 	layout := h.Layout
 	cfg := DefaultConfig()
-	st, err := LoadStages(layout, 1, cfg, AllSlots)
+	progs, release, err := WithCT(layout, 1, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	ctProg, _, err := ct.LoadStage(layout, 1, ct.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctProg.Close()
-	progs := map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: ctProg}
-	for s, p := range st.Progs {
-		progs[s] = p
-	}
+	defer release()
 	h.Install(t, progs)
 	h.AttachLab(t, l)
 
