@@ -20,7 +20,7 @@ import (
 // stream from pod a to an echo server in pod b.
 func streamEnv(t *testing.T) (*e2e.Env, *lab.Stream, string) {
 	env := e2e.New(t, "a", "b")
-	env.StartSupervisor(env.Plugin("ct"))
+	env.StartSupervisor(env.PluginFlag("ct"))
 	b := env.Lab.Pods["b"]
 	srv := b.IP.String() + ":8080"
 	if _, err := lab.EchoServer(b.NS, srv); err != nil {
@@ -125,7 +125,7 @@ func TestPrivilegedSupervisorCrashKeepsForwarding(t *testing.T) {
 		t.Fatalf("CT counter did not grow without a supervisor: %d -> %d", pkts, now)
 	}
 
-	env.StartSupervisor(env.Plugin("ct"))
+	env.StartSupervisor(env.PluginFlag("ct"))
 	st1 := env.Status()
 	ids := map[string]uint32{}
 	for _, m := range st0.Maps {
@@ -177,7 +177,7 @@ func TestPrivilegedIncompatiblePinIsRefused(t *testing.T) {
 	info, _ := m.Info()
 	id, _ := info.ID()
 
-	log, err := env.RunSupervisor(20*time.Second, env.Plugin("ct"))
+	log, err := env.RunSupervisor(20*time.Second, env.PluginFlag("ct"))
 	if err == nil {
 		t.Fatalf("supervisor started over an incompatible ct4 pin:\n%s", log)
 	}
@@ -206,7 +206,7 @@ func TestPrivilegedBadPluginsLeaveDatapath(t *testing.T) {
 	script := env.Lab.Dir + "/garbage.sh"
 	os.WriteFile(script, []byte("#!/bin/sh\necho this is not a plugin\nsleep 30\n"), 0o755)
 	cases := []struct{ name, plugin, want string }{
-		{"wrong checksum", env.Plugin("ct") + ",sha256=" + strings.Repeat("ab", 32), "checksum"},
+		{"wrong checksum", env.PluginFlag("ct") + ",sha256=" + strings.Repeat("ab", 32), "checksum"},
 		{"not a plugin", "ct=/bin/false", "plugin"},
 		{"garbage speaker", "ct=" + script, "plugin"},
 		{"missing path", "ct=/nonexistent/hotpath-ct", "no such file"},

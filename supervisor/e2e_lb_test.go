@@ -271,7 +271,7 @@ func TestPrivilegedLBBackendRemovalLeavesOthers(t *testing.T) {
 	before := services(t, env)
 	env.Sup.Kill(syscall.SIGKILL)
 	env.Sup.Wait(5 * time.Second)
-	env.StartSupervisor(env.Plugin("ct"), env.Plugin("lb"))
+	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"))
 	after := services(t, env)
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Errorf("services changed over a supervisor restart:\n%v\n%v", before, after)

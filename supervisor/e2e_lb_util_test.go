@@ -27,7 +27,7 @@ var webs = []string{"web1", "web2", "web3"}
 // name, and a supervisor running the ct and lb plugins.
 func lbEnv(t *testing.T) *e2e.Env {
 	env := e2e.New(t, "client", "web1", "web2", "web3")
-	env.StartSupervisor(env.Plugin("ct"), env.Plugin("lb"))
+	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"))
 	for _, w := range webs {
 		p := env.Lab.Pods[w]
 		if _, err := lab.ServeName(p.NS, p.IP.String()+":8080", w); err != nil {

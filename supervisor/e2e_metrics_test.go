@@ -49,7 +49,7 @@ func TestPrivilegedMetrics(t *testing.T) {
 	env := e2e.New(t, "a", "b")
 	addr := "127.0.0.1:9402"
 	env.Extra = []string{"--metrics-addr", addr}
-	env.StartSupervisor(env.Plugin("ct"))
+	env.StartSupervisor(env.PluginFlag("ct"))
 	if fi, err := os.Stat(supervisor.SocketPath(env.StateDir)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("control socket mode %v (%v), want 0600", fi.Mode().Perm(), err)
 	}

@@ -139,7 +139,7 @@ func TestPrivilegedUpgradeSupervisorKilledMidway(t *testing.T) {
 	env.Sup.Wait(5 * time.Second)
 	<-done
 
-	env.StartSupervisor(env.Plugin("ct"))
+	env.StartSupervisor(env.PluginFlag("ct"))
 	p := env.PluginStatus("ct")
 	if p.Pid != before.Pid || p.Version != before.Version || !p.GCLease {
 		t.Errorf("after restart: %+v, want the old instance %d with the lease", p, before.Pid)

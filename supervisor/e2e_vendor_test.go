@@ -18,7 +18,7 @@ import (
 func TestPrivilegedVendorSelectionPlugin(t *testing.T) {
 	t.Setenv(lb.SelectEnv, "external") // inherited by the supervisor and its plugins
 	env := e2e.New(t, "client", "web1", "web2", "web3")
-	env.StartSupervisor(env.Plugin("ct"), env.Plugin("lb"), env.Plugin("first"))
+	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"), env.PluginFlag("first"))
 	for _, w := range webs {
 		p := env.Lab.Pods[w]
 		if _, err := lab.ServeName(p.NS, p.IP.String()+":8080", w); err != nil {

@@ -127,8 +127,8 @@ func (e *Env) runArgs(plugins ...string) []string {
 	return append(args, e.Extra...)
 }
 
-// Plugin is name=path of one of the built plugin binaries.
-func (e *Env) Plugin(name string) string {
+// PluginFlag is the --plugin value name=path of one of the built plugin binaries.
+func (e *Env) PluginFlag(name string) string {
 	return name + "=" + filepath.Join(e.Bin, "hotpath-"+name)
 }
 
