@@ -169,7 +169,7 @@ func TestPrivilegedIncompatiblePinIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	path := pin.Layout{Root: env.BPFFS}.Map(abi.MapCT4)
+	path := pin.Layout{Root: env.Lab.BPFFS}.Map(abi.MapCT4)
 	os.MkdirAll(path[:strings.LastIndex(path, "/")], 0o700)
 	if err := m.Pin(path); err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func TestPrivilegedBadPluginsLeaveDatapath(t *testing.T) {
 		pkts = now
 	}
 	for _, dev := range []string{"lxca", "lxcb"} {
-		if _, err := os.Stat(pin.Layout{Root: env.BPFFS}.Link(dev, "ingress")); err != nil {
+		if _, err := os.Stat(pin.Layout{Root: env.Lab.BPFFS}.Link(dev, "ingress")); err != nil {
 			t.Errorf("link pin of %s gone: %v", dev, err)
 		}
 	}
@@ -243,7 +243,7 @@ func TestPrivilegedBadPluginsLeaveDatapath(t *testing.T) {
 
 func activeGen(t *testing.T, env *e2e.Env) uint32 {
 	t.Helper()
-	m, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.BPFFS}.Map(abi.MapConfig), nil)
+	m, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.Lab.BPFFS}.Map(abi.MapConfig), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

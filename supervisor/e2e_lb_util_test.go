@@ -155,7 +155,7 @@ func shares(t *testing.T, env *e2e.Env, addr string, n int) map[string]int {
 // maglevTable reads the live Maglev table of service id from the kernel.
 func maglevTable(t *testing.T, env *e2e.Env, id uint32) ([]uint32, ebpf.MapID) {
 	t.Helper()
-	outer, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.BPFFS}.Map("lb4_maglev"), nil)
+	outer, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.Lab.BPFFS}.Map("lb4_maglev"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

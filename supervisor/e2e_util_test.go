@@ -17,7 +17,7 @@ import (
 // counter reads a datapath counter straight from the pinned metrics map.
 func counter(t *testing.T, env *e2e.Env, r abi.Reason) uint64 {
 	t.Helper()
-	m, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.BPFFS}.Map(abi.MapMetrics), nil)
+	m, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.Lab.BPFFS}.Map(abi.MapMetrics), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,6 @@ func moduleRoot() (string, error) {
 type Env struct {
 	*node.Node
 	T      testing.TB
-	BPFFS  string
 	Config string   // JSON config file given to the supervisor, if any
 	Extra  []string // more `supervisor run` flags
 }
@@ -86,7 +85,7 @@ func New(t testing.TB, pods ...string) *Env {
 	lab.Privileged(t)
 	bin := Binaries(t)
 	l := lab.NewT(t, lab.Options{Pods: pods, NoOffload: true, MountBPFFS: true})
-	e := &Env{Node: node.New(l, bin), T: t, BPFFS: l.BPFFS}
+	e := &Env{Node: node.New(l, bin), T: t}
 	// Registered after the lab's own cleanup, so it runs first: plugins a
 	// killed supervisor left behind are ended before namespaces go away.
 	t.Cleanup(func() {
