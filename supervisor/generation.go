@@ -10,8 +10,8 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/core/host"
-	"github.com/hotpath/hotpath/core/pipeline"
+	"github.com/hotpath/hotpath/supervisor/host"
+	"github.com/hotpath/hotpath/supervisor/pipeline"
 	"github.com/hotpath/hotpath/core/plugin"
 )
 

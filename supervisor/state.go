@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/hotpath/hotpath/core/host"
+	"github.com/hotpath/hotpath/supervisor/host"
 )
 
 // State is what a restarted supervisor needs to re-adopt the node: written

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hotpath/hotpath/core/host"
-	"github.com/hotpath/hotpath/core/pipeline"
+	"github.com/hotpath/hotpath/supervisor/host"
+	"github.com/hotpath/hotpath/supervisor/pipeline"
 	"github.com/hotpath/hotpath/core/plugin"
 )
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
-	"github.com/hotpath/hotpath/core/pipeline"
+	"github.com/hotpath/hotpath/supervisor/pipeline"
 	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/supervisor"
 )

@@ -8,7 +8,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/core/pipeline"
+	"github.com/hotpath/hotpath/supervisor/pipeline"
 	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/internal/packet"
 	"github.com/hotpath/hotpath/plugins/ct"

@@ -2,7 +2,7 @@
 // which benchmarks compare with the staged pipeline.
 package mono
 
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu" -target bpfel -go-package mono -no-global-types mono ../../bpf/mono.c
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu -I../../bpf" -target bpfel -go-package mono -no-global-types mono bpf/mono.c
 
 import (
 	"fmt"

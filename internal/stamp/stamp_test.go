@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/core/pipeline"
+	"github.com/hotpath/hotpath/supervisor/pipeline"
 	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/internal/stamp"
 	"github.com/hotpath/hotpath/lab"

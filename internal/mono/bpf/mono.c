@@ -4,8 +4,8 @@
  * back, without tail calls or the generation read. The difference in
  * ns/packet between this and the staged pipeline is the cost of modularity. */
 #include "lib/entry.h"
-#include "lib/ct_stage.h"
-#include "lib/lb_stages.h"
+#include "../../../plugins/ct/bpf/ct_stage.h"
+#include "../../../plugins/lb/bpf/lb_stages.h"
 
 static __always_inline int hp_mono(struct __sk_buff *skb, __u32 dir)
 {

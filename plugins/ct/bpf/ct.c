@@ -6,7 +6,7 @@
  * Cilium's CT_EGRESS / CT_INGRESS. A packet matches its entry either in the
  * original direction (same tuple and flag) or as a reply (reversed tuple, the
  * opposite flag: the entry the other hook created). */
-#include "lib/ct_stage.h"
+#include "ct_stage.h"
 
 SEC("tc")
 int hp_ct(struct __sk_buff *skb)

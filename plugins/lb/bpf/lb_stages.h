@@ -5,7 +5,7 @@
 #ifndef HOTPATH_LB_STAGES_H
 #define HOTPATH_LB_STAGES_H
 
-#include "lb.h"
+#include "lib/lb.h"
 
 static __always_inline int lb_l4(const struct hp_ctx *c)
 {

@@ -4,7 +4,7 @@
 #ifndef HOTPATH_CT_STAGE_H
 #define HOTPATH_CT_STAGE_H
 
-#include "ct.h"
+#include "lib/ct.h"
 
 static __always_inline void *ct_map(__u8 proto)
 {

@@ -11,7 +11,7 @@
  * rev_nat_index, so that replies, which match that entry as REPLY, get their
  * source turned back into the VIP by lb-revnat. See lib/lb.h for how the
  * stages hand over through the context. */
-#include "lib/lb_stages.h"
+#include "lb_stages.h"
 
 SEC("tc")
 int hp_lb(struct __sk_buff *skb)
