@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/internal/node"
 	"github.com/hotpath/hotpath/lab"
-	"github.com/hotpath/hotpath/plugins/ct"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
@@ -133,8 +133,8 @@ func (d *Demo) plugin(name string) supervisor.PluginStatus {
 	return p
 }
 
-func (d *Demo) ctEntry(src, dst string) *ct.Record {
-	var recs []ct.Record
+func (d *Demo) ctEntry(src, dst string) *ctmap.Record {
+	var recs []ctmap.Record
 	if err := d.node.JSON(&recs, "ct", "list"); err != nil {
 		return nil
 	}

@@ -10,9 +10,9 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugin"
 	"github.com/hotpath/hotpath/supervisor/host"
 	"github.com/hotpath/hotpath/supervisor/pipeline"
-	"github.com/hotpath/hotpath/core/plugin"
 )
 
 func (s *Supervisor) reconcile(ctx context.Context, why string) error {

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugin"
 	"github.com/hotpath/hotpath/supervisor/host"
 	"github.com/hotpath/hotpath/supervisor/pipeline"
-	"github.com/hotpath/hotpath/core/plugin"
 )
 
 // managed is one configured plugin and its current process.

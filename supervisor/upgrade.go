@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hotpath/hotpath/core/plugin"
 	"github.com/hotpath/hotpath/supervisor/host"
 	"github.com/hotpath/hotpath/supervisor/pipeline"
-	"github.com/hotpath/hotpath/core/plugin"
 )
 
 // UpgradeRequest is the body of POST /v1/plugins/{name}/upgrade.

@@ -14,9 +14,9 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
-	"github.com/hotpath/hotpath/supervisor/pipeline"
 	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/supervisor"
+	"github.com/hotpath/hotpath/supervisor/pipeline"
 )
 
 // Harness is one private datapath without devices.

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/internal/node"
 	"github.com/hotpath/hotpath/lab"
-	"github.com/hotpath/hotpath/plugins/ct"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
@@ -161,8 +161,8 @@ func (e *Env) JSON(v any, args ...string) {
 }
 
 // CT lists CT entries.
-func (e *Env) CT() []ct.Record {
-	var recs []ct.Record
+func (e *Env) CT() []ctmap.Record {
+	var recs []ctmap.Record
 	e.JSON(&recs, "ct", "list")
 	return recs
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/internal/mono"
 	"github.com/hotpath/hotpath/internal/packet"
@@ -27,12 +28,7 @@ var (
 // CT state, so comparing their ns/packet compares like with like.
 func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
 	h := dptest.New(t)
-	progs, release, err := lb.WithCT(h.Layout, 1, lb.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
-	h.Install(t, progs)
+	h.Install(t, serviceStages(t, h))
 	maps, err := lb.OpenMaps(h.Layout)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +83,7 @@ func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
 			v.Lifetime, v.Created, v.LastRxReport, v.LastTxReport = 0, 0, 0, 0
 			o.ct[k] = v
 		}
-		if _, err := ct.Flush(h.Layout); err != nil {
+		if _, err := ctmap.Flush(h.Layout); err != nil {
 			t.Fatal(err)
 		}
 		return o
@@ -112,4 +108,24 @@ func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
 			t.Errorf("CT entry %+v: staged %+v, mono %+v", k, v, monolithic.ct[k])
 		}
 	}
+}
+
+// serviceStages loads what the supervisor assembles from the lb and ct
+// plugins for generation 1; the test releases them.
+func serviceStages(t *testing.T, h *dptest.Harness) map[abi.Slot]*ebpf.Program {
+	st, err := lb.LoadStages(h.Layout, 1, lb.DefaultConfig(), lb.AllSlots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	ctProg, _, err := ct.LoadStage(h.Layout, 1, ct.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctProg.Close() })
+	progs := map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: ctProg}
+	for s, p := range st.Progs {
+		progs[s] = p
+	}
+	return progs
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 )
 
 // GC removes expired CT entries. Only the instance holding the GC lease runs
@@ -56,7 +57,7 @@ func Pass(m *ebpf.Map, now func() uint32) (PassResult, error) {
 	res := PassResult{MaxEntries: info.MaxEntries}
 	var expired []abi.CTTuple
 	t := now()
-	err = Scan(m, func(k *abi.CTTuple, v *abi.CTEntry) bool {
+	err = ctmap.Scan(m, func(k *abi.CTTuple, v *abi.CTEntry) bool {
 		res.Scanned++
 		if v.Lifetime < t {
 			expired = append(expired, *k)
@@ -146,9 +147,9 @@ func (g *GC) Close() {
 
 func (g *GC) pass(name string, m *ebpf.Map) (PassResult, error) {
 	if s := g.sweepers[name]; s != nil {
-		return s.Pass(Now())
+		return s.Pass(ctmap.Now())
 	}
-	return Pass(m, Now)
+	return Pass(m, ctmap.Now)
 }
 
 // RunOnce passes over every map and returns the largest delete ratio.

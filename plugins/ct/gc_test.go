@@ -7,6 +7,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/internal/dptest"
 )
 
@@ -56,7 +57,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 func TestPrivilegedGCRechecksBeforeDelete(t *testing.T) {
 	h := dptest.New(t)
 	m := h.Maps.ByName[abi.MapCT4]
-	now := Now()
+	now := ctmap.Now()
 	expired := abi.CTTuple{Saddr: 1, Daddr: 2, Sport: 3, Dport: 4, Nexthdr: 6}
 	refreshed := abi.CTTuple{Saddr: 5, Daddr: 6, Sport: 7, Dport: 8, Nexthdr: 6}
 	live := abi.CTTuple{Saddr: 9, Daddr: 10, Sport: 11, Dport: 12, Nexthdr: 6}
@@ -97,19 +98,19 @@ func TestPrivilegedFlushAndList(t *testing.T) {
 	h := dptest.New(t)
 	for i := uint32(1); i <= 3; i++ {
 		k := abi.CTTuple{Saddr: i, Daddr: 2, Sport: 3, Dport: 4, Nexthdr: 17}
-		if err := h.Maps.ByName[abi.MapCTAny4].Put(&k, &abi.CTEntry{Packets: uint64(i), Lifetime: Now() + 30}); err != nil {
+		if err := h.Maps.ByName[abi.MapCTAny4].Put(&k, &abi.CTEntry{Packets: uint64(i), Lifetime: ctmap.Now() + 30}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	recs, err := List(h.Layout)
+	recs, err := ctmap.List(h.Layout)
 	if err != nil || len(recs) != 3 || recs[0].Proto != "UDP" || recs[0].Map != "ct_any4" {
 		t.Fatalf("list = %+v, %v", recs, err)
 	}
-	n, err := Flush(h.Layout)
+	n, err := ctmap.Flush(h.Layout)
 	if err != nil || n != 3 {
 		t.Fatalf("flush = %d, %v", n, err)
 	}
-	if recs, _ := List(h.Layout); len(recs) != 0 {
+	if recs, _ := ctmap.List(h.Layout); len(recs) != 0 {
 		t.Fatalf("%d entries after flush", len(recs))
 	}
 }
@@ -118,8 +119,8 @@ func TestPrivilegedFlushAndList(t *testing.T) {
 // entries and keeps live ones, on both CT maps.
 func TestPrivilegedSweepDeletesOnlyExpired(t *testing.T) {
 	h := dptest.New(t)
-	now := Now()
-	for _, name := range CTMaps {
+	now := ctmap.Now()
+	for _, name := range ctmap.Maps {
 		m := h.Maps.ByName[name]
 		for i := uint32(0); i < 1000; i++ {
 			life := now + 100
@@ -141,7 +142,7 @@ func TestPrivilegedSweepDeletesOnlyExpired(t *testing.T) {
 			t.Fatalf("%s: sweep %+v, %v: want 1000 scanned, 250 deleted", name, res, err)
 		}
 		left := 0
-		Scan(m, func(k *abi.CTTuple, v *abi.CTEntry) bool {
+		ctmap.Scan(m, func(k *abi.CTTuple, v *abi.CTEntry) bool {
 			left++
 			if v.Lifetime < now {
 				t.Errorf("%s: expired entry %+v survived", name, k)

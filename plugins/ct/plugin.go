@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugin"
 )
@@ -34,7 +35,7 @@ func New(log hclog.Logger) *Plugin { return &Plugin{Log: log} }
 
 // Describe names the slot and maps the ct plugin uses.
 func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
-	schemas, err := Schemas(abi.MapCT4, abi.MapCTAny4, abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls)
+	schemas, err := plugin.Schemas(abi.MapCT4, abi.MapCTAny4, abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls)
 	if err != nil {
 		return nil, err
 	}
@@ -43,23 +44,6 @@ func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
 		Slots: []string{Slot}, Maps: schemas, GC: true,
 		Commands: []string{"gc", "stats", "metrics"},
 	}, nil
-}
-
-// Schemas describes shared maps as this build of the plugin expects them.
-func Schemas(names ...string) ([]plugin.MapSchema, error) {
-	specs, err := pin.SharedSpecs()
-	if err != nil {
-		return nil, err
-	}
-	var out []plugin.MapSchema
-	for _, n := range names {
-		s, ok := specs[n]
-		if !ok {
-			return nil, fmt.Errorf("no shared map %s", n)
-		}
-		out = append(out, plugin.MapSchema{Name: n, Type: s.Type.String(), KeySize: s.KeySize, ValueSize: s.ValueSize, MaxEntries: s.MaxEntries})
-	}
-	return out, nil
 }
 
 // Load loads and pins the ct stage for a generation.
@@ -92,7 +76,7 @@ func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 	if p.cancel != nil {
 		return nil // already running
 	}
-	maps, err := openCT(pin.Layout{Root: req.BPFFS})
+	maps, err := ctmap.Open(pin.Layout{Root: req.BPFFS})
 	if err != nil {
 		return err
 	}

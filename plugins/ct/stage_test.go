@@ -4,11 +4,11 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/internal/packet"
 )
@@ -63,7 +63,7 @@ func entry(t *testing.T, h *dptest.Harness, m string, k abi.CTTuple) abi.CTEntry
 	return e
 }
 
-func nowSec() uint32 { return uint32(monotonicCoarse() / time.Second) }
+func nowSec() uint32 { return ctmap.Now() }
 
 func TestPrivilegedCTStageTCPHandshakeDataClose(t *testing.T) {
 	h := newStage(t)

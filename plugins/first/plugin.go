@@ -16,7 +16,6 @@ import (
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugin"
-	"github.com/hotpath/hotpath/plugins/ct"
 )
 
 // Version of the plugin.
@@ -30,7 +29,7 @@ type Plugin struct{ Log hclog.Logger }
 
 // Describe claims lb-select at ingress, where services are translated.
 func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
-	schemas, err := ct.Schemas(abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls, "lb4_slots")
+	schemas, err := plugin.Schemas(abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls, "lb4_slots")
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ func newLB(t testing.TB) *lbHarness {
 	h := dptest.New(t)
 	cfg := DefaultConfig()
 	cfg.MaglevSeed = testSeed
-	progs, release, err := WithCT(h.Layout, 1, cfg)
+	progs, release, err := withCT(h.Layout, 1, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func TestPrivilegedLBLab(t *testing.T) {
 	h := dptest.New(t)
 	layout := h.Layout
 	cfg := DefaultConfig()
-	progs, release, err := WithCT(layout, 1, cfg)
+	progs, release, err := withCT(layout, 1, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugin"
-	"github.com/hotpath/hotpath/plugins/ct"
 )
 
 // Version is the lb plugin's version; release builds set it with -ldflags -X.
@@ -67,7 +66,7 @@ var Commands = []string{
 
 // Describe names the slots and maps the lb plugin uses.
 func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
-	schemas, err := ct.Schemas(append(slices.Clone(sharedNames),
+	schemas, err := plugin.Schemas(append(slices.Clone(sharedNames),
 		abi.MapCT4, abi.MapCTAny4, abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls)...)
 	if err != nil {
 		return nil, err
