@@ -33,7 +33,7 @@ test: deps build
 	HOTPATH_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) $(PKGS)
 
 demo: deps build
-	$(BIN)/hotpath demo --bin $(CURDIR)/$(BIN)
+	$(GO) run ./demo/cmd/demo --bin $(CURDIR)/$(BIN)
 
 # Prints one table of ratios against baselines measured in the same run and
 # writes it to bench/results/<date>.md. About five minutes.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/ctmap"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/internal/mono"
 	"github.com/hotpath/hotpath/internal/packet"
@@ -34,8 +35,8 @@ func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer maps.Close()
-	args, _ := json.Marshal(lb.ServiceAddArgs{VIP: vip.String() + "/tcp", Algorithm: "maglev",
-		Backends: []lb.BackendArg{{Address: backend.String()}}})
+	args, _ := json.Marshal(services.ServiceAddArgs{VIP: vip.String() + "/tcp", Algorithm: "maglev",
+		Backends: []services.BackendArg{{Address: backend.String()}}})
 	if _, err := lb.Run(lb.NewStore(maps, lb.DefaultConfig()), "service-add", args); err != nil {
 		t.Fatal(err)
 	}

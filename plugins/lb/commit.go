@@ -9,6 +9,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
 
@@ -22,7 +23,7 @@ import (
 //
 // so the count grows only over filled slots and shrinks before slots go,
 // and a removed backend disappears only once no slot or table names it.
-func (s *Store) commit(old, next *service, want []Backend) error {
+func (s *Store) commit(old, next *service, want []services.Backend) error {
 	var oldMembers []member
 	var oldCount int
 	if old != nil {
@@ -42,7 +43,7 @@ func (s *Store) commit(old, next *service, want []Backend) error {
 	id := next.val.SvcId
 
 	want = slices.Clone(want)
-	slices.SortFunc(want, func(a, b Backend) int { return a.Addr.Compare(b.Addr) })
+	slices.SortFunc(want, func(a, b services.Backend) int { return a.Addr.Compare(b.Addr) })
 	members := make([]member, len(want))
 	var fresh []int
 	for i, b := range want {
@@ -68,7 +69,7 @@ func (s *Store) commit(old, next *service, want []Backend) error {
 
 	var table []uint32
 	start := time.Now()
-	if Algorithm(next.val.Algorithm) == Maglev && len(members) > 0 {
+	if services.Algorithm(next.val.Algorithm) == services.Maglev && len(members) > 0 {
 		mb := make([]maglev.Backend, len(members))
 		for i, m := range members {
 			mb[i] = maglev.Backend{ID: m.id, Key: m.backend().Key(), Weight: uint32(m.be.Weight)}

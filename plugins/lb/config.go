@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/hotpath/hotpath/core/ctmap"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
 
@@ -28,7 +29,7 @@ func DefaultConfig() Config {
 	return Config{
 		Lifetimes:       ctmap.DefaultLifetimes(),
 		MaglevTableSize: maglev.DefaultM,
-		Algorithm:       Random.String(),
+		Algorithm:       services.Random.String(),
 	}
 }
 
@@ -54,13 +55,13 @@ func (c Config) Validate() error {
 	if err := maglev.ValidSize(c.MaglevTableSize); err != nil {
 		return fmt.Errorf("lb config: %w", err)
 	}
-	if _, err := ParseAlgorithm(c.Algorithm); err != nil {
+	if _, err := services.ParseAlgorithm(c.Algorithm); err != nil {
 		return fmt.Errorf("lb config: %w", err)
 	}
 	return nil
 }
 
-func (c Config) algorithm() Algorithm {
-	a, _ := ParseAlgorithm(c.Algorithm)
+func (c Config) algorithm() services.Algorithm {
+	a, _ := services.ParseAlgorithm(c.Algorithm)
 	return a
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/internal/dptest"
 )
 
@@ -56,13 +57,13 @@ func (h *lbHarness) run(t testing.TB, dir abi.AbiHpDir, pkt []byte) dptest.Resul
 }
 
 // add creates a service through the same path as the Invoke command.
-func (h *lbHarness) add(t testing.TB, a ServiceAddArgs) ServiceInfo {
+func (h *lbHarness) add(t testing.TB, a services.ServiceAddArgs) services.ServiceInfo {
 	t.Helper()
 	res, err := Run(h.store, "service-add", mustJSON(t, a))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res.(ServiceInfo)
+	return res.(services.ServiceInfo)
 }
 
 func (h *lbHarness) invoke(t testing.TB, cmd string, args any) {
@@ -72,7 +73,7 @@ func (h *lbHarness) invoke(t testing.TB, cmd string, args any) {
 	}
 }
 
-func (h *lbHarness) service(t testing.TB, vip string) ServiceInfo {
+func (h *lbHarness) service(t testing.TB, vip string) services.ServiceInfo {
 	t.Helper()
 	all, err := h.store.List()
 	if err != nil {
@@ -84,7 +85,7 @@ func (h *lbHarness) service(t testing.TB, vip string) ServiceInfo {
 		}
 	}
 	t.Fatalf("no service %s in %+v", vip, all)
-	return ServiceInfo{}
+	return services.ServiceInfo{}
 }
 
 func mustJSON(t testing.TB, v any) json.RawMessage {
@@ -96,10 +97,10 @@ func mustJSON(t testing.TB, v any) json.RawMessage {
 	return b
 }
 
-func backends(addrs ...string) []BackendArg {
-	var out []BackendArg
+func backends(addrs ...string) []services.BackendArg {
+	var out []services.BackendArg
 	for _, a := range addrs {
-		b, err := ParseBackend(a)
+		b, err := services.ParseBackend(a)
 		if err != nil {
 			panic(err)
 		}
@@ -119,7 +120,7 @@ func ctTuple(src, dst netip.AddrPort, proto, flags uint8) abi.CTTuple {
 }
 
 // idOf finds the id of the backend at addr in a listed service.
-func idOf(t testing.TB, s ServiceInfo, addr netip.AddrPort) uint32 {
+func idOf(t testing.TB, s services.ServiceInfo, addr netip.AddrPort) uint32 {
 	t.Helper()
 	for _, b := range s.Backends {
 		if b.Address == addr.String() {

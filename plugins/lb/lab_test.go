@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/supervisor"
@@ -47,7 +48,7 @@ func TestPrivilegedLBLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	add := func(vip string, alg string, port string) {
-		spec, err := ServiceAddArgs{VIP: vip, Algorithm: alg, Backends: backends(b.IP.String()+":"+port, c.IP.String()+":"+port)}.Spec()
+		spec, err := services.ServiceAddArgs{VIP: vip, Algorithm: alg, Backends: backends(b.IP.String()+":"+port, c.IP.String()+":"+port)}.Spec()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +58,7 @@ func TestPrivilegedLBLab(t *testing.T) {
 	}
 	add("10.96.0.10:80/tcp", "random", "8080")
 	add("10.96.0.53:53/udp", "maglev", "5353")
-	echo, _ := ServiceAddArgs{VIP: "10.96.0.20:7/tcp", Backends: backends(b.IP.String() + ":9000")}.Spec()
+	echo, _ := services.ServiceAddArgs{VIP: "10.96.0.20:7/tcp", Backends: backends(b.IP.String() + ":9000")}.Spec()
 	if _, err := store.Add(echo); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/plugin"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
@@ -50,9 +51,9 @@ func mustInvoke(t *testing.T, p *Plugin, cmd string, args any) json.RawMessage {
 	return out
 }
 
-func list(t *testing.T, p *Plugin) []ServiceInfo {
+func list(t *testing.T, p *Plugin) []services.ServiceInfo {
 	t.Helper()
-	var out []ServiceInfo
+	var out []services.ServiceInfo
 	if err := json.Unmarshal(mustInvoke(t, p, "service-list", nil), &out); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func list(t *testing.T, p *Plugin) []ServiceInfo {
 
 func innerID(t *testing.T, p *Plugin, vip string) ebpf.MapID {
 	t.Helper()
-	v, err := ParseVIP(vip)
+	v, err := services.ParseVIP(vip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func innerTable(t *testing.T, id ebpf.MapID) []uint32 {
 func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	p, h := newPlugin(t, `{"maglev_seed": 7}`)
 	const vip = "10.96.0.10:80/tcp"
-	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 509,
+	mustInvoke(t, p, "service-add", services.ServiceAddArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 509,
 		Backends: backends("10.240.2.2:8080,weight=2", "10.240.2.3:8080")})
 
 	svcs := list(t, p)
@@ -110,7 +111,7 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	if err := h.Maps.ByName[abi.AbiMapLb4Services].Lookup(keyOf(mustVIP(t, vip)), &val); err != nil {
 		t.Fatal(err)
 	}
-	if val.SvcId != s.ID || val.RevNatIndex != uint16(s.ID) || val.Count != 3 || val.Algorithm != uint8(Maglev) || val.MaglevSize != 509 {
+	if val.SvcId != s.ID || val.RevNatIndex != uint16(s.ID) || val.Count != 3 || val.Algorithm != uint8(services.Maglev) || val.MaglevSize != 509 {
 		t.Fatalf("lb4_services value %+v", val)
 	}
 	var rn abi.LB4RevNat
@@ -133,7 +134,7 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	}
 
 	// set-algorithm swaps a whole new table in; random drops it.
-	mustInvoke(t, p, "service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "maglev"})
+	mustInvoke(t, p, "service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "maglev"})
 	id2 := innerID(t, p, vip)
 	if id2 == 0 || id2 == id1 {
 		t.Fatalf("rebuild left table id %d (was %d)", id2, id1)
@@ -141,27 +142,27 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	if _, err := ebpf.NewMapFromID(id1); err == nil {
 		t.Error("the replaced table is still alive")
 	}
-	mustInvoke(t, p, "service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "random"})
+	mustInvoke(t, p, "service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "random"})
 	if id := innerID(t, p, vip); id != 0 {
 		t.Fatalf("random service kept table %d", id)
 	}
 	if s := list(t, p)[0]; s.Algorithm != "random" || len(s.Backends) != 2 {
 		t.Fatalf("after switching to random: %+v", s)
 	}
-	mustInvoke(t, p, "service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 251})
+	mustInvoke(t, p, "service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 251})
 	id3 := innerID(t, p, vip)
 	if id3 == 0 || id3 == id2 || len(innerTable(t, id3)) != 251 {
 		t.Fatalf("switch back to maglev M=251: table %d", id3)
 	}
 
 	// Backends: add, re-weight (same id), delete; each swaps the table.
-	mustInvoke(t, p, "backend-add", BackendArgs{VIP: vip, Backend: backends("10.240.2.4:8080,weight=4")[0]})
+	mustInvoke(t, p, "backend-add", services.BackendArgs{VIP: vip, Backend: backends("10.240.2.4:8080,weight=4")[0]})
 	s = list(t, p)[0]
 	if len(s.Backends) != 3 || s.Backends[2].Address != "10.240.2.4:8080" || s.Backends[2].Weight != 4 {
 		t.Fatalf("after backend add: %+v", s.Backends)
 	}
 	newID := s.Backends[2].ID
-	mustInvoke(t, p, "backend-add", BackendArgs{VIP: vip, Backend: backends("10.240.2.4:8080,weight=1")[0]})
+	mustInvoke(t, p, "backend-add", services.BackendArgs{VIP: vip, Backend: backends("10.240.2.4:8080,weight=1")[0]})
 	s = list(t, p)[0]
 	if s.Backends[2].ID != newID || s.Backends[2].Weight != 1 {
 		t.Fatalf("re-weighting changed the backend: %+v", s.Backends[2])
@@ -170,7 +171,7 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 		t.Fatalf("slots %v", got)
 	}
 	id4 := innerID(t, p, vip)
-	mustInvoke(t, p, "backend-del", BackendArgs{VIP: vip, Backend: BackendArg{Address: "10.240.2.2:8080"}})
+	mustInvoke(t, p, "backend-del", services.BackendArgs{VIP: vip, Backend: services.BackendArg{Address: "10.240.2.2:8080"}})
 	s = list(t, p)[0]
 	if len(s.Backends) != 2 || s.Backends[0].Address != "10.240.2.3:8080" {
 		t.Fatalf("after backend del: %+v", s.Backends)
@@ -199,20 +200,20 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	}
 
 	// Delete leaves nothing behind.
-	mustInvoke(t, p, "service-del", ServiceArgs{VIP: vip})
+	mustInvoke(t, p, "service-del", services.ServiceArgs{VIP: vip})
 	for _, m := range []string{abi.AbiMapLb4Services, abi.AbiMapLb4Backends, abi.AbiMapLb4Slots, abi.AbiMapLb4Revnat, abi.AbiMapLb4Maglev} {
 		if n := entries(t, h, m); n != 0 {
 			t.Errorf("%s holds %d entries after service-del", m, n)
 		}
 	}
-	if _, err := invoke(t, p, "service-del", ServiceArgs{VIP: vip}); !errors.Is(err, ErrNotFound) {
+	if _, err := invoke(t, p, "service-del", services.ServiceArgs{VIP: vip}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("deleting it again: %v, want not found", err)
 	}
 }
 
-func mustVIP(t *testing.T, s string) VIP {
+func mustVIP(t *testing.T, s string) services.VIP {
 	t.Helper()
-	v, err := ParseVIP(s)
+	v, err := services.ParseVIP(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,34 +274,34 @@ func snapshot(t *testing.T, h *dptest.Harness) string {
 func TestPrivilegedLBPluginRefusesBadInput(t *testing.T) {
 	p, h := newPlugin(t, "")
 	const vip = "10.96.0.10:80/tcp"
-	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: vip, Algorithm: "maglev", Backends: backends("10.240.2.2:8080")})
+	mustInvoke(t, p, "service-add", services.ServiceAddArgs{VIP: vip, Algorithm: "maglev", Backends: backends("10.240.2.2:8080")})
 	before := snapshot(t, h)
 	w0, wBig := int64(0), int64(65536)
 	bad := []struct {
 		cmd  string
 		args any
 	}{
-		{"service-add", ServiceAddArgs{VIP: vip, Backends: backends("10.240.2.3:8080")}}, // exists
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80"}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:0/tcp"}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/sctp"}},
-		{"service-add", ServiceAddArgs{VIP: "[fd00::1]:80/tcp"}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Algorithm: "roundrobin"}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", MaglevTableSize: 1000}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", AffinityTimeoutSeconds: -1}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []BackendArg{{Address: "10.240.2.3:8080", Weight: &w0}}}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []BackendArg{{Address: "10.240.2.3:8080", Weight: &wBig}}}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: backends("10.240.2.3:8080", "10.240.2.4:8080", "10.240.2.3:8080")}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []BackendArg{{Address: "10.240.2.3"}}}},
+		{"service-add", services.ServiceAddArgs{VIP: vip, Backends: backends("10.240.2.3:8080")}}, // exists
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80"}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:0/tcp"}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/sctp"}},
+		{"service-add", services.ServiceAddArgs{VIP: "[fd00::1]:80/tcp"}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Algorithm: "roundrobin"}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", MaglevTableSize: 1000}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", AffinityTimeoutSeconds: -1}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []services.BackendArg{{Address: "10.240.2.3:8080", Weight: &w0}}}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []services.BackendArg{{Address: "10.240.2.3:8080", Weight: &wBig}}}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: backends("10.240.2.3:8080", "10.240.2.4:8080", "10.240.2.3:8080")}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []services.BackendArg{{Address: "10.240.2.3"}}}},
 		{"service-add", map[string]any{"vip": "10.96.0.11:80/tcp", "algoritm": "maglev"}},
-		{"service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "wrr"}},
-		{"service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 7}},
-		{"service-set-algorithm", SetAlgorithmArgs{VIP: "10.96.0.99:80/tcp", Algorithm: "random"}},
-		{"backend-add", BackendArgs{VIP: vip, Backend: BackendArg{Address: "0.0.0.0:80"}}},
-		{"backend-add", BackendArgs{VIP: vip, Backend: BackendArg{Address: "10.240.2.9:80", Weight: &w0}}},
-		{"backend-add", BackendArgs{VIP: "10.96.0.99:80/tcp", Backend: BackendArg{Address: "10.240.2.9:80"}}},
-		{"backend-del", BackendArgs{VIP: vip, Backend: BackendArg{Address: "10.240.2.9:80"}}},
-		{"service-del", ServiceArgs{VIP: "10.96.0.99:80/udp"}},
+		{"service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "wrr"}},
+		{"service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 7}},
+		{"service-set-algorithm", services.SetAlgorithmArgs{VIP: "10.96.0.99:80/tcp", Algorithm: "random"}},
+		{"backend-add", services.BackendArgs{VIP: vip, Backend: services.BackendArg{Address: "0.0.0.0:80"}}},
+		{"backend-add", services.BackendArgs{VIP: vip, Backend: services.BackendArg{Address: "10.240.2.9:80", Weight: &w0}}},
+		{"backend-add", services.BackendArgs{VIP: "10.96.0.99:80/tcp", Backend: services.BackendArg{Address: "10.240.2.9:80"}}},
+		{"backend-del", services.BackendArgs{VIP: vip, Backend: services.BackendArg{Address: "10.240.2.9:80"}}},
+		{"service-del", services.ServiceArgs{VIP: "10.96.0.99:80/udp"}},
 		{"service-frobnicate", nil},
 	}
 	for _, c := range bad {
@@ -311,7 +312,7 @@ func TestPrivilegedLBPluginRefusesBadInput(t *testing.T) {
 		}
 	}
 	// A table too small for the backends is refused before anything changes.
-	if _, err := invoke(t, p, "service-add", ServiceAddArgs{VIP: "10.96.0.12:80/tcp", Algorithm: "maglev", MaglevTableSize: 251, Backends: manyBackends(252)}); err == nil {
+	if _, err := invoke(t, p, "service-add", services.ServiceAddArgs{VIP: "10.96.0.12:80/tcp", Algorithm: "maglev", MaglevTableSize: 251, Backends: manyBackends(252)}); err == nil {
 		t.Error("252 backends in a 251-slot table: accepted")
 	}
 	if after := snapshot(t, h); after != before {
@@ -319,10 +320,10 @@ func TestPrivilegedLBPluginRefusesBadInput(t *testing.T) {
 	}
 }
 
-func manyBackends(n int) []BackendArg {
-	out := make([]BackendArg, n)
+func manyBackends(n int) []services.BackendArg {
+	out := make([]services.BackendArg, n)
 	for i := range out {
-		out[i] = BackendArg{Address: fmt.Sprintf("10.241.%d.%d:80", i/250, 1+i%250)}
+		out[i] = services.BackendArg{Address: fmt.Sprintf("10.241.%d.%d:80", i/250, 1+i%250)}
 	}
 	return out
 }
@@ -332,10 +333,10 @@ func manyBackends(n int) []BackendArg {
 // again.
 func TestPrivilegedLBPluginRestart(t *testing.T) {
 	p, h := newPlugin(t, `{"maglev_seed": 7}`)
-	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: "maglev", Backends: backends("10.240.2.2:8080,weight=3", "10.240.2.3:8080")})
-	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: "10.96.0.11:53/udp", Algorithm: "random", AffinityTimeoutSeconds: 30, Backends: backends("10.240.2.4:53")})
-	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: "10.96.0.12:80/tcp", Backends: backends("10.240.2.5:80")})
-	mustInvoke(t, p, "service-del", ServiceArgs{VIP: "10.96.0.12:80/tcp"})
+	mustInvoke(t, p, "service-add", services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: "maglev", Backends: backends("10.240.2.2:8080,weight=3", "10.240.2.3:8080")})
+	mustInvoke(t, p, "service-add", services.ServiceAddArgs{VIP: "10.96.0.11:53/udp", Algorithm: "random", AffinityTimeoutSeconds: 30, Backends: backends("10.240.2.4:53")})
+	mustInvoke(t, p, "service-add", services.ServiceAddArgs{VIP: "10.96.0.12:80/tcp", Backends: backends("10.240.2.5:80")})
+	mustInvoke(t, p, "service-del", services.ServiceArgs{VIP: "10.96.0.12:80/tcp"})
 	before := list(t, p)
 	table := innerID(t, p, "10.96.0.10:80/tcp")
 	p.Deactivate(context.Background())
@@ -351,8 +352,8 @@ func TestPrivilegedLBPluginRestart(t *testing.T) {
 	if innerID(t, p2, "10.96.0.10:80/tcp") != table {
 		t.Fatal("restart with the same seed rebuilt the table")
 	}
-	res := mustInvoke(t, p2, "service-add", ServiceAddArgs{VIP: "10.96.0.13:80/tcp", Backends: backends("10.240.2.6:80")})
-	var s ServiceInfo
+	res := mustInvoke(t, p2, "service-add", services.ServiceAddArgs{VIP: "10.96.0.13:80/tcp", Backends: backends("10.240.2.6:80")})
+	var s services.ServiceInfo
 	json.Unmarshal(res, &s)
 	if s.ID != 4 || s.Backends[0].ID != 5 {
 		t.Fatalf("new service got id %d, backend id %d; want 4 and 5 (ids of deleted ones are not reused)", s.ID, s.Backends[0].ID)
@@ -411,12 +412,12 @@ func TestPrivilegedLBPluginDescribeAndLoad(t *testing.T) {
 
 func TestPrivilegedLBApplyIsAllOrNothingOnBadInput(t *testing.T) {
 	h := newLB(t)
-	var good []ServiceAddArgs
+	var good []services.ServiceAddArgs
 	for i := 0; i < 300; i++ {
-		good = append(good, ServiceAddArgs{VIP: fmt.Sprintf("10.97.%d.%d:80/tcp", i/250, i%250+1), Algorithm: "random",
-			Backends: []BackendArg{{Address: "10.240.2.2:8080"}}})
+		good = append(good, services.ServiceAddArgs{VIP: fmt.Sprintf("10.97.%d.%d:80/tcp", i/250, i%250+1), Algorithm: "random",
+			Backends: []services.BackendArg{{Address: "10.240.2.2:8080"}}})
 	}
-	bad := append(append([]ServiceAddArgs{}, good...), ServiceAddArgs{VIP: "10.97.9.9:0/tcp"})
+	bad := append(append([]services.ServiceAddArgs{}, good...), services.ServiceAddArgs{VIP: "10.97.9.9:0/tcp"})
 	if _, err := Run(h.store, "service-apply", mustJSON(t, bad)); err == nil {
 		t.Fatal("apply with a bad service accepted")
 	}
@@ -424,7 +425,7 @@ func TestPrivilegedLBApplyIsAllOrNothingOnBadInput(t *testing.T) {
 		t.Fatalf("bad apply added %d services", len(l))
 	}
 	res, err := Run(h.store, "service-apply", mustJSON(t, good))
-	if err != nil || res.(ApplyResult).Added != 300 {
+	if err != nil || res.(services.ApplyResult).Added != 300 {
 		t.Fatalf("apply = %+v, %v", res, err)
 	}
 	if l, _ := h.store.List(); len(l) != 300 {

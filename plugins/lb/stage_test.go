@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/internal/packet"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
@@ -23,7 +24,7 @@ var (
 
 func TestPrivilegedLBTCPFlow(t *testing.T) {
 	h := newLB(t)
-	svc := h.add(t, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String(), be2.String()), Algorithm: "maglev"})
+	svc := h.add(t, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String(), be2.String()), Algorithm: "maglev"})
 
 	r := h.run(t, in, packet.TCP(client, vipTCP, packet.SYN, nil))
 	if r.Code != 0 {
@@ -56,17 +57,21 @@ func TestPrivilegedLBTCPFlow(t *testing.T) {
 	// The flow sticks to its backend through algorithm changes and table
 	// rebuilds, since its CT_SERVICE entry names the backend.
 	steps := []func(){
-		func() { h.invoke(t, "service-set-algorithm", SetAlgorithmArgs{VIP: svc.VIP, Algorithm: "random"}) },
 		func() {
-			h.invoke(t, "service-set-algorithm", SetAlgorithmArgs{VIP: svc.VIP, Algorithm: "maglev", MaglevTableSize: 251})
+			h.invoke(t, "service-set-algorithm", services.SetAlgorithmArgs{VIP: svc.VIP, Algorithm: "random"})
 		},
-		func() { h.invoke(t, "backend-add", BackendArgs{VIP: svc.VIP, Backend: backends(be3.String())[0]}) },
+		func() {
+			h.invoke(t, "service-set-algorithm", services.SetAlgorithmArgs{VIP: svc.VIP, Algorithm: "maglev", MaglevTableSize: 251})
+		},
+		func() {
+			h.invoke(t, "backend-add", services.BackendArgs{VIP: svc.VIP, Backend: backends(be3.String())[0]})
+		},
 		func() {
 			other := be1
 			if backend == be1 {
 				other = be2
 			}
-			h.invoke(t, "backend-del", BackendArgs{VIP: svc.VIP, Backend: backends(other.String())[0]})
+			h.invoke(t, "backend-del", services.BackendArgs{VIP: svc.VIP, Backend: backends(other.String())[0]})
 		},
 	}
 	for i, step := range steps {
@@ -97,7 +102,7 @@ func TestPrivilegedLBUDP(t *testing.T) {
 	h := newLB(t)
 	dns := ap("10.96.0.53:53")
 	b := ap("10.240.2.9:5353")
-	h.add(t, ServiceAddArgs{VIP: "10.96.0.53:53/udp", Backends: backends(b.String())})
+	h.add(t, services.ServiceAddArgs{VIP: "10.96.0.53:53/udp", Backends: backends(b.String())})
 
 	r := h.run(t, in, packet.UDP(client, dns, []byte("query")))
 	if _, dst := packet.Addrs(r.Packet); dst != b || !packet.Valid(r.Packet) {
@@ -129,7 +134,7 @@ func TestPrivilegedLBUDP(t *testing.T) {
 
 func TestPrivilegedLBLeavesOtherTrafficAlone(t *testing.T) {
 	h := newLB(t)
-	h.add(t, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String())})
+	h.add(t, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String())})
 	cases := map[string]struct {
 		dir abi.AbiHpDir
 		pkt []byte
@@ -161,7 +166,7 @@ func TestPrivilegedLBNoBackendDrops(t *testing.T) {
 		if alg == "maglev" {
 			vip = ap("10.96.0.21:80")
 		}
-		h.add(t, ServiceAddArgs{VIP: vip.String() + "/tcp", Algorithm: alg})
+		h.add(t, services.ServiceAddArgs{VIP: vip.String() + "/tcp", Algorithm: alg})
 		if r := h.run(t, in, packet.TCP(client, vip, packet.SYN, nil)); r.Code != 2 {
 			t.Fatalf("%s service without backends: verdict %d, want drop", alg, r.Code)
 		}
@@ -173,8 +178,8 @@ func TestPrivilegedLBNoBackendDrops(t *testing.T) {
 		t.Fatalf("dropped packets left %d CT entries", n)
 	}
 	// The last backend removed: the same.
-	h.add(t, ServiceAddArgs{VIP: "10.96.0.22:80/tcp", Backends: backends(be1.String())})
-	h.invoke(t, "backend-del", BackendArgs{VIP: "10.96.0.22:80/tcp", Backend: backends(be1.String())[0]})
+	h.add(t, services.ServiceAddArgs{VIP: "10.96.0.22:80/tcp", Backends: backends(be1.String())})
+	h.invoke(t, "backend-del", services.BackendArgs{VIP: "10.96.0.22:80/tcp", Backend: backends(be1.String())[0]})
 	if r := h.run(t, in, packet.TCP(client, ap("10.96.0.22:80"), packet.SYN, nil)); r.Code != 2 {
 		t.Fatalf("service whose last backend went: verdict %d, want drop", r.Code)
 	}
@@ -190,7 +195,7 @@ func TestPrivilegedLBMaglevMatchesGo(t *testing.T) {
 		proto string
 		m     int64
 	}{{ap("10.96.0.10:80"), "tcp", 251}, {ap("10.96.0.11:53"), "udp", 16381}} {
-		svc := h.add(t, ServiceAddArgs{VIP: c.vip.String() + "/" + c.proto, Backends: bs, Algorithm: "maglev", MaglevTableSize: c.m})
+		svc := h.add(t, services.ServiceAddArgs{VIP: c.vip.String() + "/" + c.proto, Backends: bs, Algorithm: "maglev", MaglevTableSize: c.m})
 		var mb []maglev.Backend
 		addrOf := map[uint32]netip.AddrPort{}
 		for _, b := range svc.Backends {
@@ -224,7 +229,7 @@ func TestPrivilegedLBMaglevMatchesGo(t *testing.T) {
 
 func TestPrivilegedLBRandomFollowsWeights(t *testing.T) {
 	h := newLB(t)
-	svc := h.add(t, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: "random",
+	svc := h.add(t, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: "random",
 		Backends: backends(be1.String()+",weight=1", be2.String()+",weight=2", be3.String()+",weight=3")})
 	if n := countSlots(t, h, svc.ID); n != 6 {
 		t.Fatalf("%d slots for weights 1,2,3, want 6", n)
@@ -266,10 +271,10 @@ func countSlots(t *testing.T, h *lbHarness, svcID uint32) int {
 // and its CT_SERVICE entry records the move.
 func TestPrivilegedLBBackendRemovedReselects(t *testing.T) {
 	h := newLB(t)
-	svc := h.add(t, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String(), be2.String(), be3.String()), Algorithm: "maglev"})
+	svc := h.add(t, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String(), be2.String(), be3.String()), Algorithm: "maglev"})
 	r := h.run(t, in, packet.TCP(client, vipTCP, packet.SYN, nil))
 	_, first := packet.Addrs(r.Packet)
-	h.invoke(t, "backend-del", BackendArgs{VIP: svc.VIP, Backend: backendArg(first)})
+	h.invoke(t, "backend-del", services.BackendArgs{VIP: svc.VIP, Backend: backendArg(first)})
 	r = h.run(t, in, packet.TCP(client, vipTCP, packet.ACK, nil))
 	_, second := packet.Addrs(r.Packet)
 	if r.Code != 0 || second == first || !slices.Contains([]netip.AddrPort{be1, be2, be3}, second) || !packet.Valid(r.Packet) {
@@ -288,7 +293,9 @@ func TestPrivilegedLBBackendRemovedReselects(t *testing.T) {
 	}
 }
 
-func backendArg(a netip.AddrPort) BackendArg { return BackendArg{Address: a.String()} }
+func backendArg(a netip.AddrPort) services.BackendArg {
+	return services.BackendArg{Address: a.String()}
+}
 
 func TestPrivilegedLBSessionAffinity(t *testing.T) {
 	h := newLB(t)
@@ -296,7 +303,7 @@ func TestPrivilegedLBSessionAffinity(t *testing.T) {
 	for i := range 8 {
 		bs = append(bs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 240, 2, byte(10 + i)}), 8080).String())
 	}
-	svc := h.add(t, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(bs...), Algorithm: "random", AffinityTimeoutSeconds: 600})
+	svc := h.add(t, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(bs...), Algorithm: "random", AffinityTimeoutSeconds: 600})
 	if svc.AffinityTimeout != 600 {
 		t.Fatalf("affinity timeout %d, want 600", svc.AffinityTimeout)
 	}
