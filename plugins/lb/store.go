@@ -105,6 +105,10 @@ func sortMembers(ms []member) {
 func (s *Store) Add(spec ServiceSpec) (ServiceInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.add(spec)
+}
+
+func (s *Store) add(spec ServiceSpec) (ServiceInfo, error) {
 	if spec.Algorithm == 0 {
 		spec.Algorithm = s.defAlg
 	}
@@ -144,6 +148,10 @@ func (s *Store) Add(spec ServiceSpec) (ServiceInfo, error) {
 func (s *Store) Del(vip VIP) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.del(vip)
+}
+
+func (s *Store) del(vip VIP) error {
 	svc, err := s.get(vip)
 	if err != nil {
 		return fmt.Errorf("delete service: %w", err)
