@@ -25,6 +25,7 @@ type GC struct {
 	mu       sync.Mutex
 	stats    GCStats
 	sweepers map[string]*Sweeper // in-kernel passes; nil: batch lookups
+	lastErr  error               // of the latest pass; nil once one succeeds
 }
 
 // GCStats are cumulative, exported as metrics and in `hotpath status`.
@@ -160,7 +161,9 @@ func (g *GC) RunOnce() (float64, error) {
 	for name, m := range g.Maps {
 		res, err := g.pass(name, m)
 		if err != nil {
-			return 0, fmt.Errorf("gc %s: %w", name, err)
+			err = fmt.Errorf("gc %s: %w", name, err)
+			g.failed(err)
+			return 0, err
 		}
 		if res.MaxEntries > 0 {
 			maxRatio = math.Max(maxRatio, float64(res.Deleted)/float64(res.MaxEntries))
@@ -176,6 +179,7 @@ func (g *GC) RunOnce() (float64, error) {
 	g.stats.Kept += kept
 	g.stats.LastDuration = time.Since(start)
 	g.stats.LastRatio = maxRatio
+	g.lastErr = nil
 	g.mu.Unlock()
 	if g.Log != nil {
 		g.Log.Debug("ct gc pass", "scanned", scanned, "deleted", deleted, "kept", kept, "took", time.Since(start))
@@ -204,6 +208,20 @@ func (g *GC) Run(ctx context.Context) {
 		}
 		interval = NextInterval(interval, ratio, g.Cfg.Min.D(), g.Cfg.Max.D())
 	}
+}
+
+func (g *GC) failed(err error) {
+	g.mu.Lock()
+	g.lastErr = err
+	g.mu.Unlock()
+}
+
+// Err is the error of the latest pass, nil when it succeeded: a GC that
+// keeps failing makes the plugin unhealthy, whichever pass it was.
+func (g *GC) Err() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastErr
 }
 
 // Stats returns a copy of the cumulative statistics.

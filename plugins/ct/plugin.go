@@ -125,10 +125,16 @@ func (p *Plugin) Deactivate(ctx context.Context) error {
 	return nil
 }
 
-// Health is degraded after a failed GC pass.
+// Health is degraded while the latest GC pass failed, the first one or any
+// later one.
 func (p *Plugin) Health(ctx context.Context) (*plugin.Health, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.gc != nil && p.cancel != nil {
+		if err := p.gc.Err(); err != nil {
+			return &plugin.Health{Healthy: false, Reason: err.Error()}, nil
+		}
+	}
 	if p.gcErr != nil {
 		return &plugin.Health{Healthy: false, Reason: p.gcErr.Error()}, nil
 	}

@@ -83,10 +83,13 @@ func (s *Store) commit(old, next *service, want []services.Backend) error {
 	if err := s.maps.writeState(st); err != nil {
 		return err
 	}
-	var created []uint32
-	undo := func(err error) error {
-		for _, bid := range created {
-			s.maps.Backends.Delete(bid)
+	// Every write below pushes its inverse, so a write the kernel refuses
+	// (a full map) takes back what this commit did before it.
+	var undo undoLog
+	defer undo.drop()
+	fail := func(err error) error {
+		if uerr := undo.run(); uerr != nil {
+			return fmt.Errorf("%w (undo: %v)", err, uerr)
 		}
 		return err
 	}
@@ -100,37 +103,46 @@ func (s *Store) commit(old, next *service, want []services.Backend) error {
 			flag = ebpf.UpdateExist // a weight change: same id, flows stay
 		}
 		if err := s.maps.Backends.Update(m.id, m.be, flag); err != nil {
-			return undo(fmt.Errorf("write backend %s: %w", m.backend().Addr, err))
+			return fail(fmt.Errorf("write backend %s: %w", m.backend().Addr, err))
 		}
-		if !existed {
-			created = append(created, m.id)
+		bid := m.id
+		if existed {
+			undo.push(func() error { return s.maps.Backends.Update(bid, prev.be, ebpf.UpdateExist) })
+		} else {
+			undo.push(func() error { return s.maps.Backends.Delete(bid) })
 		}
 	}
 	if old == nil {
 		rn := abi.LB4RevNat{Address: addrU32(next.vip.Addr), Port: htons(next.vip.Port)}
 		if err := s.maps.RevNat.Put(uint16(id), rn); err != nil {
-			return undo(fmt.Errorf("write rev-nat %d: %w", id, err))
+			return fail(fmt.Errorf("write rev-nat %d: %w", id, err))
 		}
+		undo.push(func() error { return s.maps.RevNat.Delete(uint16(id)) })
 	}
 	for slot, i := range fill {
-		if err := s.maps.Slots.Put(abi.LB4SlotKey{SvcId: id, Slot: uint32(slot)}, members[i].id); err != nil {
-			if old == nil {
-				s.maps.RevNat.Delete(uint16(id))
-			}
-			return undo(fmt.Errorf("write slot %d: %w", slot, err))
+		key := abi.LB4SlotKey{SvcId: id, Slot: uint32(slot)}
+		if err := s.undoSlot(&undo, key); err != nil {
+			return fail(err)
+		}
+		if err := s.maps.Slots.Put(key, members[i].id); err != nil {
+			return fail(fmt.Errorf("write slot %d: %w", slot, err))
 		}
 	}
 	if table != nil {
+		if err := s.undoTable(&undo, id); err != nil {
+			return fail(err)
+		}
 		if err := s.swapTable(id, table); err != nil {
-			return fmt.Errorf("swap maglev table: %w", err)
+			return fail(fmt.Errorf("swap maglev table: %w", err))
 		}
 		s.rebuilds++
 		s.lastDur = time.Since(start)
 	}
 	next.val.Count = uint16(len(fill))
 	if err := s.maps.Services.Put(keyOf(next.vip), next.val); err != nil {
-		return fmt.Errorf("write service: %w", err)
+		return fail(fmt.Errorf("write service: %w", err))
 	}
+	undo.done()
 
 	var errs []error
 	for slot := len(fill); slot < oldCount; slot++ {

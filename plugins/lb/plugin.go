@@ -236,12 +236,11 @@ func apply(store *Store, all []services.ServiceAddArgs) (any, error) {
 		}
 		specs = append(specs, spec)
 	}
-	for i, spec := range specs {
-		if _, err := store.Add(spec); err != nil {
-			return services.ApplyResult{Added: i}, fmt.Errorf("service-apply: added %d of %d, then: %w", i, len(specs), err)
-		}
+	n, err := store.Apply(specs)
+	if err != nil {
+		return nil, err
 	}
-	return services.ApplyResult{Added: len(specs)}, nil
+	return services.ApplyResult{Added: n}, nil
 }
 
 // done is the answer of a command that returns nothing but success.

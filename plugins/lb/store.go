@@ -106,6 +106,10 @@ func sortMembers(ms []member) {
 func (s *Store) Add(spec services.ServiceSpec) (services.ServiceInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.add(spec)
+}
+
+func (s *Store) add(spec services.ServiceSpec) (services.ServiceInfo, error) {
 	if spec.Algorithm == 0 {
 		spec.Algorithm = s.defAlg
 	}
@@ -145,6 +149,10 @@ func (s *Store) Add(spec services.ServiceSpec) (services.ServiceInfo, error) {
 func (s *Store) Del(vip services.VIP) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.del(vip)
+}
+
+func (s *Store) del(vip services.VIP) error {
 	svc, err := s.get(vip)
 	if err != nil {
 		return fmt.Errorf("delete service: %w", err)
