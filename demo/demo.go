@@ -1,4 +1,4 @@
-// Package demo is `hotpath demo`: a lab of namespaces, a supervisor with its
+// Package demo is `make demo` (demo/cmd/demo): a lab of namespaces, a supervisor with its
 // plugins, live traffic, a plugin killed under load, and a summary.
 package demo
 
