@@ -26,7 +26,7 @@ build:
 
 # Regenerates the committed BPF objects and Go bindings (needs clang).
 generate: deps
-	$(GO) generate ./core/abi ./supervisor ./plugins/... ./internal/...
+	$(GO) generate ./core/abi ./core/entry ./plugins/... ./internal/...
 
 test: deps build
 	$(GO) vet $(PKGS)

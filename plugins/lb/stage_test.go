@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/internal/packet"
+	"github.com/hotpath/hotpath/core/plugintest/packet"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
 
