@@ -30,9 +30,11 @@ var Commands = []string{"counts", "metrics"}
 type Plugin struct {
 	Log hclog.Logger
 
-	mu      sync.Mutex
+	life    sync.Mutex // serialises Activate and Deactivate
 	refresh *refresher // running while this instance holds the GC lease
-	stats   stats
+
+	mu    sync.Mutex // guards stats, written by the refresh loop
+	stats stats
 }
 
 // stats are what the refresh loop reports, for metrics and health.
@@ -84,8 +86,8 @@ func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 		return err
 	}
 	every, _ := cfg.Interval() // validated by ParseConfig
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.life.Lock()
+	defer p.life.Unlock()
 	if p.refresh != nil {
 		p.refresh.stop()
 		p.refresh = nil
@@ -104,8 +106,8 @@ func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 // Deactivate stops the refresh loop; the datapath keeps selecting with the
 // counts as they are, bumped by its own picks.
 func (p *Plugin) Deactivate(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.life.Lock()
+	defer p.life.Unlock()
 	if p.refresh != nil {
 		p.refresh.stop()
 		p.refresh = nil
