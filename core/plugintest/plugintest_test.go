@@ -93,3 +93,32 @@ func TestSDKOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivilegedRunStage: one stage runs alone on the context Context
+// builds, and RunStage returns what the stage left in it.
+func TestPrivilegedRunStage(t *testing.T) {
+	h := plugintest.New(t)
+	prog, _, err := ct.LoadStage(h.Layout, 1, ct.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	syn := packet.TCP(src, dst, packet.SYN, nil)
+	c := plugintest.Context(plugintest.Egress, syn)
+	if c.Proto != 6 || c.TcpFlags != packet.SYN || c.L4Off != 34 || c.Sport != 40000>>8|40000&0xff<<8 {
+		t.Fatalf("context of a SYN: %+v", c)
+	}
+	r, left, err := h.RunStage(prog, c, syn)
+	if err != nil || r.Code != 0 {
+		t.Fatalf("run: %+v %v", r, err)
+	}
+	if left.CtStatus != uint8(abi.AbiHpCtStatusHP_CT_NEW) {
+		t.Fatalf("ct stage left status %d, want new", left.CtStatus)
+	}
+	if n := len(h.Dump(t, abi.MapCT4)); n != 1 {
+		t.Fatalf("ct stage alone created %d entries, want 1", n)
+	}
+	if _, left, _ = h.RunStage(prog, c, syn); left.CtStatus != uint8(abi.AbiHpCtStatusHP_CT_ESTABLISHED) {
+		t.Fatalf("second SYN of the flow: status %d, want established", left.CtStatus)
+	}
+}
