@@ -10,7 +10,7 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/ctmap"
-	"github.com/hotpath/hotpath/internal/packet"
+	"github.com/hotpath/hotpath/core/plugintest/packet"
 	"github.com/hotpath/hotpath/plugins/ct"
 )
 

@@ -9,9 +9,9 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugintest/packet"
 	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/internal/mono"
-	"github.com/hotpath/hotpath/internal/packet"
 	"github.com/hotpath/hotpath/plugins/lb"
 )
 

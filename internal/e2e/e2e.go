@@ -55,6 +55,12 @@ func Binaries(t testing.TB) string {
 				return
 			}
 		}
+		// The out-of-tree example plugin is its own module.
+		build := exec.Command("go", "build", "-o", filepath.Join(binDir, "hotpath-leastconn"), ".")
+		build.Dir = filepath.Join(root, "examples", "leastconn")
+		if out, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build hotpath-leastconn: %v\n%s", err, out)
+		}
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)

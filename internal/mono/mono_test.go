@@ -10,10 +10,10 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/ctmap"
+	"github.com/hotpath/hotpath/core/plugintest"
+	"github.com/hotpath/hotpath/core/plugintest/packet"
 	"github.com/hotpath/hotpath/core/services"
-	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/internal/mono"
-	"github.com/hotpath/hotpath/internal/packet"
 	"github.com/hotpath/hotpath/plugins/ct"
 	"github.com/hotpath/hotpath/plugins/lb"
 )
@@ -28,7 +28,7 @@ var (
 // staged pipeline turn the same packets into the same packets and the same
 // CT state, so comparing their ns/packet compares like with like.
 func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	h.Install(t, serviceStages(t, h))
 	maps, err := lb.OpenMaps(h.Layout)
 	if err != nil {
@@ -40,7 +40,7 @@ func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
 	if _, err := lb.Run(lb.NewStore(maps, lb.DefaultConfig()), "service-add", args); err != nil {
 		t.Fatal(err)
 	}
-	m, err := mono.Load(h.Maps.ByName)
+	m, err := mono.Load(h.Maps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
 
 // serviceStages loads what the supervisor assembles from the lb and ct
 // plugins for generation 1; the test releases them.
-func serviceStages(t *testing.T, h *dptest.Harness) map[abi.Slot]*ebpf.Program {
+func serviceStages(t *testing.T, h *plugintest.Harness) map[abi.Slot]*ebpf.Program {
 	st, err := lb.LoadStages(h.Layout, 1, lb.DefaultConfig(), lb.AllSlots)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/ctmap"
-	"github.com/hotpath/hotpath/internal/dptest"
+	"github.com/hotpath/hotpath/core/plugintest"
 )
 
 func TestNextIntervalIsCiliums(t *testing.T) {
@@ -55,8 +55,8 @@ func TestConfigRejectsBadValues(t *testing.T) {
 // TestPrivilegedGCRechecksBeforeDelete: an entry found expired by the scan
 // but refreshed by the datapath before its delete must stay.
 func TestPrivilegedGCRechecksBeforeDelete(t *testing.T) {
-	h := dptest.New(t)
-	m := h.Maps.ByName[abi.MapCT4]
+	h := plugintest.New(t)
+	m := h.Maps[abi.MapCT4]
 	now := ctmap.Now()
 	expired := abi.CTTuple{Saddr: 1, Daddr: 2, Sport: 3, Dport: 4, Nexthdr: 6}
 	refreshed := abi.CTTuple{Saddr: 5, Daddr: 6, Sport: 7, Dport: 8, Nexthdr: 6}
@@ -95,10 +95,10 @@ func TestPrivilegedGCRechecksBeforeDelete(t *testing.T) {
 }
 
 func TestPrivilegedFlushAndList(t *testing.T) {
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	for i := uint32(1); i <= 3; i++ {
 		k := abi.CTTuple{Saddr: i, Daddr: 2, Sport: 3, Dport: 4, Nexthdr: 17}
-		if err := h.Maps.ByName[abi.MapCTAny4].Put(&k, &abi.CTEntry{Packets: uint64(i), Lifetime: ctmap.Now() + 30}); err != nil {
+		if err := h.Maps[abi.MapCTAny4].Put(&k, &abi.CTEntry{Packets: uint64(i), Lifetime: ctmap.Now() + 30}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -118,10 +118,10 @@ func TestPrivilegedFlushAndList(t *testing.T) {
 // TestPrivilegedSweepDeletesOnlyExpired: the in-kernel pass deletes expired
 // entries and keeps live ones, on both CT maps.
 func TestPrivilegedSweepDeletesOnlyExpired(t *testing.T) {
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	now := ctmap.Now()
 	for _, name := range ctmap.Maps {
-		m := h.Maps.ByName[name]
+		m := h.Maps[name]
 		for i := uint32(0); i < 1000; i++ {
 			life := now + 100
 			if i%4 == 0 {
@@ -153,7 +153,7 @@ func TestPrivilegedSweepDeletesOnlyExpired(t *testing.T) {
 			t.Fatalf("%s: %d entries left, want 750", name, left)
 		}
 	}
-	gc := &GC{Maps: map[string]*ebpf.Map{abi.MapCT4: h.Maps.ByName[abi.MapCT4]}, Cfg: DefaultConfig().GC}
+	gc := &GC{Maps: map[string]*ebpf.Map{abi.MapCT4: h.Maps[abi.MapCT4]}, Cfg: DefaultConfig().GC}
 	gc.Prepare()
 	defer gc.Close()
 	if gc.Stats().Method != "sweep" {

@@ -4,11 +4,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"net/netip"
+	"os"
 	"testing"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugintest"
 	"github.com/hotpath/hotpath/core/services"
-	"github.com/hotpath/hotpath/internal/dptest"
 )
 
 const (
@@ -21,7 +22,7 @@ const testSeed = 0x5eed1234
 // lbHarness is a private datapath with the lb stages and the ct stage in
 // one generation, and a store over its maps.
 type lbHarness struct {
-	*dptest.Harness
+	*plugintest.Harness
 	store *Store
 	maps  *Maps
 	cfg   Config
@@ -29,7 +30,7 @@ type lbHarness struct {
 
 func newLB(t testing.TB) *lbHarness {
 	t.Helper()
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	cfg := DefaultConfig()
 	cfg.MaglevSeed = testSeed
 	progs, release, err := withCT(h.Layout, 1, cfg)
@@ -47,7 +48,7 @@ func newLB(t testing.TB) *lbHarness {
 }
 
 // run sends a packet and fails the test on a harness error.
-func (h *lbHarness) run(t testing.TB, dir abi.AbiHpDir, pkt []byte) dptest.Result {
+func (h *lbHarness) run(t testing.TB, dir abi.AbiHpDir, pkt []byte) plugintest.Result {
 	t.Helper()
 	r, err := h.Run(dir, pkt)
 	if err != nil {
@@ -142,4 +143,10 @@ func ipHeaderValid(b []byte) bool {
 		sum = sum&0xffff + sum>>16
 	}
 	return sum == 0xffff
+}
+
+// fileExists reports whether path exists (for pin assertions).
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -5,11 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugintest"
 	"github.com/hotpath/hotpath/core/services"
-	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/lab"
-	"github.com/hotpath/hotpath/supervisor"
 )
 
 // TestPrivilegedLBLab sends real TCP and UDP traffic from a pod to service
@@ -18,7 +16,7 @@ import (
 // talks to the VIP.
 func TestPrivilegedLBLab(t *testing.T) {
 	l := lab.NewT(t, lab.Options{Pods: []string{"a", "b", "c"}})
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	layout := h.Layout
 	cfg := DefaultConfig()
 	progs, release, err := withCT(layout, 1, cfg)
@@ -92,13 +90,7 @@ func TestPrivilegedLBLab(t *testing.T) {
 	if err := a.Echo(ctx, "tcp", "10.96.0.20:7", payload); err != nil {
 		t.Fatal(err)
 	}
-	counters, err := supervisor.DatapathCounters(h.Maps.ByName[abi.MapMetrics])
-	if err != nil {
-		t.Fatal(err)
-	}
-	for r, per := range counters {
-		if abi.Dropped(r) && per[0].Packets+per[1].Packets != 0 {
-			t.Errorf("%d packets dropped for %s", per[0].Packets+per[1].Packets, abi.ReasonName(r))
-		}
+	for reason, n := range h.Drops(t) {
+		t.Errorf("%d packets dropped for %s", n, reason)
 	}
 }

@@ -15,16 +15,16 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/plugin"
+	"github.com/hotpath/hotpath/core/plugintest"
 	"github.com/hotpath/hotpath/core/services"
-	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
 
 // newPlugin is an activated lb plugin over a private bpffs with the shared
 // maps, as the supervisor would leave it, but without the supervisor.
-func newPlugin(t *testing.T, cfg string) (*Plugin, *dptest.Harness) {
+func newPlugin(t *testing.T, cfg string) (*Plugin, *plugintest.Harness) {
 	t.Helper()
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	p := New(hclog.NewNullLogger())
 	if err := p.Activate(context.Background(), &plugin.ActivateRequest{BPFFS: h.Layout.Root, Config: json.RawMessage(cfg)}); err != nil {
 		t.Fatal(err)
@@ -108,14 +108,14 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 
 	// The maps say what the list says.
 	var val abi.LB4Service
-	if err := h.Maps.ByName[abi.AbiMapLb4Services].Lookup(keyOf(mustVIP(t, vip)), &val); err != nil {
+	if err := h.Maps[abi.AbiMapLb4Services].Lookup(keyOf(mustVIP(t, vip)), &val); err != nil {
 		t.Fatal(err)
 	}
 	if val.SvcId != s.ID || val.RevNatIndex != uint16(s.ID) || val.Count != 3 || val.Algorithm != uint8(services.Maglev) || val.MaglevSize != 509 {
 		t.Fatalf("lb4_services value %+v", val)
 	}
 	var rn abi.LB4RevNat
-	if err := h.Maps.ByName[abi.AbiMapLb4Revnat].Lookup(uint16(s.ID), &rn); err != nil || u32Addr(rn.Address).String() != "10.96.0.10" || ntohs(rn.Port) != 80 {
+	if err := h.Maps[abi.AbiMapLb4Revnat].Lookup(uint16(s.ID), &rn); err != nil || u32Addr(rn.Address).String() != "10.96.0.10" || ntohs(rn.Port) != 80 {
 		t.Fatalf("rev-nat entry %+v (%v)", rn, err)
 	}
 	id1 := innerID(t, p, vip)
@@ -220,12 +220,12 @@ func mustVIP(t *testing.T, s string) services.VIP {
 	return v
 }
 
-func slotsOf(t *testing.T, h *dptest.Harness, svcID uint32) map[uint32]int {
+func slotsOf(t *testing.T, h *plugintest.Harness, svcID uint32) map[uint32]int {
 	t.Helper()
 	out := map[uint32]int{}
 	var k abi.LB4SlotKey
 	var v uint32
-	it := h.Maps.ByName[abi.AbiMapLb4Slots].Iterate()
+	it := h.Maps[abi.AbiMapLb4Slots].Iterate()
 	for it.Next(&k, &v) {
 		if k.SvcId == svcID {
 			out[v]++
@@ -237,9 +237,9 @@ func slotsOf(t *testing.T, h *dptest.Harness, svcID uint32) map[uint32]int {
 	return out
 }
 
-func entries(t *testing.T, h *dptest.Harness, name string) int {
+func entries(t *testing.T, h *plugintest.Harness, name string) int {
 	t.Helper()
-	n, err := countEntries(h.Maps.ByName[name])
+	n, err := countEntries(h.Maps[name])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,11 +247,11 @@ func entries(t *testing.T, h *dptest.Harness, name string) int {
 }
 
 // snapshot renders every lb map, to show a refused command changed nothing.
-func snapshot(t *testing.T, h *dptest.Harness) string {
+func snapshot(t *testing.T, h *plugintest.Harness) string {
 	t.Helper()
 	var b strings.Builder
 	for _, name := range sharedNames {
-		m := h.Maps.ByName[name]
+		m := h.Maps[name]
 		info, err := m.Info()
 		if err != nil {
 			t.Fatal(err)
@@ -372,7 +372,7 @@ func TestPrivilegedLBPluginRestart(t *testing.T) {
 }
 
 func TestPrivilegedLBPluginDescribeAndLoad(t *testing.T) {
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	p := New(hclog.NewNullLogger())
 	d, err := p.Describe(context.Background())
 	if err != nil {
@@ -389,7 +389,7 @@ func TestPrivilegedLBPluginDescribeAndLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, slot := range AllSlots {
-		if path := resp.Programs[slot]; path != h.Layout.Prog("lb", 3, slot) || !dptest.Exists(path) {
+		if path := resp.Programs[slot]; path != h.Layout.Prog("lb", 3, slot) || !fileExists(path) {
 			t.Errorf("slot %s pinned at %q", slot, path)
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugintest/packet"
 	"github.com/hotpath/hotpath/core/services"
-	"github.com/hotpath/hotpath/internal/packet"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
 
