@@ -85,25 +85,30 @@ func Pass(m *ebpf.Map, now func() uint32) (PassResult, error) {
 	return res, nil
 }
 
-// NextInterval is Cilium's adaptive GC interval: when more than 25% of a
-// map's capacity was deleted the interval shrinks in proportion (at most
-// 10x), when less than 5% it grows by half; always within [min, max].
+// NextInterval is Cilium's adaptive GC interval (ctmap calculateInterval):
+// no deletions leave the interval as it was; more than 25% of a map's
+// capacity deleted shrinks it in proportion (the ratio capped at 0.9, so at
+// most 10x), rounded to seconds and never below min; less than 5% grows it
+// by half, rounded to seconds and never above max; 5..25% leaves it alone.
+// Each bound applies only in the direction the interval moved, as in Cilium.
 func NextInterval(prev time.Duration, ratio float64, min, max time.Duration) time.Duration {
-	next := prev
 	switch {
+	case ratio == 0:
+		return prev
 	case ratio > 0.25:
-		next = time.Duration(float64(prev) * (1 - math.Min(ratio, 0.9)))
+		next := time.Duration(float64(prev) * (1 - math.Min(ratio, 0.9))).Round(time.Second)
+		if next < min {
+			next = min
+		}
+		return next
 	case ratio < 0.05:
-		next = time.Duration(float64(prev) * 1.5)
+		next := time.Duration(float64(prev) * 1.5).Round(time.Second)
+		if next > max {
+			next = max
+		}
+		return next
 	}
-	next = next.Round(time.Second)
-	if next < min {
-		next = min
-	}
-	if next > max {
-		next = max
-	}
-	return next
+	return prev
 }
 
 // Prepare loads the in-kernel sweep for every map when the config asks for
