@@ -48,7 +48,7 @@ static __always_inline int lb_body(struct __sk_buff *skb, struct hp_ctx *c)
 		id = e->backend_id;
 		be = bpf_map_lookup_elem(&lb4_backends, &id);
 		if (be) {
-			ct_refresh(e, c, 0, hp_now());
+			ct_refresh(e, c, 0, 1, hp_now());
 			c->backend_id = id;
 			c->svc_flags |= LB_SF_RESOLVED;
 			s->be.backend_id = id;
@@ -71,7 +71,7 @@ static __always_inline int lb_select_body(struct __sk_buff *skb, struct hp_ctx *
 		return HP_SLOT_LB_SELECT + 1;
 	c->backend_id = lb_select_builtin(c, &lb_scratch(c)->svc, hp_now());
 	if (!c->backend_id)
-		return hp_stop(c, HP_R_NO_BACKEND);
+		return lb_reject(skb, c);
 	return HP_SLOT_LB_SELECT + 1;
 }
 
@@ -87,12 +87,12 @@ static __always_inline struct hp_lb4_backend *lb_record(struct hp_ctx *c, struct
 	__u32 id;
 
 	lb_svc_tuple(&t, c);
-	if (!(c->svc_flags & LB_SF_STALE) && ct_create(map, &t, c, now) == 0)
+	if (!(c->svc_flags & LB_SF_STALE) && ct_create(map, &t, c, 1, now) == 0)
 		return be;
 	e = bpf_map_lookup_elem(map, &t);
 	if (!e) {
 		/* Stale entry expired meanwhile (or the map refused): best effort. */
-		ct_create(map, &t, c, now);
+		ct_create(map, &t, c, 1, now);
 		return be;
 	}
 	/* A live backend in the entry means another CPU chose first (for a
@@ -107,7 +107,7 @@ static __always_inline struct hp_lb4_backend *lb_record(struct hp_ctx *c, struct
 			e->backend_id = c->backend_id;
 		}
 	}
-	ct_refresh(e, c, 0, now);
+	ct_refresh(e, c, 0, 1, now);
 	return be;
 }
 
@@ -129,7 +129,7 @@ static __always_inline int lb_dnat_body(struct __sk_buff *skb, struct hp_ctx *c)
 	} else {
 		id = c->backend_id;
 		if (!id)
-			return hp_stop(c, HP_R_NO_BACKEND);
+			return lb_reject(skb, c);
 		be = bpf_map_lookup_elem(&lb4_backends, &id);
 		if (!be)
 			return hp_stop(c, HP_R_NO_BACKEND);
@@ -152,12 +152,84 @@ static __always_inline int lb_dnat_body(struct __sk_buff *skb, struct hp_ctx *c)
 	return HP_SLOT_LB_DNAT + 1;
 }
 
+static __always_inline __u32 lb_csum_word(__u32 acc, __u16 old, __u16 new)
+{
+	return acc + (__u16)~old + new;
+}
+
+static __always_inline __u32 lb_csum_addr(__u32 acc, __u32 old, __u32 new)
+{
+	acc = lb_csum_word(acc, old & 0xffff, new & 0xffff);
+	return lb_csum_word(acc, old >> 16, new >> 16);
+}
+
+/* lb_revnat_related turns an ICMP error about a translated flow back into
+ * one about the service: the quoted packet's destination (the backend)
+ * becomes the VIP again, and so does the error's source when the backend
+ * itself sent it; an error from a router or from this node's own stack (for
+ * example fragmentation needed on the way to the backend) keeps its source.
+ * Every checksum follows: the quoted IP header's, the quoted L4 one where
+ * the quote holds it (only 8 bytes of L4 are guaranteed), the ICMP one over
+ * all of that (no pseudo header) and the outer IP header's. */
+static __always_inline int lb_revnat_related(struct __sk_buff *skb, struct hp_ctx *c)
+{
+	__u32 old = c->inner_daddr, acc = 0, l4c_off, addr;
+	__u16 idx = c->rev_nat_index, old_port = c->inner_dport, port, oc, nc;
+	struct hp_lb4_revnat *r;
+
+	if (!c->inner_reply || !idx || (c->inner_proto != IPPROTO_TCP && c->inner_proto != IPPROTO_UDP))
+		return HP_SLOT_LB_REVNAT + 1;
+	r = bpf_map_lookup_elem(&lb4_revnat, &idx);
+	if (!r)
+		return HP_SLOT_LB_REVNAT + 1;
+	addr = r->address;
+	port = r->port;
+
+	if (bpf_skb_load_bytes(skb, c->inner_l3_off + offsetof(struct iphdr, check), &oc, 2) < 0 ||
+	    bpf_l3_csum_replace(skb, c->inner_l3_off + offsetof(struct iphdr, check), old, addr, 4) < 0 ||
+	    bpf_skb_store_bytes(skb, c->inner_l3_off + offsetof(struct iphdr, daddr), &addr, 4, 0) < 0 ||
+	    bpf_skb_load_bytes(skb, c->inner_l3_off + offsetof(struct iphdr, check), &nc, 2) < 0)
+		return hp_stop(c, HP_R_STAGE_DROP);
+	acc = lb_csum_addr(acc, old, addr);
+	acc = lb_csum_word(acc, oc, nc);
+
+	l4c_off = c->inner_l4_off + (c->inner_proto == IPPROTO_TCP ? 16 : 6);
+	if (bpf_skb_load_bytes(skb, l4c_off, &oc, 2) == 0 && (oc || c->inner_proto == IPPROTO_TCP)) {
+		if (bpf_l3_csum_replace(skb, l4c_off, old, addr, 4) < 0 ||
+		    bpf_l3_csum_replace(skb, l4c_off, old_port, port, 2) < 0 ||
+		    bpf_skb_load_bytes(skb, l4c_off, &nc, 2) < 0)
+			return hp_stop(c, HP_R_STAGE_DROP);
+		acc = lb_csum_word(acc, oc, nc);
+	}
+	if (bpf_skb_store_bytes(skb, c->inner_l4_off + 2, &port, 2, 0) < 0)
+		return hp_stop(c, HP_R_STAGE_DROP);
+	acc = lb_csum_word(acc, old_port, port);
+	/* size 0: acc is a checksum difference */
+	if (bpf_l3_csum_replace(skb, c->l4_off + 2, 0, acc, 0) < 0)
+		return hp_stop(c, HP_R_STAGE_DROP);
+
+	if (c->saddr == old) {
+		if (bpf_l3_csum_replace(skb, c->l3_off + offsetof(struct iphdr, check), old, addr, 4) < 0 ||
+		    bpf_skb_store_bytes(skb, c->l3_off + offsetof(struct iphdr, saddr), &addr, 4, 0) < 0)
+			return hp_stop(c, HP_R_STAGE_DROP);
+		c->saddr = addr;
+	}
+	c->inner_daddr = addr;
+	c->inner_dport = port;
+	return HP_SLOT_LB_REVNAT + 1;
+}
+
 static __always_inline int lb_revnat_body(struct __sk_buff *skb, struct hp_ctx *c)
 {
 	struct hp_lb4_revnat *r;
 	__u16 idx;
 
-	if (c->ct_status != HP_CT_REPLY || !c->rev_nat_index || !lb_l4(c))
+	if (c->ct_status != HP_CT_REPLY) {
+		if (c->ct_status == HP_CT_RELATED)
+			return lb_revnat_related(skb, c);
+		return HP_SLOT_LB_REVNAT + 1;
+	}
+	if (!c->rev_nat_index || !lb_l4(c))
 		return HP_SLOT_LB_REVNAT + 1;
 	idx = c->rev_nat_index;
 	r = bpf_map_lookup_elem(&lb4_revnat, &idx);
