@@ -94,6 +94,11 @@ static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 		return HP_SLOT_CT + 1;
 	}
 
+	/* An RST opens nothing: tracking one would only leave a dead entry
+	 * behind (the kernel's conntrack refuses it too). This also keeps the
+	 * RSTs lb sends for services without backends from filling ct4. */
+	if (c->proto == IPPROTO_TCP && (c->tcp_flags & HP_TCP_RST))
+		return HP_SLOT_CT + 1;
 	ct_tuple_fill(&key, c, flag);
 	c->ct_status = HP_CT_NEW;
 	if (ct_create(map, &key, c, 0, now) < 0) {
