@@ -205,6 +205,76 @@ static __always_inline int lb_rewrite(struct __sk_buff *skb, const struct hp_ctx
 	return 0;
 }
 
+static __always_inline __u32 lb_csum_word(__u32 acc, __u16 old, __u16 new)
+{
+	return acc + (__u16)~old + new;
+}
+
+static __always_inline __u32 lb_csum_addr(__u32 acc, __u32 old, __u32 new)
+{
+	acc = lb_csum_word(acc, old & 0xffff, new & 0xffff);
+	return lb_csum_word(acc, old >> 16, new >> 16);
+}
+
+/* lb_icmp_rewrite translates an ICMP error about a TCP or UDP flow: the
+ * quoted packet's source (src) or destination address and port become addr
+ * and port, and the error's own destination (src) or source too when it was
+ * the same address. Every checksum follows: the quoted IP header's, the
+ * quoted L4 one where the quote holds it (only 8 bytes of L4 are guaranteed;
+ * a quoted UDP checksum of 0 stays 0), the ICMP one over all of that (no
+ * pseudo header: a difference of the changed words) and the outer IP
+ * header's. Each change is compensated within the span its checksum covers,
+ * so a CHECKSUM_COMPLETE skb->csum stays right. */
+static __always_inline int lb_icmp_rewrite(struct __sk_buff *skb, struct hp_ctx *c, int src, __u32 addr, __u16 port)
+{
+	__u32 old = src ? c->inner_saddr : c->inner_daddr;
+	__u16 old_port = src ? c->inner_sport : c->inner_dport;
+	__u32 ipc_off = c->inner_l3_off + offsetof(struct iphdr, check);
+	__u32 addr_off = c->inner_l3_off + (src ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr));
+	__u32 l4c_off = c->inner_l4_off + (c->inner_proto == IPPROTO_TCP ? 16 : 6);
+	__u32 outer = src ? c->daddr : c->saddr, acc = 0;
+	__u16 oc, nc;
+
+	if (bpf_skb_load_bytes(skb, ipc_off, &oc, 2) < 0 ||
+	    bpf_l3_csum_replace(skb, ipc_off, old, addr, 4) < 0 ||
+	    bpf_skb_store_bytes(skb, addr_off, &addr, 4, 0) < 0 ||
+	    bpf_skb_load_bytes(skb, ipc_off, &nc, 2) < 0)
+		return -1;
+	acc = lb_csum_addr(acc, old, addr);
+	acc = lb_csum_word(acc, oc, nc);
+	if (bpf_skb_load_bytes(skb, l4c_off, &oc, 2) == 0 && (oc || c->inner_proto == IPPROTO_TCP)) {
+		if (bpf_l3_csum_replace(skb, l4c_off, old, addr, 4) < 0 ||
+		    bpf_l3_csum_replace(skb, l4c_off, old_port, port, 2) < 0 ||
+		    bpf_skb_load_bytes(skb, l4c_off, &nc, 2) < 0)
+			return -1;
+		acc = lb_csum_word(acc, oc, nc);
+	}
+	if (bpf_skb_store_bytes(skb, c->inner_l4_off + (src ? 0 : 2), &port, 2, 0) < 0)
+		return -1;
+	acc = lb_csum_word(acc, old_port, port);
+	/* size 0: acc is a checksum difference */
+	if (bpf_l3_csum_replace(skb, c->l4_off + 2, 0, acc, 0) < 0)
+		return -1;
+	if (outer == old) {
+		if (bpf_l3_csum_replace(skb, c->l3_off + offsetof(struct iphdr, check), old, addr, 4) < 0 ||
+		    bpf_skb_store_bytes(skb, c->l3_off + (src ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr)),
+					&addr, 4, 0) < 0)
+			return -1;
+		if (src)
+			c->daddr = addr;
+		else
+			c->saddr = addr;
+	}
+	if (src) {
+		c->inner_saddr = addr;
+		c->inner_sport = port;
+	} else {
+		c->inner_daddr = addr;
+		c->inner_dport = port;
+	}
+	return 0;
+}
+
 static __always_inline __u16 lb_csum_fold(__s64 sum)
 {
 	__u32 s = (__u32)sum;

@@ -215,3 +215,31 @@ func TestPrivilegedLBServiceEntryCloses(t *testing.T) {
 		t.Fatalf("SYN on the closed tuple: flags %#x, %ds left", e.Flags, int64(e.Lifetime)-now())
 	}
 }
+
+// An error the client sends to the VIP about a reply it got (its socket was
+// gone) reaches the backend that sent the reply, about the backend's address.
+func TestPrivilegedLBICMPErrorToBackend(t *testing.T) {
+	h := newLB(t)
+	dns := ap("10.96.0.53:53")
+	b := ap("10.240.2.9:5353")
+	h.add(t, ServiceAddArgs{VIP: "10.96.0.53:53/udp", Backends: backends(b.String())})
+	h.run(t, in, packet.UDP(client, dns, []byte("query")))
+	answer := h.run(t, out, packet.UDP(b, client, []byte("late answer"))).Packet
+	if src, _ := packet.Addrs(answer); src != dns {
+		t.Fatalf("answer from %s", src)
+	}
+	e := packet.ICMPError(client.Addr(), dns.Addr(), packet.ICMPDestUnreach, packet.CodePortUnreach, 0, answer, 0)
+	r := h.run(t, in, e)
+	if r.Code != 0 || !packet.ICMPValid(r.Packet) {
+		t.Fatalf("verdict %d, checksums valid %v", r.Code, packet.ICMPValid(r.Packet))
+	}
+	if src, dst := packet.Addrs(r.Packet); src.Addr() != client.Addr() || dst.Addr() != b.Addr() {
+		t.Fatalf("error from %s to %s, want %s -> %s", src.Addr(), dst.Addr(), client.Addr(), b.Addr())
+	}
+	if qsrc, qdst := packet.Addrs(packet.Quoted(r.Packet)); qsrc != b || qdst != client || !packet.QuotedL4Valid(r.Packet) {
+		t.Fatalf("quotes %s -> %s (L4 checksum ok %v), want %s -> %s", qsrc, qdst, packet.QuotedL4Valid(r.Packet), b, client)
+	}
+	if got := h.Metric(t, abi.AbiHpReasonHP_R_ICMP_RELATED, in).Packets; got != 1 {
+		t.Fatalf("icmp_related counted %d, want 1", got)
+	}
+}

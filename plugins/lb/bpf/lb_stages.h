@@ -12,6 +12,38 @@ static __always_inline int lb_l4(const struct hp_ctx *c)
 	return (c->parse & HP_P_L4) && (c->proto == IPPROTO_TCP || c->proto == IPPROTO_UDP);
 }
 
+/* lb_dnat_related sends an ICMP error a client addresses to a VIP about a
+ * reply it got from it (port unreachable after its socket closed, or
+ * fragmentation needed from a router on the client's side) to the backend
+ * that sent the reply: the flow's CT_SERVICE entry names it. The quoted
+ * packet's source and the error's destination become the backend's. */
+static __always_inline int lb_dnat_related(struct __sk_buff *skb, struct hp_ctx *c)
+{
+	struct hp_lb4_key key = {.address = c->inner_saddr, .dport = c->inner_sport, .proto = c->inner_proto};
+	struct hp_ct_tuple t = {
+		.daddr = c->inner_saddr, .saddr = c->inner_daddr, .dport = c->inner_sport,
+		.sport = c->inner_dport, .nexthdr = c->inner_proto, .flags = HP_TUPLE_F_SERVICE,
+	};
+	struct hp_lb4_backend *be;
+	struct hp_ct_entry *e;
+	__u32 id;
+
+	if (c->inner_proto != IPPROTO_TCP && c->inner_proto != IPPROTO_UDP)
+		return HP_SLOT_LB_DNAT + 1;
+	if (!bpf_map_lookup_elem(&lb4_services, &key))
+		return HP_SLOT_LB_DNAT + 1;
+	e = bpf_map_lookup_elem(lb_ct_map(c->inner_proto), &t);
+	if (!e)
+		return HP_SLOT_LB_DNAT + 1;
+	id = e->backend_id;
+	be = bpf_map_lookup_elem(&lb4_backends, &id);
+	if (!be)
+		return HP_SLOT_LB_DNAT + 1;
+	if (lb_icmp_rewrite(skb, c, 1, be->address, be->port) < 0)
+		return hp_stop(c, HP_R_STAGE_DROP);
+	return HP_SLOT_LB_DNAT + 1;
+}
+
 static __always_inline int lb_body(struct __sk_buff *skb, struct hp_ctx *c)
 {
 	struct hp_lb4_key key = {};
@@ -26,8 +58,13 @@ static __always_inline int lb_body(struct __sk_buff *skb, struct hp_ctx *c)
 	 * nothing to do in lb-select (and the former in lb-dnat either):
 	 * jumping over those slots saves a tail call and a stage entry each
 	 * on the common paths. */
-	if (c->dir != HP_DIR_INGRESS || !lb_l4(c))
+	if (c->dir != HP_DIR_INGRESS)
 		return HP_SLOT_LB_DNAT + 1;
+	if (!lb_l4(c)) {
+		if (c->parse & HP_P_ICMP_ERR)
+			return lb_dnat_related(skb, c);
+		return HP_SLOT_LB_DNAT + 1;
+	}
 
 	key.address = c->daddr;
 	key.dport = c->dport;
@@ -152,29 +189,15 @@ static __always_inline int lb_dnat_body(struct __sk_buff *skb, struct hp_ctx *c)
 	return HP_SLOT_LB_DNAT + 1;
 }
 
-static __always_inline __u32 lb_csum_word(__u32 acc, __u16 old, __u16 new)
-{
-	return acc + (__u16)~old + new;
-}
-
-static __always_inline __u32 lb_csum_addr(__u32 acc, __u32 old, __u32 new)
-{
-	acc = lb_csum_word(acc, old & 0xffff, new & 0xffff);
-	return lb_csum_word(acc, old >> 16, new >> 16);
-}
-
-/* lb_revnat_related turns an ICMP error about a translated flow back into
- * one about the service: the quoted packet's destination (the backend)
- * becomes the VIP again, and so does the error's source when the backend
- * itself sent it; an error from a router or from this node's own stack (for
- * example fragmentation needed on the way to the backend) keeps its source.
- * Every checksum follows: the quoted IP header's, the quoted L4 one where
- * the quote holds it (only 8 bytes of L4 are guaranteed), the ICMP one over
- * all of that (no pseudo header) and the outer IP header's. */
+/* lb_revnat_related turns an ICMP error about a translated flow, on its way
+ * back to the client, into one about the service: the quoted packet's
+ * destination (the backend) becomes the VIP again, and so does the error's
+ * source when the backend itself sent it; an error from a router or from this
+ * node's own stack (fragmentation needed on the way to the backend) keeps its
+ * source. */
 static __always_inline int lb_revnat_related(struct __sk_buff *skb, struct hp_ctx *c)
 {
-	__u32 old = c->inner_daddr, acc = 0, l4c_off, addr;
-	__u16 idx = c->rev_nat_index, old_port = c->inner_dport, port, oc, nc;
+	__u16 idx = c->rev_nat_index;
 	struct hp_lb4_revnat *r;
 
 	if (!c->inner_reply || !idx || (c->inner_proto != IPPROTO_TCP && c->inner_proto != IPPROTO_UDP))
@@ -182,40 +205,8 @@ static __always_inline int lb_revnat_related(struct __sk_buff *skb, struct hp_ct
 	r = bpf_map_lookup_elem(&lb4_revnat, &idx);
 	if (!r)
 		return HP_SLOT_LB_REVNAT + 1;
-	addr = r->address;
-	port = r->port;
-
-	if (bpf_skb_load_bytes(skb, c->inner_l3_off + offsetof(struct iphdr, check), &oc, 2) < 0 ||
-	    bpf_l3_csum_replace(skb, c->inner_l3_off + offsetof(struct iphdr, check), old, addr, 4) < 0 ||
-	    bpf_skb_store_bytes(skb, c->inner_l3_off + offsetof(struct iphdr, daddr), &addr, 4, 0) < 0 ||
-	    bpf_skb_load_bytes(skb, c->inner_l3_off + offsetof(struct iphdr, check), &nc, 2) < 0)
+	if (lb_icmp_rewrite(skb, c, 0, r->address, r->port) < 0)
 		return hp_stop(c, HP_R_STAGE_DROP);
-	acc = lb_csum_addr(acc, old, addr);
-	acc = lb_csum_word(acc, oc, nc);
-
-	l4c_off = c->inner_l4_off + (c->inner_proto == IPPROTO_TCP ? 16 : 6);
-	if (bpf_skb_load_bytes(skb, l4c_off, &oc, 2) == 0 && (oc || c->inner_proto == IPPROTO_TCP)) {
-		if (bpf_l3_csum_replace(skb, l4c_off, old, addr, 4) < 0 ||
-		    bpf_l3_csum_replace(skb, l4c_off, old_port, port, 2) < 0 ||
-		    bpf_skb_load_bytes(skb, l4c_off, &nc, 2) < 0)
-			return hp_stop(c, HP_R_STAGE_DROP);
-		acc = lb_csum_word(acc, oc, nc);
-	}
-	if (bpf_skb_store_bytes(skb, c->inner_l4_off + 2, &port, 2, 0) < 0)
-		return hp_stop(c, HP_R_STAGE_DROP);
-	acc = lb_csum_word(acc, old_port, port);
-	/* size 0: acc is a checksum difference */
-	if (bpf_l3_csum_replace(skb, c->l4_off + 2, 0, acc, 0) < 0)
-		return hp_stop(c, HP_R_STAGE_DROP);
-
-	if (c->saddr == old) {
-		if (bpf_l3_csum_replace(skb, c->l3_off + offsetof(struct iphdr, check), old, addr, 4) < 0 ||
-		    bpf_skb_store_bytes(skb, c->l3_off + offsetof(struct iphdr, saddr), &addr, 4, 0) < 0)
-			return hp_stop(c, HP_R_STAGE_DROP);
-		c->saddr = addr;
-	}
-	c->inner_daddr = addr;
-	c->inner_dport = port;
 	return HP_SLOT_LB_REVNAT + 1;
 }
 
