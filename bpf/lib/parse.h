@@ -112,6 +112,15 @@ static __always_inline struct hp_frag4_key hp_frag_key(const struct iphdr *ip)
 	return k;
 }
 
+/* hp_frag_record leaves a first fragment's ports for the later ones. */
+static __always_inline void hp_frag_record(const struct iphdr *ip, __u16 sport, __u16 dport)
+{
+	struct hp_frag4_key k = hp_frag_key(ip);
+	struct hp_frag4_ports p = {.sport = sport, .dport = dport};
+
+	bpf_map_update_elem(&frag4, &k, &p, BPF_ANY);
+}
+
 /* hp_parse_frag_rest gives a later fragment the ports its first fragment
  * left in frag4. Protocols whose ports are tracked need them (a fragment
  * without them cannot be translated or judged, Cilium drops it too); other
@@ -224,6 +233,8 @@ static __always_inline int hp_parse(struct __sk_buff *skb, struct hp_ctx *c)
 			    ih.type == HP_ICMP_PARAMETERPROB) {
 				if (!first_frag)
 					hp_parse_icmp_err(skb, c, c->l4_off + sizeof(ih), ETH_HLEN + tot);
+				else /* never tracked, but its later fragments may pass */
+					hp_frag_record(&ip, 0, 0);
 				return HP_PARSE_OK;
 			}
 		}
@@ -233,12 +244,8 @@ static __always_inline int hp_parse(struct __sk_buff *skb, struct hp_ctx *c)
 		return HP_PARSE_OK;
 	}
 	c->parse |= HP_P_L4;
-	if (first_frag) {
-		struct hp_frag4_key k = hp_frag_key(&ip);
-		struct hp_frag4_ports p = {.sport = c->sport, .dport = c->dport};
-
-		bpf_map_update_elem(&frag4, &k, &p, BPF_ANY);
-	}
+	if (first_frag)
+		hp_frag_record(&ip, c->sport, c->dport);
 	return HP_PARSE_OK;
 }
 
