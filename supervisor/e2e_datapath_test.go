@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -131,6 +132,38 @@ func TestPrivilegedDatapathThroughVIP(t *testing.T) {
 		}
 		if n := counter(t, env, abi.AbiHpReasonHP_R_ICMP_RELATED); n == 0 {
 			t.Fatal("no ICMP error counted as related")
+		}
+	})
+
+	t.Run("time exceeded on the way to the backend reaches the client about the VIP", func(t *testing.T) {
+		// TTL 1: this node's forwarding answers with time exceeded, quoting
+		// the datagram after DNAT; with IP_RECVERR the socket reports it.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := client.Dial(ctx, "udp", "10.96.0.53:53")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		raw, err := c.(*net.UDPConn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var serr error
+		raw.Control(func(fd uintptr) {
+			if serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_RECVERR, 1); serr == nil {
+				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_TTL, 1)
+			}
+		})
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("short-lived")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(make([]byte, 100)); !errors.Is(err, syscall.EHOSTUNREACH) {
+			t.Fatalf("read after a TTL-1 datagram to a VIP: %v, want EHOSTUNREACH from time exceeded", err)
 		}
 	})
 
