@@ -23,6 +23,7 @@ type GC struct {
 
 	mu       sync.Mutex
 	stats    GCStats
+	lastPass time.Time // start of the latest pass, scheduled or asked for
 	sweepers map[string]*Sweeper // in-kernel passes; nil: batch lookups
 }
 
@@ -111,6 +112,18 @@ func NextInterval(prev time.Duration, ratio float64, min, max time.Duration) tim
 	return prev
 }
 
+// AdjustRatio is the correction Cilium's GetInterval makes before
+// calculateInterval: a pass that came sooner than the interval planned for it
+// (here: after a `gc` command ran one in between) had less time to collect,
+// so its delete ratio is scaled up to what the whole interval would have
+// deleted.
+func AdjustRatio(ratio float64, planned, actual time.Duration) float64 {
+	if actual > 0 && actual < planned {
+		return ratio * float64(planned) / float64(actual)
+	}
+	return ratio
+}
+
 // Prepare loads the in-kernel sweep for every map when the config asks for
 // it; a kernel that refuses it leaves GC on batch lookups.
 func (g *GC) Prepare() {
@@ -159,6 +172,9 @@ func (g *GC) pass(name string, m *ebpf.Map) (PassResult, error) {
 // RunOnce passes over every map and returns the largest delete ratio.
 func (g *GC) RunOnce() (float64, error) {
 	start := time.Now()
+	g.mu.Lock()
+	g.lastPass = start
+	g.mu.Unlock()
 	var maxRatio float64
 	var deleted, scanned, kept uint64
 	for name, m := range g.Maps {
@@ -199,6 +215,10 @@ func (g *GC) Run(ctx context.Context) {
 			return
 		case <-time.After(interval):
 		}
+		g.mu.Lock()
+		prev := g.lastPass
+		g.mu.Unlock()
+		start := time.Now()
 		ratio, err := g.RunOnce()
 		if err != nil {
 			if g.Log != nil {
@@ -206,7 +226,11 @@ func (g *GC) Run(ctx context.Context) {
 			}
 			continue
 		}
-		interval = NextInterval(interval, ratio, g.Cfg.Min.D(), g.Cfg.Max.D())
+		var actual time.Duration
+		if !prev.IsZero() {
+			actual = start.Sub(prev)
+		}
+		interval = NextInterval(interval, AdjustRatio(ratio, interval, actual), g.Cfg.Min.D(), g.Cfg.Max.D())
 	}
 }
 

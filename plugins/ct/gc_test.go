@@ -38,6 +38,30 @@ func TestNextIntervalIsCiliums(t *testing.T) {
 	}
 }
 
+func TestAdjustRatioIsCiliums(t *testing.T) {
+	cases := []struct {
+		ratio           float64
+		planned, actual time.Duration
+		want            float64
+	}{
+		{0.1, time.Minute, time.Minute, 0.1},      // on time: as measured
+		{0.1, time.Minute, 2 * time.Minute, 0.1},  // late: as measured
+		{0.1, time.Minute, 0, 0.1},                // no previous pass
+		{0.1, time.Minute, 20 * time.Second, 0.3}, // a third of the interval: three times
+		{0.02, 5 * time.Minute, time.Minute, 0.1}, // 2% in a fifth is 10% per interval
+	}
+	for _, c := range cases {
+		if got := AdjustRatio(c.ratio, c.planned, c.actual); got < c.want-1e-9 || got > c.want+1e-9 {
+			t.Errorf("AdjustRatio(%.2f, %s, %s) = %.3f, want %.3f", c.ratio, c.planned, c.actual, got, c.want)
+		}
+	}
+	// An early pass that deleted 10% in a third of the interval shortens
+	// it as if 30% had gone, instead of leaving it unchanged.
+	if got := NextInterval(time.Minute, AdjustRatio(0.1, time.Minute, 20*time.Second), 10*time.Second, time.Hour); got != 42*time.Second {
+		t.Errorf("interval after an early pass = %s, want 42s", got)
+	}
+}
+
 func TestConfigRejectsBadValues(t *testing.T) {
 	for _, raw := range []string{
 		`{"lifetimes": {"tcp": "0s"}}`, `{"lifetimes": {"syn": "-5s"}}`, `{"gc": {"min": "1m", "max": "10s"}}`,
