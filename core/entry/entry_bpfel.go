@@ -21,6 +21,7 @@ const (
 	entryMapCt4             = "ct4"
 	entryMapCtAny4          = "ct_any4"
 	entryMapEvents          = "events"
+	entryMapFrag4           = "frag4"
 	entryMapLb4Affinity     = "lb4_affinity"
 	entryMapLb4Backends     = "lb4_backends"
 	entryMapLb4Maglev       = "lb4_maglev"
@@ -88,6 +89,7 @@ type entryMapSpecs struct {
 	Ct4         *ebpf.MapSpec `ebpf:"ct4"`
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -129,6 +131,7 @@ type entryMaps struct {
 	Ct4         *ebpf.Map `ebpf:"ct4"`
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
+	Frag4       *ebpf.Map `ebpf:"frag4"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -146,6 +149,7 @@ func (m *entryMaps) Close() error {
 		m.Ct4,
 		m.CtAny4,
 		m.Events,
+		m.Frag4,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,

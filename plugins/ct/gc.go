@@ -24,6 +24,7 @@ type GC struct {
 
 	mu       sync.Mutex
 	stats    GCStats
+	lastPass time.Time           // start of the latest pass, scheduled or asked for
 	sweepers map[string]*Sweeper // in-kernel passes; nil: batch lookups
 	lastErr  error               // of the latest pass; nil once one succeeds
 }
@@ -87,25 +88,42 @@ func Pass(m *ebpf.Map, now func() uint32) (PassResult, error) {
 	return res, nil
 }
 
-// NextInterval is Cilium's adaptive GC interval: when more than 25% of a
-// map's capacity was deleted the interval shrinks in proportion (at most
-// 10x), when less than 5% it grows by half; always within [min, max].
+// NextInterval is Cilium's adaptive GC interval (ctmap calculateInterval):
+// no deletions leave the interval as it was; more than 25% of a map's
+// capacity deleted shrinks it in proportion (the ratio capped at 0.9, so at
+// most 10x), rounded to seconds and never below min; less than 5% grows it
+// by half, rounded to seconds and never above max; 5..25% leaves it alone.
+// Each bound applies only in the direction the interval moved, as in Cilium.
 func NextInterval(prev time.Duration, ratio float64, min, max time.Duration) time.Duration {
-	next := prev
 	switch {
+	case ratio == 0:
+		return prev
 	case ratio > 0.25:
-		next = time.Duration(float64(prev) * (1 - math.Min(ratio, 0.9)))
+		next := time.Duration(float64(prev) * (1 - math.Min(ratio, 0.9))).Round(time.Second)
+		if next < min {
+			next = min
+		}
+		return next
 	case ratio < 0.05:
-		next = time.Duration(float64(prev) * 1.5)
+		next := time.Duration(float64(prev) * 1.5).Round(time.Second)
+		if next > max {
+			next = max
+		}
+		return next
 	}
-	next = next.Round(time.Second)
-	if next < min {
-		next = min
+	return prev
+}
+
+// AdjustRatio is the correction Cilium's GetInterval makes before
+// calculateInterval: a pass that came sooner than the interval planned for it
+// (here: after a `gc` command ran one in between) had less time to collect,
+// so its delete ratio is scaled up to what the whole interval would have
+// deleted.
+func AdjustRatio(ratio float64, planned, actual time.Duration) float64 {
+	if actual > 0 && actual < planned {
+		return ratio * float64(planned) / float64(actual)
 	}
-	if next > max {
-		next = max
-	}
-	return next
+	return ratio
 }
 
 // Prepare loads the in-kernel sweep for every map when the config asks for
@@ -156,6 +174,9 @@ func (g *GC) pass(name string, m *ebpf.Map) (PassResult, error) {
 // RunOnce passes over every map and returns the largest delete ratio.
 func (g *GC) RunOnce() (float64, error) {
 	start := time.Now()
+	g.mu.Lock()
+	g.lastPass = start
+	g.mu.Unlock()
 	var maxRatio float64
 	var deleted, scanned, kept uint64
 	for name, m := range g.Maps {
@@ -199,6 +220,10 @@ func (g *GC) Run(ctx context.Context) {
 			return
 		case <-time.After(interval):
 		}
+		g.mu.Lock()
+		prev := g.lastPass
+		g.mu.Unlock()
+		start := time.Now()
 		ratio, err := g.RunOnce()
 		if err != nil {
 			if g.Log != nil {
@@ -206,7 +231,11 @@ func (g *GC) Run(ctx context.Context) {
 			}
 			continue
 		}
-		interval = NextInterval(interval, ratio, g.Cfg.Min.D(), g.Cfg.Max.D())
+		var actual time.Duration
+		if !prev.IsZero() {
+			actual = start.Sub(prev)
+		}
+		interval = NextInterval(interval, AdjustRatio(ratio, interval, actual), g.Cfg.Min.D(), g.Cfg.Max.D())
 	}
 }
 

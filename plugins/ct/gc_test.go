@@ -18,22 +18,48 @@ func TestNextIntervalIsCiliums(t *testing.T) {
 		ratio float64
 		want  time.Duration
 	}{
-		{5 * time.Minute, 0, 450 * time.Second},         // < 5%: x1.5
-		{5 * time.Minute, 0.10, 5 * time.Minute},        // 5..25%: unchanged
-		{5 * time.Minute, 0.50, 150 * time.Second},      // > 25%: shorter in proportion
-		{5 * time.Minute, 1.0, 30 * time.Second},        // capped at 10x shorter
-		{12 * time.Second, 0.95, 10 * time.Second},      // never below min
-		{10 * time.Hour, 0.01, 12 * time.Hour},          // never above max
-		{1500 * time.Millisecond, 0, 2*time.Second + 0}, // rounded to seconds, then bounded
+		{5 * time.Minute, 0, 5 * time.Minute},                 // nothing deleted: unchanged
+		{1500 * time.Millisecond, 0, 1500 * time.Millisecond}, // ... not even rounded
+		{5 * time.Minute, 0.01, 450 * time.Second},            // < 5%: x1.5
+		{1500 * time.Millisecond, 0.01, 2 * time.Second},      // rounded to seconds
+		{5 * time.Minute, 0.10, 5 * time.Minute},              // 5..25%: unchanged
+		{5 * time.Minute, 0.25, 5 * time.Minute},              // 25% is not more than 25%
+		{5 * time.Minute, 0.05, 5 * time.Minute},              // 5% is not less than 5%
+		{5 * time.Minute, 0.50, 150 * time.Second},            // > 25%: shorter in proportion
+		{5 * time.Minute, 1.0, 30 * time.Second},              // capped at 10x shorter
+		{12 * time.Second, 0.95, 10 * time.Second},            // never below min
+		{10 * time.Hour, 0.01, 12 * time.Hour},                // never above max
+		{5 * time.Second, 0.01, 8 * time.Second},              // growing is not held to min
+		{13 * time.Hour, 0.5, 6*time.Hour + 30*time.Minute},   // shrinking is not held to max
 	}
 	for _, c := range cases {
-		lo := min
-		if c.prev < min {
-			lo = time.Second
-		}
-		if got := NextInterval(c.prev, c.ratio, lo, max); got != c.want {
+		if got := NextInterval(c.prev, c.ratio, min, max); got != c.want {
 			t.Errorf("NextInterval(%s, %.2f) = %s, want %s", c.prev, c.ratio, got, c.want)
 		}
+	}
+}
+
+func TestAdjustRatioIsCiliums(t *testing.T) {
+	cases := []struct {
+		ratio           float64
+		planned, actual time.Duration
+		want            float64
+	}{
+		{0.1, time.Minute, time.Minute, 0.1},      // on time: as measured
+		{0.1, time.Minute, 2 * time.Minute, 0.1},  // late: as measured
+		{0.1, time.Minute, 0, 0.1},                // no previous pass
+		{0.1, time.Minute, 20 * time.Second, 0.3}, // a third of the interval: three times
+		{0.02, 5 * time.Minute, time.Minute, 0.1}, // 2% in a fifth is 10% per interval
+	}
+	for _, c := range cases {
+		if got := AdjustRatio(c.ratio, c.planned, c.actual); got < c.want-1e-9 || got > c.want+1e-9 {
+			t.Errorf("AdjustRatio(%.2f, %s, %s) = %.3f, want %.3f", c.ratio, c.planned, c.actual, got, c.want)
+		}
+	}
+	// An early pass that deleted 10% in a third of the interval shortens
+	// it as if 30% had gone, instead of leaving it unchanged.
+	if got := NextInterval(time.Minute, AdjustRatio(0.1, time.Minute, 20*time.Second), 10*time.Second, time.Hour); got != 42*time.Second {
+		t.Errorf("interval after an early pass = %s, want 42s", got)
 	}
 }
 
