@@ -7,6 +7,8 @@
 //	abi                 claims ABI version 99
 //	schema              claims ct4 values 8 bytes larger than the pinned map
 //	crash=DURATION      exits DURATION after Activate
+//	lease               refuses the GC lease (Activate with GCLease fails)
+//	linger=DURATION     stays alive DURATION after a graceful shutdown
 package main
 
 import (
@@ -39,6 +41,10 @@ func main() {
 		os.Exit(3)
 	}
 	plugin.Serve(&faulty{Plugin: ct.New(plugin.Logger()), fault: fault, arg: arg})
+	if fault == "linger" {
+		d, _ := time.ParseDuration(arg)
+		time.Sleep(d)
+	}
 }
 
 func (f *faulty) Describe(ctx context.Context) (*plugin.Description, error) {
@@ -88,6 +94,9 @@ func (f *faulty) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 		}
 	}
 	f.mu.Unlock()
+	if f.fault == "lease" && req.GCLease {
+		return fmt.Errorf("faultyct: refusing the gc lease as asked")
+	}
 	return f.Plugin.Activate(ctx, req)
 }
 
