@@ -346,3 +346,37 @@ func contains(xs []string, x string) bool {
 	}
 	return false
 }
+
+// TestPrivilegedSlowPluginRestartDoesNotBlockStatus: while a restarted
+// plugin takes seconds to load its programs, the supervisor keeps
+// answering: no lock is held across a call into a plugin.
+func TestPrivilegedSlowPluginRestartDoesNotBlockStatus(t *testing.T) {
+	env := e2e.New(t, "a")
+	path := filepath.Join(env.Lab.Dir, "hotpath-ct")
+	script(t, path, filepath.Join(env.Bin, "hotpath-ct"))
+	env.StartSupervisor("ct=" + path)
+	before := env.PluginStatus("ct")
+	slow := e2e.Faulty(t, "slowload=4s", "9.9.9")
+	t.Cleanup(func() { killAll(faultyBinary(slow)) })
+	script(t, path, slow)
+	if err := syscall.Kill(before.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow instance to start", 10*time.Second, func() bool { return len(processesOf(faultyBinary(slow))) > 0 })
+	time.Sleep(500 * time.Millisecond) // inside its Load now
+	var worst time.Duration
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		env.Status()
+		worst = max(worst, time.Since(start))
+		time.Sleep(200 * time.Millisecond)
+	}
+	if worst > 1500*time.Millisecond {
+		t.Errorf("status took %s while a plugin was loading", worst)
+	}
+	waitFor(t, "the slow instance to take over", 20*time.Second, func() bool {
+		p := env.PluginStatus("ct")
+		return p.Version == "9.9.9" && p.Healthy && p.GCLease
+	})
+	t.Logf("slowest status during the load: %s", worst)
+}

@@ -9,6 +9,7 @@
 //	crash=DURATION      exits DURATION after Activate
 //	lease               refuses the GC lease (Activate with GCLease fails)
 //	linger=DURATION     stays alive DURATION after a graceful shutdown
+//	slowload=DURATION   takes DURATION to answer Load
 package main
 
 import (
@@ -66,6 +67,14 @@ func (f *faulty) Describe(ctx context.Context) (*plugin.Description, error) {
 }
 
 func (f *faulty) Load(ctx context.Context, req *plugin.LoadRequest) (*plugin.LoadResponse, error) {
+	if f.fault == "slowload" {
+		d, _ := time.ParseDuration(f.arg)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if f.fault != "verifier" {
 		return f.Plugin.Load(ctx, req)
 	}
