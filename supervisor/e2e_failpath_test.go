@@ -205,6 +205,9 @@ func TestPrivilegedConfigChangeReloadsAdoptedPlugin(t *testing.T) {
 	withTCP := func(life time.Duration) {
 		cfg := ct.DefaultConfig()
 		cfg.Lifetimes.TCP = ct.Duration(life)
+		if life == time.Hour {
+			cfg.GC.Start = ct.Duration(30 * time.Second)
+		}
 		raw, _ := json.Marshal(cfg)
 		env.WriteConfig(supervisor.Config{Plugins: []supervisor.PluginConfig{{Name: "ct", Path: env.Bin + "/hotpath-ct", Config: raw}}})
 	}
@@ -223,6 +226,18 @@ func TestPrivilegedConfigChangeReloadsAdoptedPlugin(t *testing.T) {
 	}
 	if p := env.PluginStatus("ct"); p.Pid != pid {
 		t.Errorf("plugin not adopted: pid %d, was %d", p.Pid, pid)
+	}
+	// Its GC runs with the new config too.
+	var stats ct.GCStats
+	out, err := env.CLI("plugin", "invoke", "ct", "stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out, &stats); err != nil {
+		t.Fatalf("ct stats %s: %v", out, err)
+	}
+	if stats.Interval != 30*time.Second {
+		t.Errorf("adopted plugin's GC interval %s, want the new config's 30s", stats.Interval)
 	}
 	b := env.Lab.Pods["b"]
 	srv := b.IP.String() + ":8080"
@@ -379,4 +394,28 @@ func TestPrivilegedSlowPluginRestartDoesNotBlockStatus(t *testing.T) {
 		return p.Version == "9.9.9" && p.Healthy && p.GCLease
 	})
 	t.Logf("slowest status during the load: %s", worst)
+}
+
+// TestPrivilegedUpgradeOldKeepsLeaseRollsBack: the old instance fails to
+// give up its GC lease. Granting the new one its own would make two GC
+// owners; the upgrade must fail and roll back instead.
+func TestPrivilegedUpgradeOldKeepsLeaseRollsBack(t *testing.T) {
+	env := e2e.New(t, "a")
+	old := e2e.Faulty(t, "nodeactivate", "1.0.0-sticky")
+	t.Cleanup(func() { killAll(faultyBinary(old)) })
+	env.StartSupervisor("ct=" + old)
+	before := env.PluginStatus("ct")
+	gen := env.Status().ActiveGeneration
+	v2 := e2e.Variant(t, "hotpath-ct", ctPkg, "2.0.0")
+	res, err := upgrade(env, "ct", v2, 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "lease") {
+		t.Fatalf("upgrade over an old instance that keeps its lease: %v (result %+v)", err, res)
+	}
+	p := env.PluginStatus("ct")
+	if p.Pid != before.Pid || !p.GCLease || env.Status().ActiveGeneration != gen {
+		t.Errorf("after the failed handoff: %+v, generation %d (was %d)", p, env.Status().ActiveGeneration, gen)
+	}
+	if res != nil && res.NewPid > 0 && running(res.NewPid) {
+		t.Errorf("new instance %d left running beside the lease holder", res.NewPid)
+	}
 }

@@ -10,6 +10,7 @@
 //	lease               refuses the GC lease (Activate with GCLease fails)
 //	linger=DURATION     stays alive DURATION after a graceful shutdown
 //	slowload=DURATION   takes DURATION to answer Load
+//	nodeactivate        fails to give up its GC lease (Deactivate fails)
 package main
 
 import (
@@ -107,6 +108,13 @@ func (f *faulty) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 		return fmt.Errorf("faultyct: refusing the gc lease as asked")
 	}
 	return f.Plugin.Activate(ctx, req)
+}
+
+func (f *faulty) Deactivate(ctx context.Context) error {
+	if f.fault == "nodeactivate" {
+		return fmt.Errorf("faultyct: keeping the gc lease as asked")
+	}
+	return f.Plugin.Deactivate(ctx)
 }
 
 func (f *faulty) Health(ctx context.Context) (*plugin.Health, error) {
