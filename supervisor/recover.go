@@ -22,7 +22,21 @@ func (s *Supervisor) resolveUpgrade() error {
 			ps.Version = u.To
 		}
 		ps.Upgraded = u.Configured
+		stale := s.gens.of(u.Plugin)
 		s.gens.set(u.Plugin, u.NewGen)
+		if s.gens.Active() == u.NewGen && u.OldGen != 0 {
+			// The old generation's bank and the old programs' pins are
+			// what the interrupted commit would have dropped next.
+			if err := s.pipe.Settle(); err != nil {
+				return err
+			}
+			if err := s.pipe.Release(u.OldGen); err != nil {
+				s.log.Warn("release generation", "generation", u.OldGen, "error", err)
+			}
+		}
+		if stale != 0 && stale != u.NewGen {
+			os.RemoveAll(s.layout.Plugin(u.Plugin, stale))
+		}
 		if u.Old != nil {
 			old := ""
 			if u.OldBinary != nil {

@@ -136,6 +136,14 @@ func (s *Supervisor) healthGate(ctx context.Context, inst *host.Instance, window
 		hctx, cancel := rpcContext(ctx, healthTimeout)
 		h, err := inst.Datapath.Health(hctx)
 		cancel()
+		if err != nil {
+			// A refused connection often means the process is on its way
+			// out: give the exit a moment to show, for a precise reason.
+			select {
+			case <-inst.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
 		switch {
 		case inst.Exited():
 			return "new instance exited during the health window"
