@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/internal/e2e"
 	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/plugins/ct"
@@ -204,9 +205,9 @@ func TestPrivilegedConfigChangeReloadsAdoptedPlugin(t *testing.T) {
 	env := e2e.New(t, "a", "b")
 	withTCP := func(life time.Duration) {
 		cfg := ct.DefaultConfig()
-		cfg.Lifetimes.TCP = ct.Duration(life)
+		cfg.Lifetimes.TCP = ctmap.Duration(life)
 		if life == time.Hour {
-			cfg.GC.Start = ct.Duration(30 * time.Second)
+			cfg.GC.Start = ctmap.Duration(30 * time.Second)
 		}
 		raw, _ := json.Marshal(cfg)
 		env.WriteConfig(supervisor.Config{Plugins: []supervisor.PluginConfig{{Name: "ct", Path: env.Bin + "/hotpath-ct", Config: raw}}})
