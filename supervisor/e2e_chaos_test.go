@@ -95,6 +95,7 @@ func newChaos(t *testing.T, seed uint64) *chaos {
 		"lb": {e2e.Variant(t, "hotpath-lb", lbPkg, "1.1.0-a"), e2e.Variant(t, "hotpath-lb", lbPkg, "1.1.0-b")},
 	}
 	c.env = lbEnv(t)
+	t.Cleanup(c.endLeftovers) // before the lab's cleanup removes the namespace
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("chaos seed %d (replay: HOTPATH_CHAOS_SEED=%d); actions:\n%s", seed, seed, strings.Join(c.history, "\n"))
@@ -388,31 +389,65 @@ func (c *chaos) checkServices() {
 	}
 }
 
-// checkProcesses: exactly one process runs each plugin, from any of our
-// builds. A leaked or doubled instance would be a second GC owner.
+// checkProcesses: exactly one process runs each plugin. A leaked or
+// doubled instance would be a second GC owner.
 func (c *chaos) checkProcesses() {
+	procs := c.pluginProcs()
+	for _, name := range []string{"ct", "lb"} {
+		if len(procs[name]) != 1 {
+			p, err := c.env.Node.Plugin(name)
+			c.fatalf("%d processes run the %s plugin in the node namespace (pids %v), want 1; the supervisor knows pid %d (%v)",
+				len(procs[name]), name, procs[name], p.Pid, err)
+		}
+	}
+}
+
+// pluginProcs finds the live processes in the lab's node namespace that run
+// one of our plugin builds, by plugin name.
+func (c *chaos) pluginProcs() map[string][]int {
 	dirs := []string{c.env.Bin, filepath.Dir(c.builds["ct"][0])}
-	count := map[string][]int{}
-	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+	node, err := nsInode(c.env.Lab.Node.Path())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	out := map[string][]int{}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
-		exe, err := os.Readlink(p)
+		exe, err := os.Readlink(p + "/exe")
 		if err != nil {
 			continue
 		}
 		exe = strings.TrimSuffix(exe, " (deleted)")
-		if !slices.Contains(dirs, filepath.Dir(exe)) {
+		pid, _ := strconv.Atoi(filepath.Base(p))
+		if ns, err := nsInode(p + "/ns/net"); err != nil || ns != node || !slices.Contains(dirs, filepath.Dir(exe)) || zombie(pid) {
 			continue
 		}
-		pid, _ := strconv.Atoi(strings.Split(p, "/")[2])
 		for _, name := range []string{"ct", "lb"} {
-			if strings.HasPrefix(filepath.Base(exe), "hotpath-"+name) && !zombie(pid) {
-				count[name] = append(count[name], pid)
+			if strings.HasPrefix(filepath.Base(exe), "hotpath-"+name) {
+				out[name] = append(out[name], pid)
 			}
 		}
 	}
-	for _, name := range []string{"ct", "lb"} {
-		if len(count[name]) != 1 {
-			c.fatalf("%d processes run the %s plugin (pids %v), want 1", len(count[name]), name, count[name])
+	return out
+}
+
+func nsInode(path string) (uint64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("stat namespace %s: %w", path, err)
+	}
+	return st.Ino, nil
+}
+
+// endLeftovers ends, by pid, plugin processes of ours that a failed run
+// left in the node namespace and the supervisor no longer knows of, so
+// they do not outlive the lab.
+func (c *chaos) endLeftovers() {
+	c.env.Stop()
+	for name, pids := range c.pluginProcs() {
+		for _, pid := range pids {
+			c.t.Logf("ending leftover %s plugin process %d", name, pid)
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }
