@@ -66,4 +66,10 @@ func TestFuzzInvariantsCanFail(t *testing.T) {
 	if checksumsValid(bad) {
 		t.Error("a flipped bit went unnoticed")
 	}
+	for _, f := range [][]byte{bad, packet.UDP(fuzzClient, fuzzVIPUDP, []byte("odd")), packet.ICMPEcho(fuzzClient.Addr(), fuzzVIPTCP.Addr(), false, 1, 2)} {
+		f[35] ^= 0x40 // a port or the ICMP code
+		if fixChecksums(f); !checksumsValid(f) {
+			t.Errorf("fixChecksums left bad checksums in %x", f)
+		}
+	}
 }

@@ -144,6 +144,48 @@ func checksumsValid(frame []byte) bool {
 	return true
 }
 
+// fixChecksums rewrites the IP header checksum of an untagged IPv4 frame
+// and, when the frame holds a whole TCP, UDP or ICMP message, its L4
+// checksum, so mutated frames also reach the paths valid frames take.
+func fixChecksums(frame []byte) {
+	p, ok := parseIPv4(frame)
+	if !ok {
+		return
+	}
+	p.ip[10], p.ip[11] = 0, 0
+	binary.BigEndian.PutUint16(p.ip[10:], ^sum(p.ip[:p.ihl], 0))
+	if p.frag || int(binary.BigEndian.Uint16(p.ip[2:])) != len(p.ip) {
+		return
+	}
+	l4 := p.l4()
+	var at int
+	var pseudo uint32
+	switch p.proto() {
+	case protoTCP:
+		at = 16
+	case protoUDP:
+		at = 6
+	case protoICMP:
+		at = 2
+	default:
+		return
+	}
+	if len(l4) < at+2 {
+		return
+	}
+	if p.proto() != protoICMP {
+		pseudo = uint32(binary.BigEndian.Uint16(p.ip[12:])) + uint32(binary.BigEndian.Uint16(p.ip[14:])) +
+			uint32(binary.BigEndian.Uint16(p.ip[16:])) + uint32(binary.BigEndian.Uint16(p.ip[18:])) +
+			uint32(p.proto()) + uint32(len(l4))
+	}
+	l4[at], l4[at+1] = 0, 0
+	c := ^sum(l4, pseudo)
+	if c == 0 && p.proto() == protoUDP {
+		c = 0xffff // 0 would mean "no checksum"
+	}
+	binary.BigEndian.PutUint16(l4[at:], c)
+}
+
 // sum is the ones' complement sum of b plus acc, folded to 16 bits.
 func sum(b []byte, acc uint32) uint16 {
 	for i := 0; i+1 < len(b); i += 2 {

@@ -48,6 +48,9 @@ const maxFrame = 3000
 //     (or the frame was answered: source and destination swapped);
 //   - a frame whose checksums were right leaves with right checksums.
 //
+// With fix set, the frame's checksums are made right before it is sent, so
+// that mutations also reach the paths of well-formed frames.
+//
 // Each frame starts from the same state: CT flushed, then a TCP and a UDP
 // flow opened through the VIPs, so replies and ICMP errors find their flow.
 func FuzzPrivilegedPipeline(f *testing.F) {
@@ -80,9 +83,12 @@ func FuzzPrivilegedPipeline(f *testing.F) {
 		}
 	}
 
-	f.Fuzz(func(t *testing.T, egress bool, frame []byte) {
+	f.Fuzz(func(t *testing.T, egress, fix bool, frame []byte) {
 		if len(frame) > maxFrame {
 			frame = frame[:maxFrame]
+		}
+		if fix {
+			fixChecksums(frame)
 		}
 		dir := abi.AbiHpDirHP_DIR_INGRESS
 		if egress {

@@ -151,7 +151,7 @@ func main() {
 		fail(err)
 	}
 	for _, s := range seeds {
-		body := fmt.Sprintf("go test fuzz v1\nbool(%t)\n[]byte(%q)\n", s.egress, s.frame)
+		body := fmt.Sprintf("go test fuzz v1\nbool(%t)\nbool(false)\n[]byte(%q)\n", s.egress, s.frame)
 		if err := os.WriteFile(filepath.Join(dir, s.name), []byte(body), 0o644); err != nil {
 			fail(err)
 		}
