@@ -99,6 +99,7 @@ func newChaos(t *testing.T, seed uint64) *chaos {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("chaos seed %d (replay: HOTPATH_CHAOS_SEED=%d); actions:\n%s", seed, seed, strings.Join(c.history, "\n"))
+			c.keepLogs()
 		}
 	})
 	tcp := []string{"lb", "service", "add", chaosTCP + "/tcp", "--algorithm", "maglev"}
@@ -437,6 +438,23 @@ func nsInode(path string) (uint64, error) {
 		return 0, fmt.Errorf("stat namespace %s: %w", path, err)
 	}
 	return st.Ino, nil
+}
+
+// keepLogs copies the supervisor logs of a failed run out of the lab, which
+// is about to be removed, whole: the failure is often far from their tails.
+func (c *chaos) keepLogs() {
+	dir, err := os.MkdirTemp("", fmt.Sprintf("hotpath-chaos-%d-", c.seed))
+	if err != nil {
+		c.t.Logf("keep logs: %v", err)
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(c.env.Lab.Dir, "*.log"))
+	for _, l := range logs {
+		if b, err := os.ReadFile(l); err == nil {
+			os.WriteFile(filepath.Join(dir, filepath.Base(l)), b, 0o600)
+		}
+	}
+	c.t.Logf("supervisor logs of this run kept in %s", dir)
 }
 
 // endLeftovers ends, by pid, plugin processes of ours that a failed run
