@@ -3,6 +3,7 @@ package supervisor_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -261,7 +262,7 @@ func (c *chaos) churn() {
 	var args []string
 	switch r := c.rng.IntN(3); {
 	case r == 0 && len(c.extra) > 0:
-		keys := slices.Sorted(mapKeys(c.extra))
+		keys := slices.Sorted(maps.Keys(c.extra))
 		vip := keys[c.rng.IntN(len(keys))]
 		args = []string{"lb", "service", "del", vip}
 		delete(c.extra, vip)
@@ -282,16 +283,6 @@ func (c *chaos) churn() {
 	c.history = append(c.history, "  "+strings.Join(args, " "))
 	if _, err := c.env.CLI(args...); err != nil {
 		c.fatalf("%s: %v", strings.Join(args, " "), err)
-	}
-}
-
-func mapKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 
