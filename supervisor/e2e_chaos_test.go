@@ -157,7 +157,12 @@ func (c *chaos) killPlugin(name string) {
 		c.history = append(c.history, fmt.Sprintf("  %s not running (%v)", name, err))
 		return
 	}
-	// ESRCH: killed a moment ago, and the supervisor has not noticed yet.
+	// A pid the supervisor lists may be stale (killed a moment ago, not
+	// noticed yet): kill it only while it still runs our plugin in our lab.
+	if !slices.Contains(c.pluginProcs()[name], p.Pid) {
+		c.history = append(c.history, fmt.Sprintf("  %s pid %d gone already", name, p.Pid))
+		return
+	}
 	if err := syscall.Kill(p.Pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
 		c.fatalf("kill %s (pid %d): %v", name, p.Pid, err)
 	}
