@@ -177,7 +177,17 @@ func (c *chaos) killSupervisor() {
 	c.env.Sup.Wait(5 * time.Second)
 	// Nobody home for a moment: the datapath carries on alone.
 	time.Sleep(time.Duration(c.rng.IntN(500)) * time.Millisecond)
+	c.restartSupervisor()
+}
+
+// restartSupervisor starts a supervisor after a kill; once its plugins are
+// healthy, exactly one instance of each may run: what the dead supervisor
+// left half done is finished or undone.
+func (c *chaos) restartSupervisor() {
+	c.t.Helper()
 	c.env.StartSupervisor(c.env.PluginFlag("ct"), c.env.PluginFlag("lb"))
+	c.healthy()
+	c.checkProcesses()
 }
 
 // healthy waits until both plugins run and report healthy: control
@@ -246,7 +256,7 @@ func (c *chaos) upgradeAndKill(supervisor bool) {
 		c.fatalf("upgrade of %s did not return in a minute", name)
 	}
 	if supervisor {
-		c.env.StartSupervisor(c.env.PluginFlag("ct"), c.env.PluginFlag("lb"))
+		c.restartSupervisor()
 	}
 }
 
@@ -387,9 +397,17 @@ func (c *chaos) checkServices() {
 }
 
 // checkProcesses: exactly one process runs each plugin. A leaked or
-// doubled instance would be a second GC owner.
+// doubled instance would be a second GC owner. Instances on their way out
+// get a few seconds.
 func (c *chaos) checkProcesses() {
-	procs := c.pluginProcs()
+	c.t.Helper()
+	var procs map[string][]int
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		procs = c.pluginProcs()
+		if len(procs["ct"]) == 1 && len(procs["lb"]) == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, name := range []string{"ct", "lb"} {
 		if len(procs[name]) != 1 {
 			p, err := c.env.Node.Plugin(name)
