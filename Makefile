@@ -6,7 +6,7 @@ PKGS := ./...
 # Tests share namespaces, bpffs mounts and the two CPUs: run packages one by one.
 TEST_FLAGS ?= -p 1 -count=1 -timeout 15m
 
-.PHONY: all build generate test demo lint deps bench clean
+.PHONY: all build generate test fuzz chaos demo lint deps bench clean
 
 all: build
 
@@ -37,6 +37,18 @@ test: deps build
 	cd $(EXAMPLE) && $(GO) vet ./...
 	HOTPATH_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) $(PKGS)
 	cd $(EXAMPLE) && $(GO) test $(TEST_FLAGS) ./...
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
+
+# A short run of every fuzz target (their seed corpora run in `go test`).
+FUZZTIME ?= 3s
+fuzz: deps
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
+
+# The chaos test for as long as CHAOS_DURATION (make test runs ~60 s of it).
+# HOTPATH_CHAOS_SEED replays a run.
+CHAOS_DURATION ?= 10m
+chaos: deps build
+	HOTPATH_BIN=$(CURDIR)/$(BIN) HOTPATH_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -v -timeout 0 -run '^TestPrivilegedChaos$$' ./supervisor/
 
 demo: deps build
 	$(GO) run ./demo/cmd/demo --bin $(CURDIR)/$(BIN)

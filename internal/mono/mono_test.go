@@ -13,8 +13,8 @@ import (
 	"github.com/hotpath/hotpath/core/plugintest"
 	"github.com/hotpath/hotpath/core/plugintest/packet"
 	"github.com/hotpath/hotpath/core/services"
+	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/internal/mono"
-	"github.com/hotpath/hotpath/plugins/ct"
 	"github.com/hotpath/hotpath/plugins/lb"
 )
 
@@ -29,7 +29,7 @@ var (
 // CT state, so comparing their ns/packet compares like with like.
 func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
 	h := plugintest.New(t)
-	h.Install(t, serviceStages(t, h))
+	h.Install(t, dptest.ServiceStages(t, h.Layout, lb.DefaultConfig()))
 	maps, err := lb.OpenMaps(h.Layout)
 	if err != nil {
 		t.Fatal(err)
@@ -109,24 +109,4 @@ func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
 			t.Errorf("CT entry %+v: staged %+v, mono %+v", k, v, monolithic.ct[k])
 		}
 	}
-}
-
-// serviceStages loads what the supervisor assembles from the lb and ct
-// plugins for generation 1; the test releases them.
-func serviceStages(t *testing.T, h *plugintest.Harness) map[abi.Slot]*ebpf.Program {
-	st, err := lb.LoadStages(h.Layout, 1, lb.DefaultConfig(), lb.AllSlots)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	ctProg, _, err := ct.LoadStage(h.Layout, 1, ct.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctProg.Close() })
-	progs := map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: ctProg}
-	for s, p := range st.Progs {
-		progs[s] = p
-	}
-	return progs
 }

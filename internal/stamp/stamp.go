@@ -18,12 +18,21 @@ type Set struct {
 
 // Load loads a set tagged tag against the shared maps.
 func Load(maps map[string]*ebpf.Map, tag uint32) (*Set, error) {
+	return LoadSlow(maps, tag, 0)
+}
+
+// LoadSlow loads a set whose stage A spins spin loop iterations after
+// stamping, so each packet lingers between two stages.
+func LoadSlow(maps map[string]*ebpf.Map, tag, spin uint32) (*Set, error) {
 	spec, err := loadStamp()
 	if err != nil {
 		return nil, fmt.Errorf("load stamp spec: %w", err)
 	}
 	if err := spec.Variables["stamp_tag"].Set(tag); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("set stamp tag: %w", err)
+	}
+	if err := spec.Variables["stamp_spin"].Set(spin); err != nil {
+		return nil, fmt.Errorf("set stamp spin: %w", err)
 	}
 	var objs stampPrograms
 	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: maps}); err != nil {

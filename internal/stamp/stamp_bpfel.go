@@ -33,6 +33,7 @@ const (
 	stampProgHpCheck    = "hp_check"
 	stampProgHpStampA   = "hp_stamp_a"
 	stampProgHpStampB   = "hp_stamp_b"
+	stampVarStampSpin   = "stamp_spin"
 	stampVarStampTag    = "stamp_tag"
 )
 
@@ -107,7 +108,8 @@ type stampMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type stampVariableSpecs struct {
-	StampTag *ebpf.VariableSpec `ebpf:"stamp_tag"`
+	StampSpin *ebpf.VariableSpec `ebpf:"stamp_spin"`
+	StampTag  *ebpf.VariableSpec `ebpf:"stamp_tag"`
 }
 
 // stampObjects contains all objects after they have been loaded into the kernel.
@@ -169,7 +171,8 @@ func (m *stampMaps) Close() error {
 //
 // It can be passed to loadStampObjects or ebpf.CollectionSpec.LoadAndAssign.
 type stampVariables struct {
-	StampTag *ebpf.Variable `ebpf:"stamp_tag"`
+	StampSpin *ebpf.Variable `ebpf:"stamp_spin"`
+	StampTag  *ebpf.Variable `ebpf:"stamp_tag"`
 }
 
 // stampPrograms contains all programs after they have been loaded into the kernel.

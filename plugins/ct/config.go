@@ -1,6 +1,7 @@
 package ct
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -40,7 +41,11 @@ func DefaultConfig() Config {
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	cfg := DefaultConfig()
 	if len(raw) > 0 && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &cfg); err != nil {
+		// Strict, as the lb and supervisor configs: a misspelt key is an
+		// error, not a silently kept default.
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
 			return cfg, fmt.Errorf("parse ct config: %w", err)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/hotpath/hotpath/core/plugin"
-	"github.com/hotpath/hotpath/internal/dptest"
+	"github.com/hotpath/hotpath/core/plugintest"
 )
 
 // TestPrivilegedGCFailureAfterFirstPassIsUnhealthy: the lease holder's
@@ -17,7 +17,7 @@ import (
 // holds stop working); Health must say so instead of staying green while CT
 // entries are no longer collected.
 func TestPrivilegedGCFailureAfterFirstPassIsUnhealthy(t *testing.T) {
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	p := New(hclog.NewNullLogger())
 	cfg := json.RawMessage(`{"gc": {"start": "200ms", "min": "200ms", "max": "1s", "method": "batch"}}`)
 	ctx := context.Background()

@@ -7,6 +7,15 @@
 
 /* tag % HP_BANKS is the bank the program was inserted into. */
 volatile const __u32 stamp_tag = 0;
+/* Iterations of an empty loop stage A runs after stamping. The negative
+ * controls set it so a packet stays between A and B long enough for a write
+ * that ignores the flip protocol to land there. */
+volatile const __u32 stamp_spin = 0;
+
+static long spin_one(__u32 i, void *data)
+{
+	return 0;
+}
 
 SEC("tc")
 int hp_stamp_a(struct __sk_buff *skb)
@@ -15,6 +24,8 @@ int hp_stamp_a(struct __sk_buff *skb)
 
 	hp_stage_enter(skb, c);
 	hp_stamp(c, stamp_tag + 1); /* +1: 0 means "not stamped" */
+	if (stamp_spin)
+		bpf_loop(stamp_spin, spin_one, NULL, 0);
 	return hp_next(skb, c, HP_SLOT_VENDOR_A);
 }
 
