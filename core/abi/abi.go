@@ -18,6 +18,8 @@ type (
 	LB4Affinity = AbiHpLb4Affinity
 	Slot        = AbiHpSlot
 	Reason      = AbiHpReason
+	NAT4Key     = AbiHpNat4Key
+	NAT4Entry   = AbiHpNat4Entry
 )
 
 const (
@@ -37,6 +39,9 @@ const (
 	CTSeenNonSyn = uint32(AbiHpCtFlagHP_CT_F_SEEN_NON_SYN)
 	CTNodePort   = uint32(AbiHpCtFlagHP_CT_F_NODE_PORT)
 	CTDSR        = uint32(AbiHpCtFlagHP_CT_F_DSR)
+
+	NATEgress  = uint8(AbiHpNatDirHP_NAT_EGRESS)
+	NATIngress = uint8(AbiHpNatDirHP_NAT_INGRESS)
 )
 
 // Names of the shared maps, as pinned under <bpffs>/maps.
@@ -48,6 +53,7 @@ const (
 	MapEvents  = AbiMapEvents
 	MapCT4     = AbiMapCt4
 	MapCTAny4  = AbiMapCtAny4
+	MapNAT4    = AbiMapNat4
 )
 
 var slotNames = map[Slot]string{
@@ -55,6 +61,7 @@ var slotNames = map[Slot]string{
 	AbiHpSlotHP_SLOT_LB:         "lb",
 	AbiHpSlotHP_SLOT_LB_SELECT:  "lb-select",
 	AbiHpSlotHP_SLOT_LB_DNAT:    "lb-dnat",
+	AbiHpSlotHP_SLOT_REV_SNAT:   "rev-snat",
 	AbiHpSlotHP_SLOT_CT:         "ct",
 	AbiHpSlotHP_SLOT_LB_REVNAT:  "lb-revnat",
 	AbiHpSlotHP_SLOT_PRE_POLICY: "pre-policy",
@@ -100,6 +107,7 @@ var reasonNames = map[Reason]string{
 	AbiHpReasonHP_R_FRAGMENT:         "fragment",
 	AbiHpReasonHP_R_UNSUPPORTED:      "unsupported",
 	AbiHpReasonHP_R_STAGE_DROP:       "stage_drop",
+	AbiHpReasonHP_R_NAT_EXHAUSTED:    "nat_exhausted",
 }
 
 // ReasonName is the metric label of reason r.
