@@ -108,3 +108,5 @@ func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 func inRange(p uint16, lo, hi uint16) bool { return p >= lo && p <= hi }
 
 func ext(port int) string { return fmt.Sprintf("%s:%d", lab.ExternalIP, port) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
