@@ -9,6 +9,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/hotpath/hotpath/core/pin"
 )
 
 // Directions of the TCX hooks, as named in pin paths and metrics.
@@ -30,6 +32,7 @@ func LoadEntry(maps map[string]*ebpf.Map) (*Entry, error) {
 		return nil, fmt.Errorf("load entry spec: %w", err)
 	}
 	var objs entryObjects
+	pin.Fit(spec, maps) // shared maps sized from the config
 	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: maps}); err != nil {
 		return nil, fmt.Errorf("load entry programs: %w", err)
 	}

@@ -72,6 +72,7 @@ func LoadStages(l pin.Layout, gen uint32, s Settings) (map[string]string, error)
 		return nil, err
 	}
 	defer pin.CloseAll(maps)
+	pin.Fit(spec, maps) // shared maps the supervisor sized from its config
 	priv, err := OpenPrivate(l)
 	if err != nil {
 		return nil, err

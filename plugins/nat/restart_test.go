@@ -3,6 +3,7 @@ package nat_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -124,5 +125,41 @@ func TestPrivilegedNATRefusesBadConfig(t *testing.T) {
 		if links, _ := filepath.Glob(filepath.Join(env.Lab.BPFFS, "links", "*", "*")); len(links) != 0 {
 			t.Errorf("nat config %v: links attached after a refused start: %v", c.cfg, links)
 		}
+	}
+}
+
+// TestPrivilegedNATMapSizedByConfig: map_sizes sets the nat4 map's size;
+// ct, lb and nat load against the resized map and masquerade works.
+func TestPrivilegedNATMapSizedByConfig(t *testing.T) {
+	env := natEnv(t, nil, "", "a")
+	var cfg supervisor.Config
+	b, err := os.ReadFile(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MapSizes = map[string]uint32{abi.MapNAT4: 4096}
+	cfg.Plugins = append(cfg.Plugins, supervisor.PluginConfig{Name: "lb", Path: env.Bin + "/hotpath-lb"})
+	env.WriteConfig(cfg)
+	env.StartSupervisor()
+	size := uint32(0)
+	for _, m := range env.Status().Maps {
+		if m.Name == abi.MapNAT4 {
+			size = m.MaxEntries
+		}
+	}
+	if size != 4096 {
+		t.Fatalf("nat4 has %d entries, want 4096 from map_sizes", size)
+	}
+	if _, err := lab.ServePeer(env.Lab.External, ext(8080)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	seen, err := ask(ctx, env.Lab.Pods["a"].NS, "tcp", ext(8080))
+	if err != nil || seen.Addr() != lab.UplinkIP {
+		t.Fatalf("through a resized nat4: saw %v, %v", seen, err)
 	}
 }
