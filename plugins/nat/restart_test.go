@@ -115,7 +115,7 @@ func TestPrivilegedNATRefusesBadConfig(t *testing.T) {
 		{map[string]any{"port_range": "9-1"}, "port_range"},
 	} {
 		env := natEnv(t, c.cfg, "", "a")
-		out, err := env.RunSupervisor(30*time.Second)
+		out, err := env.RunSupervisor(30 * time.Second)
 		if err == nil {
 			t.Fatalf("supervisor started with nat config %v", c.cfg)
 		}
