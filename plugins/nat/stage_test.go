@@ -221,3 +221,52 @@ func TestPrivilegedNATStageExhaustionAndTakeOver(t *testing.T) {
 		t.Errorf("the ended flow's egress entry survived the take-over: %+v", v)
 	}
 }
+
+// TestPrivilegedNATStageSkipsNodePortsWithoutPilingUp: a range that is
+// mostly NodePorts hands out only the ports above them, and flows whose
+// hash lands among the NodePorts do not pile up at the region's end (which
+// would make every new flow probe all of them and run out of tries).
+func TestPrivilegedNATStageSkipsNodePortsWithoutPilingUp(t *testing.T) {
+	h := stages(t, 32000, 33023) // 768 NodePorts, 256 free ports
+	priv, err := nat.OpenPrivate(h.Layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, m := range priv {
+			m.Close()
+		}
+	}()
+	s := nat.Settings{NodePortMin: 30000, NodePortMax: 32767}
+	if _, err := nat.WriteBitmap(priv["nat_excl"], nat.Exclusions(s, nil)); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint16]bool{}
+	now := ctmap.Now()
+	for i := 0; i < 128; i++ {
+		p := netip.AddrPortFrom(pod1.Addr(), uint16(20000+i))
+		liveCT(t, h, p, remote, packet.ProtoTCP, now+100)
+		r := send(t, h, egress, packet.TCP(p, remote, packet.SYN, nil))
+		src, _ := packet.Addrs(r.Packet)
+		if r.Code != 0 || src.Port() < 32768 || src.Port() > 33023 || seen[src.Port()] {
+			t.Fatalf("flow %d: code %d, left as %s (ports so far %d)", i, r.Code, src, len(seen))
+		}
+		seen[src.Port()] = true
+	}
+	var per []uint64
+	idx := uint32(1) // NAT_S_COLLISION
+	if err := priv["nat_stats"].Lookup(&idx, &per); err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	// 128 flows on 256 free ports: linear probing from random starts
+	// collides a few hundred times at most; a pile-up at 32768 makes it
+	// several thousand.
+	if n > 400 {
+		t.Errorf("%d probe collisions for 128 flows on 256 free ports", n)
+	}
+	t.Logf("%d probe collisions", n)
+}

@@ -9,6 +9,7 @@
 #include "lib/parse.h"
 
 #define NAT_CIDRS 16
+#define NAT_SKIPS 4096 /* bound on skips over excluded ports per allocation */
 
 /* Set by the plugin at load time from its config (see plugins/nat/load.go). */
 volatile const __u32 nat_ifindex = 0;    /* the masquerade device */
@@ -87,12 +88,24 @@ static __always_inline int nat_in(__u32 a, const volatile __u32 *net, const vola
 	return 0;
 }
 
-static __always_inline int nat_port_excluded(__u32 port)
+enum nat_skip {
+	NAT_FREE = 0, /* the port may be handed out */
+	NAT_NEXT = 1, /* excluded: try the next port */
+	NAT_JUMP = 2, /* excluded with its whole bitmap word: leave the region */
+};
+
+/* nat_port_skip says whether port may be handed out. Excluded regions (the
+ * NodePort range) fill whole bitmap words; a probe that meets one jumps to
+ * a new place rather than walking to the region's end, where flows from all
+ * over the region would otherwise pile up and probe each other's ports. */
+static __always_inline int nat_port_skip(__u32 port)
 {
 	__u32 k = port >> 6;
 	__u64 *w = bpf_map_lookup_elem(&nat_excl, &k);
 
-	return w && ((*w >> (port & 63)) & 1);
+	if (!w || !((*w >> (port & 63)) & 1))
+		return NAT_FREE;
+	return *w == ~0ULL ? NAT_JUMP : NAT_NEXT;
 }
 
 static __always_inline __u32 nat_mix(__u32 h)
@@ -144,6 +157,10 @@ struct nat_alloc {
 	__u32 start;
 	__u32 size;
 	__u32 now;
+	__u32 off;   /* next port to look at: start + off */
+	__u32 tries; /* ports probed so far; excluded ones are skipped, not probed */
+	__u32 limit; /* tries allowed: nat_tries, at most the range's size */
+	__u32 jumps;
 	__u32 collisions;
 	__u16 port; /* network order; 0: none found */
 	__u8 reclaimed;
@@ -162,11 +179,19 @@ static long nat_probe(__u32 i, void *data)
 	struct hp_nat4_key ek;
 	__u32 port, claim;
 
-	if (!a->size)
+	if (a->tries >= a->limit || !a->size)
 		return 1;
-	port = nat_port_min + (a->start + i) % a->size;
-	if (nat_port_excluded(port))
+	port = nat_port_min + (a->start + a->off) % a->size;
+	switch (nat_port_skip(port)) {
+	case NAT_NEXT:
+		a->off++;
 		return 0;
+	case NAT_JUMP:
+		a->off = nat_mix(a->start ^ (++a->jumps << 20) ^ a->off);
+		return 0;
+	}
+	a->off++;
+	a->tries++;
 	a->rkey.dport = bpf_htons(port);
 	if (!bpf_map_update_elem(&nat4, &a->rkey, &a->rval, BPF_NOEXIST)) {
 		a->port = a->rkey.dport;
@@ -195,8 +220,9 @@ static long nat_probe(__u32 i, void *data)
 }
 
 /* nat_alloc finds a port for the flow of c: the first probe at a port
- * derived from the flow's hash, then the following ones, nat_tries at most.
- * It returns the port in network order, or 0 when every probe failed. */
+ * derived from the flow's hash, then the following ones, nat_tries at most;
+ * excluded ports are skipped without counting as a try. It returns the port
+ * in network order, or 0 when every probe failed. */
 static __always_inline __u16 nat_alloc(struct hp_ctx *c, __u32 now)
 {
 	struct nat_alloc a = {};
@@ -214,7 +240,9 @@ static __always_inline __u16 nat_alloc(struct hp_ctx *c, __u32 now)
 	a.size = nat_port_max - nat_port_min + 1;
 	h = nat_mix(c->saddr ^ nat_mix(c->daddr ^ nat_mix(((__u32)c->sport << 16 | c->dport) ^ c->proto)));
 	a.start = a.size ? h % a.size : 0;
-	bpf_loop(nat_tries, nat_probe, &a, 0);
+	a.limit = nat_tries < a.size ? nat_tries : a.size;
+	/* Iterations beyond the tries are skips of excluded ports. */
+	bpf_loop(nat_tries + NAT_SKIPS, nat_probe, &a, 0);
 	if (a.collisions)
 		nat_stat(NAT_S_COLLISION, a.collisions);
 	if (a.port) {
