@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,6 +42,8 @@ func TestPrivilegedMasqueradeTCPUDPPing(t *testing.T) {
 	}
 	cancel()
 
+	metricsAddr := "127.0.0.1:9403"
+	env.Extra = append(env.Extra, "--metrics-addr", metricsAddr)
 	env.StartSupervisor()
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -108,6 +113,16 @@ func TestPrivilegedMasqueradeTCPUDPPing(t *testing.T) {
 	}
 	if n := dropped(t, env, abi.AbiHpReasonHP_R_NAT_EXHAUSTED); n != 0 {
 		t.Errorf("%d exhaustion drops", n)
+	}
+	body := scrape(t, env.Lab.Node, metricsAddr)
+	for _, series := range []string{"hotpath_nat_mappings", "hotpath_nat_allocations_total", "hotpath_nat_collisions_total",
+		"hotpath_nat_exhaustion_drops_total", "hotpath_nat_orphans_purged_total"} {
+		if !regexp.MustCompile(`(?m)^` + series + `(\{[^}]*\})? [0-9.e+]+$`).MatchString(body) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^hotpath_nat_allocations_total(\{[^}]*\})? ([1-9][0-9]*)$`).MatchString(body) {
+		t.Errorf("hotpath_nat_allocations_total is not positive")
 	}
 	if out, err := env.CLI("nat", "flush"); err != nil || !strings.Contains(string(out), "flushed") {
 		t.Errorf("nat flush: %s %v", out, err)
@@ -200,4 +215,22 @@ func icmpChecksum(b []byte) uint16 {
 		s = s&0xffff + s>>16
 	}
 	return ^uint16(s)
+}
+
+// scrape fetches /metrics from inside the node namespace.
+func scrape(t *testing.T, ns *lab.NS, addr string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) { return ns.Dial(ctx, network, a) },
+	}}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
