@@ -113,13 +113,19 @@ func (g *GC) Stats() GCStats {
 }
 
 // Run passes every interval and at once whenever the datapath signals
-// exhaustion on sig, until ctx ends. onErr sees every failed pass.
-func (g *GC) Run(ctx context.Context, interval time.Duration, sig *ebpf.Map, onErr func(error)) {
+// exhaustion on sig, until ctx ends. report sees the outcome of every pass
+// (nil for a good one). Without the signal ring the GC still runs on its
+// interval; that failure is logged and reported once.
+func (g *GC) Run(ctx context.Context, interval time.Duration, sig *ebpf.Map, report func(error)) {
 	wake := make(chan struct{}, 1)
 	if sig != nil {
 		rd, err := ringbuf.NewReader(sig)
 		if err != nil {
-			onErr(fmt.Errorf("nat gc: read exhaustion signals: %w", err))
+			err = fmt.Errorf("nat gc: read exhaustion signals: %w", err)
+			if g.Log != nil {
+				g.Log.Error("nat gc", "error", err)
+			}
+			report(err)
 		} else {
 			go func() { <-ctx.Done(); rd.Close() }()
 			go func() {
@@ -146,8 +152,7 @@ func (g *GC) Run(ctx context.Context, interval time.Duration, sig *ebpf.Map, onE
 		case <-wake:
 			signal = true
 		}
-		if _, err := g.RunOnce(signal); err != nil {
-			onErr(err)
-		}
+		_, err := g.RunOnce(signal)
+		report(err)
 	}
 }

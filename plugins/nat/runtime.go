@@ -21,10 +21,11 @@ type runtime struct {
 	priv map[string]*ebpf.Map
 	gc   *GC // nil without the lease
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	last   error
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	gcErr   error // the last GC pass's
+	exclErr error // the last exclusion refresh's
 }
 
 func refreshOnce(l pin.Layout, s Settings) error {
@@ -59,18 +60,15 @@ func start(l pin.Layout, s Settings, lease bool, log hclog.Logger) (*runtime, er
 		return rt, nil
 	}
 	rt.gc = &GC{NAT: nat, CT: ct, Log: log}
-	if err := RefreshExclusions(priv[natMapNatExcl], s); err != nil {
-		rt.setErr(err)
-	}
+	rt.setExclErr(RefreshExclusions(priv[natMapNatExcl], s))
 	rt.wg.Add(2)
 	go func() {
 		defer rt.wg.Done()
 		// The first pass at once, as CT GC does: a new lease holder
 		// does not know how long nobody purged.
-		if _, err := rt.gc.RunOnce(false); err != nil {
-			rt.setErr(err)
-		}
-		rt.gc.Run(ctx, s.GCInterval, priv[natMapNatSignal], rt.setErr)
+		_, err := rt.gc.RunOnce(false)
+		rt.setGCErr(err)
+		rt.gc.Run(ctx, s.GCInterval, priv[natMapNatSignal], rt.setGCErr)
 	}()
 	go func() {
 		defer rt.wg.Done()
@@ -81,25 +79,34 @@ func start(l pin.Layout, s Settings, lease bool, log hclog.Logger) (*runtime, er
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				rt.setErr(RefreshExclusions(priv[natMapNatExcl], s))
+				rt.setExclErr(RefreshExclusions(priv[natMapNatExcl], s))
 			}
 		}
 	}()
 	return rt, nil
 }
 
-// setErr records the latest failure; nil clears an earlier one of the
-// exclusion refresh.
-func (rt *runtime) setErr(err error) {
+// setGCErr and setExclErr record the outcome of the latest GC pass and
+// exclusion refresh: a success clears that activity's earlier failure.
+func (rt *runtime) setGCErr(err error) {
 	rt.mu.Lock()
-	rt.last = err
+	rt.gcErr = err
+	rt.mu.Unlock()
+}
+
+func (rt *runtime) setExclErr(err error) {
+	rt.mu.Lock()
+	rt.exclErr = err
 	rt.mu.Unlock()
 }
 
 func (rt *runtime) err() error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	return rt.last
+	if rt.gcErr != nil {
+		return rt.gcErr
+	}
+	return rt.exclErr
 }
 
 func (rt *runtime) stop() {
