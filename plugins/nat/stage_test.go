@@ -32,11 +32,13 @@ var (
 
 // stages loads both nat stages into a BPF_PROG_TEST_RUN harness. Test runs
 // see the loopback device (ifindex 1), which stands in for the uplink.
+// 10.240.0.0/16 is the cluster; 192.0.2.128/25 is excluded.
 func stages(t *testing.T, lo, hi uint16) *dptest.Harness {
 	t.Helper()
 	h := dptest.New(t)
 	s := nat.Settings{
 		Device: "lo", Ifindex: 1, Addr: node, Cluster: []netip.Prefix{netip.MustParsePrefix("10.240.0.0/16")},
+		Exclude: []netip.Prefix{netip.MustParsePrefix("192.0.2.128/25")},
 		PortMin: lo, PortMax: hi, NodePortMin: 30000, NodePortMax: 32767, Tries: 128,
 	}
 	pins, err := nat.LoadStages(h.Layout, 1, s)
@@ -101,6 +103,10 @@ func TestPrivilegedNATStageTranslatesBothWaysWithValidChecksums(t *testing.T) {
 	inCluster := netip.MustParseAddrPort("10.240.9.9:80")
 	if s, _ := packet.Addrs(send(t, h, egress, packet.TCP(pod1, inCluster, packet.SYN, nil)).Packet); s != pod1 {
 		t.Errorf("in-cluster destination masqueraded: left as %s", s)
+	}
+	excluded := netip.MustParseAddrPort("192.0.2.200:80")
+	if s, _ := packet.Addrs(send(t, h, egress, packet.TCP(pod1, excluded, packet.SYN, nil)).Packet); s != pod1 {
+		t.Errorf("a destination in exclude_cidrs was masqueraded: left as %s", s)
 	}
 	outside := netip.MustParseAddrPort("198.51.100.7:5000")
 	if s, _ := packet.Addrs(send(t, h, egress, packet.TCP(outside, remote, packet.SYN, nil)).Packet); s != outside {
