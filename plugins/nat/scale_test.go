@@ -210,7 +210,7 @@ func TestPrivilegedMasqueradeExhaustionAndReuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	pods := []*lab.Pod{env.Lab.Pods["a"], env.Lab.Pods["b"]}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	flows, errs := openFlows(ctx, pods, [][]int{portsFrom(42000, 75), portsFrom(42000, 75)}, ext(8080), 150)
 	cancel()
 	if len(flows) != 99 || len(errs) != 51 {
@@ -235,7 +235,7 @@ func TestPrivilegedMasqueradeExhaustionAndReuse(t *testing.T) {
 	// Each port is free once its flow's CT entry has passed the close
 	// lifetime (whole seconds on the datapath clock: up to one more).
 	var again []*flow
-	for round := 0; time.Since(closed) < closeLife+3*time.Second && len(again) < 99; round++ {
+	for round := 0; time.Since(closed) < closeLife+6*time.Second && len(again) < 99; round++ {
 		time.Sleep(250 * time.Millisecond)
 		left := 99 - len(again)
 		base := 43000 + round*100 // fresh source ports each round
