@@ -322,3 +322,26 @@ func TestPrivilegedMasqueradeChurn(t *testing.T) {
 	t.Logf("%d connections in %s through 1000 ports: %d ports taken over from closed flows, %d probe collisions, GC passes %d",
 		total, time.Since(start).Round(time.Second), st.Reclaimed, st.Collisions, st.GC.Runs)
 }
+
+// TestPrivilegedMasqueradeExcludesPortsListenedOnLater: a service the node
+// starts after the plugin is running is excluded within listen_refresh.
+func TestPrivilegedMasqueradeExcludesPortsListenedOnLater(t *testing.T) {
+	env := natEnv(t, map[string]any{"port_range": "40000-40001", "listen_refresh": "200ms"}, "", "a", "b")
+	env.StartSupervisor()
+	if _, err := lab.ServePeer(env.Lab.External, ext(8080)); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := env.Lab.Node.Listen("tcp", ":40000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	time.Sleep(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	flows, errs := openFlows(ctx, []*lab.Pod{env.Lab.Pods["a"], env.Lab.Pods["b"]}, [][]int{{44000}, {44000}}, ext(8080), 2)
+	defer closeFlows(flows)
+	if len(flows) != 1 || len(errs) != 1 || flows[0].seen.Port() != 40001 {
+		t.Fatalf("%d flows (%v), %d failed: want one, on 40001 (40000 is the node's now)", len(flows), flows, len(errs))
+	}
+}
