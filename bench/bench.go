@@ -46,6 +46,7 @@ func Suites() []Suite {
 		{"ctgc", "CT GC over a 1M-entry LRU_HASH: scan rate, full pass time", ctgcSuite},
 		{"maglev", "Maglev table build time and allocation", maglevSuite},
 		{"lab", "TCP throughput and connection rate through a namespace lab vs iptables/nftables DNAT", labSuite},
+		{"masquerade", "new connections/s from a pod to an external server through masquerade vs iptables MASQUERADE", masqSuite},
 		{"memory", "peak RSS of the supervisor and the ct plugin under traffic", memorySuite},
 		{"upgrade", "plugin upgrade swap latency and packets lost per swap", upgradeSuite},
 	}

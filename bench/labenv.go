@@ -28,6 +28,8 @@ type labEnv struct {
 	// routing, a VIP otherwise. connAddr may list several addresses
 	// (comma-separated) that the client's workers take in turn.
 	connAddr, tputAddr string
+	// extraDevices are attached besides the pods' (e.g. the uplink).
+	extraDevices []string
 	// cleanups run before the lab closes (e.g. hotpathRun.stop).
 	cleanups []func()
 	untrack  func()

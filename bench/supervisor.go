@@ -21,7 +21,7 @@ type hotpathRun struct {
 // plugins (paths are filled from bin) and waits until they are all healthy.
 func startSupervisor(c *Context, e *labEnv, plugins []supervisor.PluginConfig) (*hotpathRun, error) {
 	h := &hotpathRun{Node: node.New(e.lab, c.Bin)}
-	cfg := supervisor.Config{BPFFS: e.lab.BPFFS, StateDir: h.StateDir, Devices: h.Devices()}
+	cfg := supervisor.Config{BPFFS: e.lab.BPFFS, StateDir: h.StateDir, Devices: append(h.Devices(), e.extraDevices...)}
 	for _, p := range plugins {
 		if p.Path == "" {
 			p.Path = filepath.Join(c.Bin, "hotpath-"+p.Name)

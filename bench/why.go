@@ -5,7 +5,7 @@ package bench
 // the target prints nothing.
 const (
 	whyHotHop = "in the Repeat=1M rows one flow stays hot in cache, so the only difference left is the pipeline's own cost: " +
-		"each hop is a tail call through a computed index (bank × 16 + slot), which the JIT cannot turn into a direct jump and " +
+		"each hop is a tail call through a computed index (bank × 17 + slot), which the JIT cannot turn into a direct jump and " +
 		"this VM's retpolines make ~15 ns, plus the stage's context lookup; an established VIP packet makes three hops at ingress " +
 		"(lb → lb-dnat → ct) and a reply two at egress (ct → lb-revnat), ≈ the measured gap. Over 20000 flows, where cache misses " +
 		"dominate, the same code is within 1.15×. Constant-index tail calls would need per-bank program copies, which conflicts " +

@@ -32,6 +32,7 @@ func App() *cli.App {
 			statusCommand(),
 			pluginCommand(),
 			ctCommand(),
+			natCommand(),
 			lbCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {

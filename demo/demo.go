@@ -34,14 +34,14 @@ type Demo struct {
 // Run sets the lab up, tells the story and tears everything down again.
 func Run(ctx context.Context, opts Options) error {
 	d := &Demo{opts: opts}
-	for _, b := range []string{"hotpath", "hotpath-ct", "hotpath-lb"} {
+	for _, b := range []string{"hotpath", "hotpath-ct", "hotpath-lb", "hotpath-nat"} {
 		if _, err := os.Stat(filepath.Join(opts.Bin, b)); err != nil {
 			return fmt.Errorf("demo needs %s in %s (run make build): %w", b, opts.Bin, err)
 		}
 	}
 	var err error
-	d.step("Lab: a node namespace with a client pod and three web pods on veth pairs")
-	d.lab, err = lab.New(lab.Options{Pods: []string{"client", "web1", "web2", "web3"}, MountBPFFS: true})
+	d.step("Lab: a node namespace with a client pod and three web pods on veth pairs, an external network behind an uplink")
+	d.lab, err = lab.New(lab.Options{Pods: []string{"client", "web1", "web2", "web3"}, MountBPFFS: true, External: true})
 	if err != nil {
 		return err
 	}
@@ -51,6 +51,7 @@ func Run(ctx context.Context, opts Options) error {
 		p := d.lab.Pods[name]
 		d.say("  %-7s %s (node side %s)", name, p.IP, p.HostIf)
 	}
+	d.say("  %-7s %s (node side %s %s, no route to the pods)", "ext", lab.ExternalIP, lab.UplinkDevice, lab.UplinkIP)
 	if err := d.startSupervisor(); err != nil {
 		return err
 	}
@@ -58,6 +59,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := d.loadBalancer(ctx); err != nil {
+		return err
+	}
+	if err := d.masquerade(ctx); err != nil {
 		return err
 	}
 	if err := d.upgrade(ctx); err != nil {
@@ -113,9 +117,13 @@ func indent(s string) string {
 }
 
 func (d *Demo) startSupervisor() error {
-	d.step("Supervisor: pinned maps, pipeline prog array, TCX links on every pod device, ct and lb plugins")
-	args := []string{"--metrics-addr", "127.0.0.1:9400"}
-	for _, dev := range d.node.Devices() {
+	d.step("Supervisor: pinned maps, pipeline prog array, TCX links on every pod device and the uplink, ct, lb and nat plugins")
+	cfg, err := d.natConfig()
+	if err != nil {
+		return err
+	}
+	args := []string{"--metrics-addr", "127.0.0.1:9400", "--config", cfg}
+	for _, dev := range append(d.node.Devices(), lab.UplinkDevice) {
 		args = append(args, "--device", dev)
 	}
 	args = append(args, "--plugin", "ct="+filepath.Join(d.opts.Bin, "hotpath-ct"), "--plugin", "lb="+filepath.Join(d.opts.Bin, "hotpath-lb"))
@@ -123,7 +131,7 @@ func (d *Demo) startSupervisor() error {
 	if err := d.node.Start(args...); err != nil {
 		return err
 	}
-	_, err := d.cli(true, "status")
+	_, err = d.cli(true, "status")
 	return err
 }
 

@@ -12,6 +12,11 @@
 //	        |                               |
 //	node:  lxca 10.240.1.1  <-routes->  lxcb 10.240.2.1
 //
+// With Options.External the lab also has an "ext" namespace behind the
+// node's "uplink" device (192.0.2.1 on the node, 192.0.2.2 in ext) that knows
+// only its own subnet: it answers pods only when the node masquerades them
+// (see external.go).
+//
 // rp_filter is off in the node namespace because datapath tests DNAT, which
 // makes replies arrive on interfaces the reverse-path check would reject.
 //

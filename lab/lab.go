@@ -41,16 +41,22 @@ type Options struct {
 	Dir string
 	// MountBPFFS mounts a private bpffs at Lab.BPFFS (<lab dir>/bpffs).
 	MountBPFFS bool
+	// External adds an external namespace behind the node's uplink device
+	// (see external.go) that has no route to the pods.
+	External bool
 }
 
 // Lab is a node namespace plus pods. Methods may be called from several
 // goroutines, but Pods must not be read while AddPod runs concurrently.
 type Lab struct {
-	ID    string
-	Node  *NS
-	Pods  map[string]*Pod
-	Dir   string // created by New, removed by Close
-	BPFFS string // private bpffs mount point, "" unless Options.MountBPFFS
+	ID   string
+	Node *NS
+	Pods map[string]*Pod
+	// External is the namespace behind UplinkDevice; nil unless
+	// Options.External.
+	External *NS
+	Dir      string // created by New, removed by Close
+	BPFFS    string // private bpffs mount point, "" unless Options.MountBPFFS
 
 	noOffload bool
 
@@ -127,6 +133,9 @@ func (l *Lab) setup(opts Options) error {
 		if _, err := l.AddPod(name); err != nil {
 			return err
 		}
+	}
+	if opts.External {
+		return l.addExternal()
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func EchoServer(ns *NS, addr string) (*Server, error) { return serveTCP(ns, addr
 // name+"\n" and then has its bytes echoed back. Use it to see which backend a
 // connection reached (NS.AskName).
 func ServeName(ns *NS, addr, name string) (*Server, error) {
-	return serveTCP(ns, addr, []byte(name+"\n"))
+	return serveTCP(ns, addr, func(net.Addr) []byte { return []byte(name + "\n") })
 }
 
 // UDPEcho serves UDP on addr inside ns; every datagram is sent back.
@@ -43,10 +43,10 @@ func UDPEcho(ns *NS, addr string) (*Server, error) { return serveUDP(ns, addr, n
 // UDPServeName serves UDP on addr inside ns; every datagram is answered with
 // name+"\n" followed by the datagram.
 func UDPServeName(ns *NS, addr, name string) (*Server, error) {
-	return serveUDP(ns, addr, []byte(name+"\n"))
+	return serveUDP(ns, addr, func(net.Addr) []byte { return []byte(name + "\n") })
 }
 
-func serveTCP(ns *NS, addr string, greeting []byte) (*Server, error) {
+func serveTCP(ns *NS, addr string, greeting func(peer net.Addr) []byte) (*Server, error) {
 	ln, err := ns.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -65,8 +65,8 @@ func serveTCP(ns *NS, addr string, greeting []byte) (*Server, error) {
 			mu.Unlock()
 			c.Close()
 		}()
-		if len(greeting) > 0 {
-			if _, err := c.Write(greeting); err != nil {
+		if greeting != nil {
+			if _, err := c.Write(greeting(c.RemoteAddr())); err != nil {
 				return
 			}
 		}
@@ -113,7 +113,7 @@ func serveTCP(ns *NS, addr string, greeting []byte) (*Server, error) {
 	return s, nil
 }
 
-func serveUDP(ns *NS, addr string, prefix []byte) (*Server, error) {
+func serveUDP(ns *NS, addr string, prefix func(peer net.Addr) []byte) (*Server, error) {
 	pc, err := ns.ListenPacket("udp", addr)
 	if err != nil {
 		return nil, err
@@ -130,7 +130,11 @@ func serveUDP(ns *NS, addr string, prefix []byte) (*Server, error) {
 			if err != nil {
 				continue
 			}
-			reply := append(append([]byte(nil), prefix...), buf[:n]...)
+			var reply []byte
+			if prefix != nil {
+				reply = prefix(from)
+			}
+			reply = append(reply, buf[:n]...)
 			pc.WriteTo(reply, from)
 		}
 	}()
@@ -156,4 +160,18 @@ func register(ns *NS, s *Server) error {
 		return err
 	}
 	return nil
+}
+
+// ServePeer serves TCP on addr in ns: each connection first receives the
+// address and port it came from as the server sees it ("192.0.2.1:40000\n"),
+// then an echo. A test reads the line with AskName to see what a NAT made of
+// the client.
+func ServePeer(ns *NS, addr string) (*Server, error) {
+	return serveTCP(ns, addr, func(peer net.Addr) []byte { return []byte(peer.String() + "\n") })
+}
+
+// UDPServePeer answers each datagram with the sender's address and port as
+// the server sees it, a newline, and the datagram.
+func UDPServePeer(ns *NS, addr string) (*Server, error) {
+	return serveUDP(ns, addr, func(peer net.Addr) []byte { return []byte(peer.String() + "\n") })
 }

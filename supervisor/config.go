@@ -19,6 +19,8 @@ type Config struct {
 	Devices     []string       `json:"devices"`
 	Plugins     []PluginConfig `json:"plugins"`
 	MetricsAddr string         `json:"metrics_addr"`
+	// MapSizes sets max_entries of sizable shared maps, e.g. {"nat4": 524288}.
+	MapSizes map[string]uint32 `json:"map_sizes,omitempty"`
 }
 
 // PluginConfig is one plugin to run.
@@ -113,6 +115,14 @@ func (c *Config) Validate() error {
 		}
 		if len(p.Config) > 0 && !json.Valid(p.Config) {
 			return fmt.Errorf("plugin %s: config is not valid JSON", p.Name)
+		}
+	}
+	for name, size := range c.MapSizes {
+		if !pin.Sizable[name] {
+			return fmt.Errorf("map_sizes: %s is not a sizable shared map", name)
+		}
+		if size < 1024 || size > 1<<24 {
+			return fmt.Errorf("map_sizes: %s %d: want 1024..16777216 entries", name, size)
 		}
 	}
 	if c.MetricsAddr != "" {

@@ -19,9 +19,17 @@ type Maps struct {
 // OpenMaps creates or re-opens every shared map. A pinned map that does not
 // match its spec stops the supervisor with an error naming the map and what
 // differs; nothing is recreated and the pin stays as it was.
-func OpenMaps(l pin.Layout) (*Maps, error) {
+func OpenMaps(l pin.Layout) (*Maps, error) { return OpenMapsSized(l, nil) }
+
+// OpenMapsSized is OpenMaps with the sizes of config "map_sizes" for the
+// sizable maps (pin.Sizable). A pinned map of another size is refused like
+// any other difference.
+func OpenMapsSized(l pin.Layout, sizes map[string]uint32) (*Maps, error) {
 	specs, err := pin.SharedSpecs()
 	if err != nil {
+		return nil, err
+	}
+	if specs, err = pin.Sized(specs, sizes); err != nil {
 		return nil, err
 	}
 	names := make([]string, 0, len(specs))

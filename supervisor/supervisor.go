@@ -181,7 +181,7 @@ func (s *Supervisor) open() error {
 	if err := ensureBPFFS(s.cfg.BPFFS); err != nil {
 		return err
 	}
-	if s.maps, err = OpenMaps(s.layout); err != nil {
+	if s.maps, err = OpenMapsSized(s.layout, s.cfg.MapSizes); err != nil {
 		return err
 	}
 	s.adoption.MapsCreated = s.maps.Created

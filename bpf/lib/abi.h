@@ -11,7 +11,7 @@
 
 /* Constants are enums so bpf2go mirrors them into core/abi. */
 enum hp_abi_const {
-	HP_ABI_VERSION = 2,
+	HP_ABI_VERSION = 2, /* 2: context fields for ICMP errors and fragments, frag4 and nat4 maps, slot rev-snat before ct (later slots renumbered) */
 };
 
 /* Pipeline slots, in the order a packet visits them. Vendor slots sit between
@@ -21,19 +21,23 @@ enum hp_slot {
 	HP_SLOT_LB = 1,         /* service lookup, CT_SERVICE lookup */
 	HP_SLOT_LB_SELECT = 2,  /* backend selection (lb or an algorithm plugin) */
 	HP_SLOT_LB_DNAT = 3,    /* CT_SERVICE create, DNAT */
-	HP_SLOT_CT = 4,         /* conntrack lookup / create */
-	HP_SLOT_LB_REVNAT = 5,  /* reply path: reverse DNAT */
-	HP_SLOT_PRE_POLICY = 6, /* vendor */
-	HP_SLOT_POLICY = 7,
-	HP_SLOT_NAT = 8,
-	HP_SLOT_POST_NAT = 9,   /* vendor */
-	HP_SLOT_TUNNEL = 10,
-	HP_SLOT_FORWARD = 11,
-	HP_SLOT_VENDOR_A = 12,
-	HP_SLOT_VENDOR_B = 13,
-	HP_SLOT_VENDOR_C = 14,
-	HP_SLOT_CHECK = 15,     /* diagnostics: last before the verdict */
-	HP_SLOTS = 16,
+	/* Reverse SNAT of replies to masqueraded flows: before ct, so that
+	 * ct, lb-revnat and policy see a reply as the reply of the pod's flow,
+	 * never as a new connection to the node's address. */
+	HP_SLOT_REV_SNAT = 4,
+	HP_SLOT_CT = 5,         /* conntrack lookup / create */
+	HP_SLOT_LB_REVNAT = 6,  /* reply path: reverse DNAT */
+	HP_SLOT_PRE_POLICY = 7, /* vendor */
+	HP_SLOT_POLICY = 8,
+	HP_SLOT_NAT = 9,        /* SNAT (masquerade) */
+	HP_SLOT_POST_NAT = 10,  /* vendor */
+	HP_SLOT_TUNNEL = 11,
+	HP_SLOT_FORWARD = 12,
+	HP_SLOT_VENDOR_A = 13,
+	HP_SLOT_VENDOR_B = 14,
+	HP_SLOT_VENDOR_C = 15,
+	HP_SLOT_CHECK = 16,     /* diagnostics: last before the verdict */
+	HP_SLOTS = 17,
 };
 
 /* Generations live in banks of one prog array: generation g uses indexes
@@ -73,6 +77,7 @@ enum hp_reason {
 	HP_R_FRAG_NOT_FOUND = 14,  /* non-first fragment whose first fragment was not seen, dropped */
 	HP_R_REJECT = 15,          /* service without backends: TCP RST / ICMP port unreachable sent back */
 	HP_R_ICMP_RELATED = 16,    /* ICMP error quoting a tracked flow, passed (translated back) */
+	HP_R_NAT_EXHAUSTED = 17,   /* masquerade: no free port for a new flow, dropped */
 	HP_REASONS = 32,
 };
 
@@ -294,6 +299,34 @@ struct hp_lb4_affinity_key {
 struct hp_lb4_affinity {
 	__u32 backend_id;
 	__u32 last_used; /* coarse seconds */
+};
+
+/* nat4 (nat plugin): masquerade mappings, two entries per flow, keyed like a
+ * CT tuple. HP_NAT_EGRESS: the pod's tuple as it leaves (pod -> remote) ->
+ * the node address and port it leaves with. HP_NAT_INGRESS: the reply's
+ * tuple as it arrives (remote -> node:port) -> the pod address and port. A
+ * mapping lives as long as the CT entry of its flow. */
+enum hp_nat_dir {
+	HP_NAT_EGRESS = 0,
+	HP_NAT_INGRESS = 1,
+};
+
+struct hp_nat4_key {
+	__u32 daddr;
+	__u32 saddr;
+	__u16 dport;
+	__u16 sport;
+	__u8 nexthdr;
+	__u8 dir; /* hp_nat_dir */
+	__u16 pad;
+};
+
+struct hp_nat4_entry {
+	__u32 addr;    /* translated address (network order) */
+	__u16 port;    /* translated port or ICMP echo identifier (network order) */
+	__u16 pad;
+	__u32 created; /* coarse seconds */
+	__u32 claim;   /* bumped by whoever takes over a dead mapping's port */
 };
 
 /* Events ring buffer record header. */

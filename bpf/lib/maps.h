@@ -131,4 +131,16 @@ struct {
 	__array(values, struct hp_maglev_inner);
 } lb4_maglev SEC(".maps");
 
+/* Masquerade mappings (nat plugin), two entries per flow. LRU: a full map
+ * evicts the least recently used mappings rather than refuse new flows; the
+ * nat stage re-creates a reply entry that eviction took from a live flow. */
+#define HP_NAT4_SIZE (256 * 1024)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HP_NAT4_SIZE);
+	__type(key, struct hp_nat4_key);
+	__type(value, struct hp_nat4_entry);
+} nat4 SEC(".maps");
+
 #endif /* HOTPATH_MAPS_H */

@@ -20,6 +20,8 @@ type (
 	Reason      = AbiHpReason
 	Frag4Key    = AbiHpFrag4Key
 	Frag4Ports  = AbiHpFrag4Ports
+	NAT4Key     = AbiHpNat4Key
+	NAT4Entry   = AbiHpNat4Entry
 )
 
 const (
@@ -39,6 +41,9 @@ const (
 	CTSeenNonSyn = uint32(AbiHpCtFlagHP_CT_F_SEEN_NON_SYN)
 	CTNodePort   = uint32(AbiHpCtFlagHP_CT_F_NODE_PORT)
 	CTDSR        = uint32(AbiHpCtFlagHP_CT_F_DSR)
+
+	NATEgress  = uint8(AbiHpNatDirHP_NAT_EGRESS)
+	NATIngress = uint8(AbiHpNatDirHP_NAT_INGRESS)
 )
 
 // Names of the shared maps, as pinned under <bpffs>/maps.
@@ -51,6 +56,7 @@ const (
 	MapCT4     = AbiMapCt4
 	MapCTAny4  = AbiMapCtAny4
 	MapFrag4   = AbiMapFrag4
+	MapNAT4    = AbiMapNat4
 )
 
 var slotNames = map[Slot]string{
@@ -58,6 +64,7 @@ var slotNames = map[Slot]string{
 	AbiHpSlotHP_SLOT_LB:         "lb",
 	AbiHpSlotHP_SLOT_LB_SELECT:  "lb-select",
 	AbiHpSlotHP_SLOT_LB_DNAT:    "lb-dnat",
+	AbiHpSlotHP_SLOT_REV_SNAT:   "rev-snat",
 	AbiHpSlotHP_SLOT_CT:         "ct",
 	AbiHpSlotHP_SLOT_LB_REVNAT:  "lb-revnat",
 	AbiHpSlotHP_SLOT_PRE_POLICY: "pre-policy",
@@ -108,6 +115,7 @@ var reasonNames = map[Reason]string{
 	AbiHpReasonHP_R_FRAG_NOT_FOUND:   "frag_not_found",
 	AbiHpReasonHP_R_REJECT:           "reject",
 	AbiHpReasonHP_R_ICMP_RELATED:     "icmp_related",
+	AbiHpReasonHP_R_NAT_EXHAUSTED:    "nat_exhausted",
 }
 
 // ReasonName is the metric label of reason r.

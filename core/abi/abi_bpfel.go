@@ -23,7 +23,7 @@ type AbiHpBankConst uint32
 
 const (
 	AbiHpBankConstHP_BANKS      AbiHpBankConst = 16
-	AbiHpBankConstHP_CALLS_SIZE AbiHpBankConst = 256
+	AbiHpBankConstHP_CALLS_SIZE AbiHpBankConst = 272
 )
 
 type AbiHpConfig struct {
@@ -244,6 +244,33 @@ const (
 	AbiHpMetricsConstHP_METRICS_SIZE AbiHpMetricsConst = 64
 )
 
+type AbiHpNat4Entry struct {
+	_       structs.HostLayout
+	Addr    uint32
+	Port    uint16
+	Pad     uint16
+	Created uint32
+	Claim   uint32
+}
+
+type AbiHpNat4Key struct {
+	_       structs.HostLayout
+	Daddr   uint32
+	Saddr   uint32
+	Dport   uint16
+	Sport   uint16
+	Nexthdr uint8
+	Dir     uint8
+	Pad     uint16
+}
+
+type AbiHpNatDir uint32
+
+const (
+	AbiHpNatDirHP_NAT_EGRESS  AbiHpNatDir = 0
+	AbiHpNatDirHP_NAT_INGRESS AbiHpNatDir = 1
+)
+
 type AbiHpParseBit uint32
 
 const (
@@ -274,6 +301,7 @@ const (
 	AbiHpReasonHP_R_FRAG_NOT_FOUND   AbiHpReason = 14
 	AbiHpReasonHP_R_REJECT           AbiHpReason = 15
 	AbiHpReasonHP_R_ICMP_RELATED     AbiHpReason = 16
+	AbiHpReasonHP_R_NAT_EXHAUSTED    AbiHpReason = 17
 	AbiHpReasonHP_REASONS            AbiHpReason = 32
 )
 
@@ -284,19 +312,20 @@ const (
 	AbiHpSlotHP_SLOT_LB         AbiHpSlot = 1
 	AbiHpSlotHP_SLOT_LB_SELECT  AbiHpSlot = 2
 	AbiHpSlotHP_SLOT_LB_DNAT    AbiHpSlot = 3
-	AbiHpSlotHP_SLOT_CT         AbiHpSlot = 4
-	AbiHpSlotHP_SLOT_LB_REVNAT  AbiHpSlot = 5
-	AbiHpSlotHP_SLOT_PRE_POLICY AbiHpSlot = 6
-	AbiHpSlotHP_SLOT_POLICY     AbiHpSlot = 7
-	AbiHpSlotHP_SLOT_NAT        AbiHpSlot = 8
-	AbiHpSlotHP_SLOT_POST_NAT   AbiHpSlot = 9
-	AbiHpSlotHP_SLOT_TUNNEL     AbiHpSlot = 10
-	AbiHpSlotHP_SLOT_FORWARD    AbiHpSlot = 11
-	AbiHpSlotHP_SLOT_VENDOR_A   AbiHpSlot = 12
-	AbiHpSlotHP_SLOT_VENDOR_B   AbiHpSlot = 13
-	AbiHpSlotHP_SLOT_VENDOR_C   AbiHpSlot = 14
-	AbiHpSlotHP_SLOT_CHECK      AbiHpSlot = 15
-	AbiHpSlotHP_SLOTS           AbiHpSlot = 16
+	AbiHpSlotHP_SLOT_REV_SNAT   AbiHpSlot = 4
+	AbiHpSlotHP_SLOT_CT         AbiHpSlot = 5
+	AbiHpSlotHP_SLOT_LB_REVNAT  AbiHpSlot = 6
+	AbiHpSlotHP_SLOT_PRE_POLICY AbiHpSlot = 7
+	AbiHpSlotHP_SLOT_POLICY     AbiHpSlot = 8
+	AbiHpSlotHP_SLOT_NAT        AbiHpSlot = 9
+	AbiHpSlotHP_SLOT_POST_NAT   AbiHpSlot = 10
+	AbiHpSlotHP_SLOT_TUNNEL     AbiHpSlot = 11
+	AbiHpSlotHP_SLOT_FORWARD    AbiHpSlot = 12
+	AbiHpSlotHP_SLOT_VENDOR_A   AbiHpSlot = 13
+	AbiHpSlotHP_SLOT_VENDOR_B   AbiHpSlot = 14
+	AbiHpSlotHP_SLOT_VENDOR_C   AbiHpSlot = 15
+	AbiHpSlotHP_SLOT_CHECK      AbiHpSlot = 16
+	AbiHpSlotHP_SLOTS           AbiHpSlot = 17
 )
 
 type AbiHpTupleFlag uint32
@@ -333,6 +362,7 @@ const (
 	AbiMapLb4Services     = "lb4_services"
 	AbiMapLb4Slots        = "lb4_slots"
 	AbiMapMetrics         = "metrics"
+	AbiMapNat4            = "nat4"
 	AbiMapPctx            = "pctx"
 	AbiVarAbiBankConst    = "abi_bank_const"
 	AbiVarAbiConst        = "abi_const"
@@ -344,6 +374,9 @@ const (
 	AbiVarAbiLbAlgorithm  = "abi_lb_algorithm"
 	AbiVarAbiLbFlag       = "abi_lb_flag"
 	AbiVarAbiMetricsConst = "abi_metrics_const"
+	AbiVarAbiNat4Entry    = "abi_nat4_entry"
+	AbiVarAbiNat4Key      = "abi_nat4_key"
+	AbiVarAbiNatDir       = "abi_nat_dir"
 	AbiVarAbiParseBit     = "abi_parse_bit"
 	AbiVarAbiReason       = "abi_reason"
 	AbiVarAbiSlot         = "abi_slot"
@@ -412,6 +445,7 @@ type AbiMapSpecs struct {
 	Lb4Services *ebpf.MapSpec `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
+	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 }
 
@@ -429,6 +463,9 @@ type AbiVariableSpecs struct {
 	AbiLbAlgorithm  *ebpf.VariableSpec `ebpf:"abi_lb_algorithm"`
 	AbiLbFlag       *ebpf.VariableSpec `ebpf:"abi_lb_flag"`
 	AbiMetricsConst *ebpf.VariableSpec `ebpf:"abi_metrics_const"`
+	AbiNat4Entry    *ebpf.VariableSpec `ebpf:"abi_nat4_entry"`
+	AbiNat4Key      *ebpf.VariableSpec `ebpf:"abi_nat4_key"`
+	AbiNatDir       *ebpf.VariableSpec `ebpf:"abi_nat_dir"`
 	AbiParseBit     *ebpf.VariableSpec `ebpf:"abi_parse_bit"`
 	AbiReason       *ebpf.VariableSpec `ebpf:"abi_reason"`
 	AbiSlot         *ebpf.VariableSpec `ebpf:"abi_slot"`
@@ -469,6 +506,7 @@ type AbiMaps struct {
 	Lb4Services *ebpf.Map `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
+	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 }
 
@@ -487,6 +525,7 @@ func (m *AbiMaps) Close() error {
 		m.Lb4Services,
 		m.Lb4Slots,
 		m.Metrics,
+		m.Nat4,
 		m.Pctx,
 	)
 }
@@ -505,6 +544,9 @@ type AbiVariables struct {
 	AbiLbAlgorithm  *ebpf.Variable `ebpf:"abi_lb_algorithm"`
 	AbiLbFlag       *ebpf.Variable `ebpf:"abi_lb_flag"`
 	AbiMetricsConst *ebpf.Variable `ebpf:"abi_metrics_const"`
+	AbiNat4Entry    *ebpf.Variable `ebpf:"abi_nat4_entry"`
+	AbiNat4Key      *ebpf.Variable `ebpf:"abi_nat4_key"`
+	AbiNatDir       *ebpf.Variable `ebpf:"abi_nat_dir"`
 	AbiParseBit     *ebpf.Variable `ebpf:"abi_parse_bit"`
 	AbiReason       *ebpf.Variable `ebpf:"abi_reason"`
 	AbiSlot         *ebpf.Variable `ebpf:"abi_slot"`

@@ -14,6 +14,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/hotpath/hotpath/core/pin"
 )
 
 // Directions of the TCX hooks, as named in pin paths and metrics.
@@ -35,6 +37,7 @@ func Load(maps map[string]*ebpf.Map) (*Programs, error) {
 		return nil, fmt.Errorf("load entry spec: %w", err)
 	}
 	var objs entryObjects
+	pin.Fit(spec, maps) // shared maps the supervisor sized from its config
 	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: maps}); err != nil {
 		return nil, fmt.Errorf("load entry programs: %w", err)
 	}

@@ -29,6 +29,7 @@ const (
 	entryMapLb4Services     = "lb4_services"
 	entryMapLb4Slots        = "lb4_slots"
 	entryMapMetrics         = "metrics"
+	entryMapNat4            = "nat4"
 	entryMapPctx            = "pctx"
 	entryProgHpEntryEgress  = "hp_entry_egress"
 	entryProgHpEntryIngress = "hp_entry_ingress"
@@ -97,6 +98,7 @@ type entryMapSpecs struct {
 	Lb4Services *ebpf.MapSpec `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
+	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 }
 
@@ -139,6 +141,7 @@ type entryMaps struct {
 	Lb4Services *ebpf.Map `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
+	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 }
 
@@ -157,6 +160,7 @@ func (m *entryMaps) Close() error {
 		m.Lb4Services,
 		m.Lb4Slots,
 		m.Metrics,
+		m.Nat4,
 		m.Pctx,
 	)
 }

@@ -29,6 +29,48 @@ func SharedSpecs() (map[string]*ebpf.MapSpec, error) {
 	return out, nil
 }
 
+// Sizable are the shared maps whose size the supervisor's config sets
+// ("map_sizes"): for them the pinned size, not the compiled one, is the
+// contract, and a plugin's objects are fitted to it (Fit).
+var Sizable = map[string]bool{abi.MapNAT4: true}
+
+// Sized returns specs with the sizes of sizes applied; a name that is not a
+// sizable shared map is an error naming it.
+func Sized(specs map[string]*ebpf.MapSpec, sizes map[string]uint32) (map[string]*ebpf.MapSpec, error) {
+	out := make(map[string]*ebpf.MapSpec, len(specs))
+	for n, s := range specs {
+		out[n] = s
+	}
+	for n, size := range sizes {
+		if !Sizable[n] || specs[n] == nil {
+			return nil, fmt.Errorf("map size of %s: not a sizable shared map (have %s)", n, strings.Join(sizableNames(), ", "))
+		}
+		s := specs[n].Copy()
+		s.MaxEntries = size
+		out[n] = s
+	}
+	return out, nil
+}
+
+func sizableNames() []string {
+	var out []string
+	for n := range Sizable {
+		out = append(out, n)
+	}
+	return out
+}
+
+// Fit sets the size of every sizable map of spec to the size of the live
+// map it will be replaced with, so a plugin loads against a shared map the
+// supervisor sized from its config.
+func Fit(spec *ebpf.CollectionSpec, maps map[string]*ebpf.Map) {
+	for n := range Sizable {
+		if ms, m := spec.Maps[n], maps[n]; ms != nil && m != nil {
+			ms.MaxEntries = m.MaxEntries()
+		}
+	}
+}
+
 // OpenOrCreate opens the map pinned at path, or creates and pins it from spec
 // when nothing is pinned there. A pinned map that differs from spec is an
 // error that names the map and what differs; the pin is left in place.
@@ -111,6 +153,10 @@ func OpenShared(l Layout) (map[string]*ebpf.Map, error) {
 		path := l.Shared(name)
 		m, err := ebpf.LoadPinnedMap(path, nil)
 		if err == nil {
+			if Sizable[name] {
+				spec = spec.Copy()
+				spec.MaxEntries = m.MaxEntries() // the supervisor's config sized it
+			}
 			err = Check(spec, m)
 		}
 		if err != nil {

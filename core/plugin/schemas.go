@@ -20,7 +20,11 @@ func Schemas(names ...string) ([]MapSchema, error) {
 		if !ok {
 			return nil, fmt.Errorf("no shared map %s", n)
 		}
-		out = append(out, MapSchema{Name: n, Type: s.Type.String(), KeySize: s.KeySize, ValueSize: s.ValueSize, MaxEntries: s.MaxEntries})
+		size := s.MaxEntries
+		if pin.Sizable[n] {
+			size = 0 // any: the supervisor's config sets it
+		}
+		out = append(out, MapSchema{Name: n, Type: s.Type.String(), KeySize: s.KeySize, ValueSize: s.ValueSize, MaxEntries: size})
 	}
 	return out, nil
 }

@@ -43,7 +43,7 @@ func Binaries(t testing.TB) string {
 			buildErr = err
 			return
 		}
-		for _, cmd := range []string{"hotpath", "hotpath-ct", "hotpath-lb", "hotpath-first"} {
+		for _, cmd := range []string{"hotpath", "hotpath-ct", "hotpath-lb", "hotpath-first", "hotpath-nat"} {
 			if _, err := os.Stat(filepath.Join(root, "cmd", cmd)); err != nil {
 				continue
 			}
@@ -88,9 +88,17 @@ type Env struct {
 // New creates a lab with pods (offloads off, private bpffs).
 func New(t testing.TB, pods ...string) *Env {
 	t.Helper()
+	return NewWith(t, lab.Options{Pods: pods})
+}
+
+// NewWith is New with more lab options (e.g. External); offloads are off
+// and the bpffs private whatever opts says.
+func NewWith(t testing.TB, opts lab.Options) *Env {
+	t.Helper()
 	lab.Privileged(t)
 	bin := Binaries(t)
-	l := lab.NewT(t, lab.Options{Pods: pods, NoOffload: true, MountBPFFS: true})
+	opts.NoOffload, opts.MountBPFFS = true, true
+	l := lab.NewT(t, opts)
 	e := &Env{Node: node.New(l, bin), T: t}
 	// Registered after the lab's own cleanup, so it runs first: plugins a
 	// killed supervisor left behind are ended before namespaces go away.

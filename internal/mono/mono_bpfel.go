@@ -29,6 +29,7 @@ const (
 	monoMapLb4Services      = "lb4_services"
 	monoMapLb4Slots         = "lb4_slots"
 	monoMapMetrics          = "metrics"
+	monoMapNat4             = "nat4"
 	monoMapPctx             = "pctx"
 	monoProgHpMonoEgress    = "hp_mono_egress"
 	monoProgHpMonoIngress   = "hp_mono_ingress"
@@ -103,6 +104,7 @@ type monoMapSpecs struct {
 	Lb4Services *ebpf.MapSpec `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
+	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 }
 
@@ -151,6 +153,7 @@ type monoMaps struct {
 	Lb4Services *ebpf.Map `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
+	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 }
 
@@ -169,6 +172,7 @@ func (m *monoMaps) Close() error {
 		m.Lb4Services,
 		m.Lb4Slots,
 		m.Metrics,
+		m.Nat4,
 		m.Pctx,
 	)
 }

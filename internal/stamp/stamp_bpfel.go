@@ -29,6 +29,7 @@ const (
 	stampMapLb4Services = "lb4_services"
 	stampMapLb4Slots    = "lb4_slots"
 	stampMapMetrics     = "metrics"
+	stampMapNat4        = "nat4"
 	stampMapPctx        = "pctx"
 	stampProgHpCheck    = "hp_check"
 	stampProgHpStampA   = "hp_stamp_a"
@@ -101,6 +102,7 @@ type stampMapSpecs struct {
 	Lb4Services *ebpf.MapSpec `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
+	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 }
 
@@ -145,6 +147,7 @@ type stampMaps struct {
 	Lb4Services *ebpf.Map `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
+	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 }
 
@@ -163,6 +166,7 @@ func (m *stampMaps) Close() error {
 		m.Lb4Services,
 		m.Lb4Slots,
 		m.Metrics,
+		m.Nat4,
 		m.Pctx,
 	)
 }

@@ -29,6 +29,7 @@ const (
 	ctMapLb4Services      = "lb4_services"
 	ctMapLb4Slots         = "lb4_slots"
 	ctMapMetrics          = "metrics"
+	ctMapNat4             = "nat4"
 	ctMapPctx             = "pctx"
 	ctProgHpCt            = "hp_ct"
 	ctVarCtLifetimeClose  = "ct_lifetime_close"
@@ -100,6 +101,7 @@ type ctMapSpecs struct {
 	Lb4Services *ebpf.MapSpec `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
+	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 }
 
@@ -147,6 +149,7 @@ type ctMaps struct {
 	Lb4Services *ebpf.Map `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
+	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 }
 
@@ -165,6 +168,7 @@ func (m *ctMaps) Close() error {
 		m.Lb4Services,
 		m.Lb4Slots,
 		m.Metrics,
+		m.Nat4,
 		m.Pctx,
 	)
 }

@@ -33,6 +33,7 @@ func LoadStage(l pin.Layout, gen uint32, cfg Config) (*ebpf.Program, string, err
 		return nil, "", err
 	}
 	defer pin.CloseAll(maps)
+	pin.Fit(spec, maps) // shared maps the supervisor sized from its config
 	var objs ctPrograms
 	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: maps}); err != nil {
 		return nil, "", fmt.Errorf("load ct stage: %w", err)

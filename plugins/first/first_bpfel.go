@@ -29,6 +29,7 @@ const (
 	firstMapLb4Services      = "lb4_services"
 	firstMapLb4Slots         = "lb4_slots"
 	firstMapMetrics          = "metrics"
+	firstMapNat4             = "nat4"
 	firstMapPctx             = "pctx"
 	firstProgHpFirstSelect   = "hp_first_select"
 	firstVarCtLifetimeClose  = "ct_lifetime_close"
@@ -101,6 +102,7 @@ type firstMapSpecs struct {
 	Lb4Services *ebpf.MapSpec `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
+	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 }
 
@@ -149,6 +151,7 @@ type firstMaps struct {
 	Lb4Services *ebpf.Map `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
+	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 }
 
@@ -167,6 +170,7 @@ func (m *firstMaps) Close() error {
 		m.Lb4Services,
 		m.Lb4Slots,
 		m.Metrics,
+		m.Nat4,
 		m.Pctx,
 	)
 }

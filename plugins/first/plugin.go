@@ -51,6 +51,7 @@ func (p *Plugin) Load(ctx context.Context, req *plugin.LoadRequest) (*plugin.Loa
 		return nil, err
 	}
 	defer pin.CloseAll(maps)
+	pin.Fit(spec, maps) // shared maps the supervisor sized from its config
 	var objs firstPrograms
 	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: maps}); err != nil {
 		return nil, fmt.Errorf("load first stage: %w", err)

@@ -29,6 +29,7 @@ const (
 	lbMapLb4Services      = "lb4_services"
 	lbMapLb4Slots         = "lb4_slots"
 	lbMapMetrics          = "metrics"
+	lbMapNat4             = "nat4"
 	lbMapPctx             = "pctx"
 	lbProgHpLb            = "hp_lb"
 	lbProgHpLbDnat        = "hp_lb_dnat"
@@ -107,6 +108,7 @@ type lbMapSpecs struct {
 	Lb4Services *ebpf.MapSpec `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
+	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 }
 
@@ -155,6 +157,7 @@ type lbMaps struct {
 	Lb4Services *ebpf.Map `ebpf:"lb4_services"`
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
+	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 }
 
@@ -173,6 +176,7 @@ func (m *lbMaps) Close() error {
 		m.Lb4Services,
 		m.Lb4Slots,
 		m.Metrics,
+		m.Nat4,
 		m.Pctx,
 	)
 }

@@ -77,6 +77,7 @@ func LoadStages(l pin.Layout, gen uint32, cfg Config, slots []string) (*Stages, 
 		return nil, err
 	}
 	defer pin.CloseAll(maps)
+	pin.Fit(spec, maps) // shared maps the supervisor sized from its config
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: maps})
 	if err != nil {
 		return nil, fmt.Errorf("load lb stages: %w", err)

@@ -30,6 +30,7 @@ const (
 	leastconnMapLb4Slots           = "lb4_slots"
 	leastconnMapLcActive           = "lc_active"
 	leastconnMapMetrics            = "metrics"
+	leastconnMapNat4               = "nat4"
 	leastconnMapPctx               = "pctx"
 	leastconnProgHpLeastconnSelect = "hp_leastconn_select"
 	leastconnVarCtLifetimeClose    = "ct_lifetime_close"
@@ -103,6 +104,7 @@ type leastconnMapSpecs struct {
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	LcActive    *ebpf.MapSpec `ebpf:"lc_active"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
+	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 }
 
@@ -152,6 +154,7 @@ type leastconnMaps struct {
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	LcActive    *ebpf.Map `ebpf:"lc_active"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
+	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 }
 
@@ -171,6 +174,7 @@ func (m *leastconnMaps) Close() error {
 		m.Lb4Slots,
 		m.LcActive,
 		m.Metrics,
+		m.Nat4,
 		m.Pctx,
 	)
 }

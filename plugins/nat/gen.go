@@ -1,0 +1,3 @@
+package nat
+
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu -I../../bpf" -target bpfel -go-package nat -no-global-types nat bpf/nat.c
