@@ -78,6 +78,7 @@ enum hp_reason {
 	HP_R_REJECT = 15,          /* service without backends: TCP RST / ICMP port unreachable sent back */
 	HP_R_ICMP_RELATED = 16,    /* ICMP error quoting a tracked flow, passed (translated back) */
 	HP_R_NAT_EXHAUSTED = 17,   /* masquerade: no free port for a new flow, dropped */
+	HP_R_LAST = HP_R_NAT_EXHAUSTED, /* the highest reason in use: move it with every new one */
 	HP_REASONS = 32,
 };
 

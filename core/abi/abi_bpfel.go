@@ -302,6 +302,7 @@ const (
 	AbiHpReasonHP_R_REJECT           AbiHpReason = 15
 	AbiHpReasonHP_R_ICMP_RELATED     AbiHpReason = 16
 	AbiHpReasonHP_R_NAT_EXHAUSTED    AbiHpReason = 17
+	AbiHpReasonHP_R_LAST             AbiHpReason = 17
 	AbiHpReasonHP_REASONS            AbiHpReason = 32
 )
 

@@ -19,7 +19,7 @@ func TestReasonNames(t *testing.T) {
 		}
 	}
 	seen := map[string]Reason{}
-	for r := AbiHpReasonHP_R_FORWARD; r <= AbiHpReasonHP_R_ICMP_RELATED; r++ {
+	for r := AbiHpReasonHP_R_FORWARD; r <= AbiHpReasonHP_R_LAST; r++ {
 		n := ReasonName(r)
 		if n == "" || n[:min(len(n), 7)] == "reason_" {
 			t.Errorf("reason %d has no name", r)
@@ -29,8 +29,8 @@ func TestReasonNames(t *testing.T) {
 		}
 		seen[n] = r
 	}
-	if len(reasonNames) != int(AbiHpReasonHP_R_ICMP_RELATED)+1 {
-		t.Errorf("%d reason names for %d reasons: a reason was added without a name", len(reasonNames), AbiHpReasonHP_R_ICMP_RELATED+1)
+	if len(reasonNames) != int(AbiHpReasonHP_R_LAST)+1 {
+		t.Errorf("%d reason names for %d reasons: a reason was added without a name", len(reasonNames), AbiHpReasonHP_R_LAST+1)
 	}
 	for _, r := range []Reason{AbiHpReasonHP_R_PASS_IPV6, AbiHpReasonHP_R_PASS_VLAN, AbiHpReasonHP_R_ICMP_RELATED, AbiHpReasonHP_R_FRAGMENT} {
 		if Dropped(r) {
