@@ -151,7 +151,11 @@ static __always_inline int nat_icmp_error(struct __sk_buff *skb, struct hp_ctx *
 	    bpf_l4_csum_replace(skb, icmp_csum, old_check, new_check, 2) < 0 ||
 	    bpf_l4_csum_replace(skb, icmp_csum, old_port, m->port, 2) < 0)
 		return hp_stop(c, HP_R_STAGE_DROP);
+	/* ct, after this slot, matches the error to its flow through the
+	 * quoted tuple: leave it in pod terms, as the flow is tracked. */
 	c->daddr = m->addr;
+	c->inner_saddr = m->addr;
+	c->inner_sport = m->port;
 	nat_stat(NAT_S_ICMP_ERROR, 1);
 	return HP_SLOT_REV_SNAT + 1;
 }
@@ -164,12 +168,16 @@ static __always_inline int nat_rev(struct __sk_buff *skb, struct hp_ctx *c)
 	int type;
 
 	if (c->dir != HP_DIR_INGRESS || c->ifindex != nat_ifindex || c->daddr != nat_addr ||
-	    (c->parse & (HP_P_IPV4 | HP_P_L4)) != (HP_P_IPV4 | HP_P_L4))
+	    !(c->parse & HP_P_IPV4))
+		return HP_SLOT_REV_SNAT + 1;
+	/* The entry program recognised an ICMP error (unreachable, time
+	 * exceeded, parameter problem) and parsed what it quotes. */
+	if (c->parse & HP_P_ICMP_ERR)
+		return nat_icmp_error(skb, c);
+	if (!(c->parse & HP_P_L4))
 		return HP_SLOT_REV_SNAT + 1;
 	if (c->proto == IPPROTO_ICMP) {
 		type = nat_icmp_type(skb, c);
-		if (type == 3 || type == 11 || type == 12) /* unreachable, time exceeded, parameter problem */
-			return nat_icmp_error(skb, c);
 		if (type != HP_ICMP_ECHOREPLY)
 			return HP_SLOT_REV_SNAT + 1;
 	} else if (c->proto != IPPROTO_TCP && c->proto != IPPROTO_UDP) {
