@@ -24,9 +24,10 @@ build:
 	$(GO) build -ldflags "-X $(CT_PKG).Version=0.2.0" -o $(BIN)/demo/hotpath-ct-0.2.0 ./cmd/hotpath-ct
 	$(GO) build -ldflags "-X $(CT_PKG).Version=0.3.0-broken" -o $(BIN)/demo/faultyct ./internal/faultyct
 
-# Regenerates the committed BPF objects and Go bindings (needs clang).
+# Regenerates the committed BPF objects and Go bindings (needs clang) and the
+# Go of the plugin protocol (needs protoc).
 generate: deps
-	$(GO) generate ./core/abi ./supervisor ./plugins/... ./internal/...
+	$(GO) generate ./core/abi ./core/plugin/... ./supervisor ./plugins/... ./internal/...
 
 test: deps build
 	$(GO) vet $(PKGS)

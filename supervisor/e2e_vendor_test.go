@@ -2,13 +2,14 @@ package supervisor_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hotpath/hotpath/internal/e2e"
 	"github.com/hotpath/hotpath/lab"
-	"github.com/hotpath/hotpath/plugins/lb"
+	"github.com/hotpath/hotpath/supervisor"
 )
 
 // TestPrivilegedVendorSelectionPlugin: a separate plugin supplies backend
@@ -16,9 +17,14 @@ import (
 // over, and every new flow follows the vendor's algorithm (always the first
 // backend) instead of Maglev.
 func TestPrivilegedVendorSelectionPlugin(t *testing.T) {
-	t.Setenv(lb.SelectEnv, "external") // inherited by the supervisor and its plugins
 	env := e2e.New(t, "client", "web1", "web2", "web3")
-	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"), env.PluginFlag("first"))
+	// lb's config hands the slot over; nothing comes from the environment.
+	env.WriteConfig(supervisor.Config{Plugins: []supervisor.PluginConfig{
+		{Name: "ct", Path: env.Bin + "/hotpath-ct"},
+		{Name: "lb", Path: env.Bin + "/hotpath-lb", Config: json.RawMessage(`{"select": "external"}`)},
+		{Name: "first", Path: env.Bin + "/hotpath-first"},
+	}})
+	env.StartSupervisor()
 	for _, w := range webs {
 		p := env.Lab.Pods[w]
 		if _, err := lab.ServeName(p.NS, p.IP.String()+":8080", w); err != nil {

@@ -32,6 +32,7 @@ func (s *Supervisor) spec(pc PluginConfig) host.Spec {
 		Name: pc.Name, Path: pc.Path, SHA256: strings.ToLower(pc.SHA256),
 		LogPath:   filepath.Join(s.logDir(), pc.Name+".log"),
 		SocketDir: s.socketDir(),
+		Config:    pc.Config,
 	}
 }
 
@@ -44,7 +45,7 @@ func (s *Supervisor) startPlugins(ctx context.Context) error {
 		m := &managed{cfg: pc}
 		ps := s.state.Plugins[pc.Name]
 		if ps != nil && ps.Reattach != nil {
-			inst, err := host.Adopt(ctx, pc.Name, *ps.Reattach, s.log.Named(pc.Name))
+			inst, err := host.Adopt(ctx, pc.Name, pc.Config, *ps.Reattach, s.log.Named(pc.Name))
 			if err == nil {
 				m.inst = inst
 				s.adoption.PluginsAdopted = append(s.adoption.PluginsAdopted, pc.Name)

@@ -68,7 +68,7 @@ func (s *Supervisor) Upgrade(ctx context.Context, name string, req UpgradeReques
 		return nil, fmt.Errorf("upgrade: no plugin %q", name)
 	}
 	old := m.inst
-	spec := s.spec(PluginConfig{Name: name, Path: req.Binary, SHA256: req.SHA256})
+	spec := s.spec(PluginConfig{Name: name, Path: req.Binary, SHA256: req.SHA256, Config: m.cfg.Config})
 	s.mu.Unlock()
 	res := &UpgradeResult{Plugin: name, From: old.Desc.Version, OldPid: old.Pid}
 

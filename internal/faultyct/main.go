@@ -41,8 +41,8 @@ func main() {
 	plugin.Serve(&faulty{Plugin: ct.New(plugin.Logger()), fault: fault, arg: arg})
 }
 
-func (f *faulty) Describe(ctx context.Context) (*plugin.Description, error) {
-	d, err := f.Plugin.Describe(ctx)
+func (f *faulty) Describe(ctx context.Context, req *plugin.DescribeRequest) (*plugin.Description, error) {
+	d, err := f.Plugin.Describe(ctx, req)
 	if err != nil {
 		return nil, err
 	}
