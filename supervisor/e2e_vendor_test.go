@@ -38,6 +38,11 @@ func TestPrivilegedVendorSelectionPlugin(t *testing.T) {
 	if slots["first"] != "lb-select" || strings.Contains(slots["lb"], "lb-select") {
 		t.Fatalf("slot claims %v: want lb-select with the vendor plugin only", slots)
 	}
+	// Status shows the hooks each claimed, from its Describe.
+	if lbp, fp := env.PluginStatus("lb"), env.PluginStatus("first"); lbp.Hooks["lb-select"] != nil ||
+		strings.Join(fp.Hooks["lb-select"], ",") != "ingress" || strings.Join(lbp.Hooks["lb-revnat"], ",") != "egress" {
+		t.Fatalf("hooks in status: lb %v, first %v", lbp.Hooks, fp.Hooks)
+	}
 	const vip = "10.96.0.70:80"
 	addService(t, env, vip, "maglev")
 	counts := shares(t, env, vip, 200)
