@@ -50,7 +50,7 @@ func newMetrics(s *Supervisor) *metrics {
 		packets:  d("datapath_packets_total", "Packets that ended the pipeline, by reason and direction.", "reason", "direction"),
 		bytes:    d("datapath_bytes_total", "Bytes that ended the pipeline, by reason and direction.", "reason", "direction"),
 		drops:    d("datapath_drops_total", "Packets dropped by the datapath, by reason and direction.", "reason", "direction"),
-		entries:  d("map_entries", "Entries in a shared map (hash and LRU maps).", "map"),
+		entries:  d("map_entries", "Entries in a shared map (hash and LRU maps), counted at most every 5s.", "map"),
 		capacity: d("map_max_entries", "Capacity of a shared map.", "map"),
 		restarts: d("plugin_restarts_total", "Plugin process restarts after a crash.", "plugin"),
 		up:       d("plugin_healthy", "1 when the plugin is running and reports healthy.", "plugin"),

@@ -165,7 +165,11 @@ func remoteError(method string, err error) error {
 }
 
 func (c *Client) Describe(ctx context.Context, req *DescribeRequest) (*Description, error) {
-	d, err := c.rpc.Describe(ctx, &pb.DescribeRequest{Config: req.Config})
+	var config []byte
+	if req != nil {
+		config = req.Config
+	}
+	d, err := c.rpc.Describe(ctx, &pb.DescribeRequest{Config: config})
 	if err != nil {
 		return nil, remoteError("Describe", err)
 	}
