@@ -11,9 +11,9 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
-	"github.com/hotpath/hotpath/supervisor/pipeline"
 	"github.com/hotpath/hotpath/plugins/lb"
 	"github.com/hotpath/hotpath/supervisor"
+	"github.com/hotpath/hotpath/supervisor/pipeline"
 )
 
 // dpHarness is internal/dptest's Harness without the testing package
