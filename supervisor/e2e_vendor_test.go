@@ -43,6 +43,10 @@ func TestPrivilegedVendorSelectionPlugin(t *testing.T) {
 		strings.Join(fp.Hooks["lb-select"], ",") != "ingress" || strings.Join(lbp.Hooks["lb-revnat"], ",") != "egress" {
 		t.Fatalf("hooks in status: lb %v, first %v", lbp.Hooks, fp.Hooks)
 	}
+	table, err := env.CLI("plugin", "list")
+	if err != nil || !strings.Contains(string(table), "lb-select(ingress)") || !strings.Contains(string(table), "lb-revnat(egress)") {
+		t.Fatalf("plugin list does not show the claimed hooks: %s %v", table, err)
+	}
 	const vip = "10.96.0.70:80"
 	addService(t, env, vip, "maglev")
 	counts := shares(t, env, vip, 200)
