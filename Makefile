@@ -15,6 +15,8 @@ deps:
 
 PLUGINS := $(notdir $(wildcard cmd/hotpath-*))
 CT_PKG := github.com/hotpath/hotpath/plugins/ct
+# The out-of-tree plugin example: its own module, built and tested on its own.
+EXAMPLE := examples/leastconn
 
 build:
 	@mkdir -p $(BIN)/demo
@@ -23,18 +25,22 @@ build:
 	@# The demo upgrades ct to a second build and shows a broken build rolled back.
 	$(GO) build -ldflags "-X $(CT_PKG).Version=0.2.0" -o $(BIN)/demo/hotpath-ct-0.2.0 ./cmd/hotpath-ct
 	$(GO) build -ldflags "-X $(CT_PKG).Version=0.3.0-broken" -o $(BIN)/demo/faultyct ./internal/faultyct
+	cd $(EXAMPLE) && $(GO) build -o $(CURDIR)/$(BIN)/hotpath-leastconn .
 
 # Regenerates the committed BPF objects and Go bindings (needs clang) and the
 # Go of the plugin protocol (needs protoc).
 generate: deps
-	$(GO) generate ./core/abi ./core/plugin/... ./supervisor ./plugins/... ./internal/...
+	$(GO) generate ./core/abi ./core/entry ./core/plugin/... ./plugins/... ./internal/...
+	cd $(EXAMPLE) && $(GO) generate ./...
 
 test: deps build
 	$(GO) vet $(PKGS)
+	cd $(EXAMPLE) && $(GO) vet ./...
 	HOTPATH_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) $(PKGS)
+	cd $(EXAMPLE) && $(GO) test $(TEST_FLAGS) ./...
 
 demo: deps build
-	$(BIN)/hotpath demo --bin $(CURDIR)/$(BIN)
+	$(GO) run ./demo/cmd/demo --bin $(CURDIR)/$(BIN)
 
 # Prints one table of ratios against baselines measured in the same run and
 # writes it to bench/results/<date>.md. About five minutes.
@@ -44,6 +50,7 @@ bench: deps build
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet $(PKGS)
+	cd $(EXAMPLE) && $(GO) vet ./...
 
 clean:
 	rm -rf $(BIN)

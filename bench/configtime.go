@@ -44,7 +44,7 @@ func configRows(c *Context, u *upgradeLab) ([]Row, error) {
 		}
 		row := Row{
 			Name: fmt.Sprintf("configure %s through hotpath: one `hotpath lb service apply` (%s), CLI wall time incl. process start; %d runs, new VIPs each",
-				services(j.n), what, configRuns),
+				serviceCount(j.n), what, configRuns),
 			Unit: UnitSeconds, Samples: j.samples,
 		}
 		if j.n > 1 {

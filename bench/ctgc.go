@@ -7,6 +7,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/plugins/ct"
 )
@@ -72,11 +73,11 @@ func (g *gcMap) put(idx []int, life uint32) error {
 	return nil
 }
 
-// count scans with ct.Scan and returns the entries seen and the time.
+// count scans with ctmap.Scan and returns the entries seen and the time.
 func (g *gcMap) count() (int, time.Duration, error) {
 	n := 0
 	start := time.Now()
-	err := ct.Scan(g.m, func(*abi.CTTuple, *abi.CTEntry) bool { n++; return true })
+	err := ctmap.Scan(g.m, func(*abi.CTTuple, *abi.CTEntry) bool { n++; return true })
 	return n, time.Since(start), err
 }
 
@@ -100,7 +101,7 @@ func ctgcSuite(c *Context) ([]Row, error) {
 		return nil, err
 	}
 	defer g.m.Close()
-	live := func() uint32 { return ct.Now() + 3600 }
+	live := func() uint32 { return ctmap.Now() + 3600 }
 	if err := g.put(nil, live()); err != nil {
 		return nil, err
 	}
@@ -150,7 +151,7 @@ func ctgcSuite(c *Context) ([]Row, error) {
 			sweepNone = append(sweepNone, d.Seconds())
 		}
 
-		if err := g.put(expired, ct.Now()-10); err != nil {
+		if err := g.put(expired, ctmap.Now()-10); err != nil {
 			return nil, err
 		}
 		if res, d, err = timedPass(g.m); err != nil {
@@ -169,7 +170,7 @@ func ctgcSuite(c *Context) ([]Row, error) {
 
 		if sw != nil {
 			// The in-kernel sweep deletes too, so it gets its own expired set.
-			if err := g.put(expired, ct.Now()-10); err != nil {
+			if err := g.put(expired, ctmap.Now()-10); err != nil {
 				return nil, err
 			}
 			d, deleted, err := sw.sweep()
@@ -187,7 +188,7 @@ func ctgcSuite(c *Context) ([]Row, error) {
 	}
 	m := "1M entries in an LRU_HASH of max_entries 1<<20 (ct4 key/value)"
 	rows := []Row{
-		{Name: "scan rate, batch lookup (ct.Scan, 4096 per call), " + m, Unit: UnitEntries, Samples: scan,
+		{Name: "scan rate, batch lookup (ctmap.Scan, 4096 per call), " + m, Unit: UnitEntries, Samples: scan,
 			BaseName: "per-entry iterator (Map.Iterate)", Base: iter, Note: note},
 		{Name: "full GC pass (ct.Pass), none expired, " + m, Unit: UnitSeconds, Samples: passNone, Target: Below(0.5)},
 		{Name: "full GC pass (ct.Pass), 10% expired (100k deleted, each re-checked before delete), " + m, Unit: UnitSeconds, Samples: pass10, Target: Below(0.5)},
@@ -207,6 +208,6 @@ func ctgcSuite(c *Context) ([]Row, error) {
 
 func timedPass(m *ebpf.Map) (ct.PassResult, time.Duration, error) {
 	start := time.Now()
-	res, err := ct.Pass(m, ct.Now)
+	res, err := ct.Pass(m, ctmap.Now)
 	return res, time.Since(start), err
 }

@@ -9,7 +9,8 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/internal/packet"
+	"github.com/hotpath/hotpath/core/ctmap"
+	"github.com/hotpath/hotpath/core/plugintest/packet"
 	"github.com/hotpath/hotpath/plugins/ct"
 )
 
@@ -166,7 +167,7 @@ func firstPass(run runner, pkts [][]byte) (firstStats, error) {
 
 func countEntries(m *ebpf.Map) (int, error) {
 	n := 0
-	err := ct.Scan(m, func(*abi.CTTuple, *abi.CTEntry) bool { n++; return true })
+	err := ctmap.Scan(m, func(*abi.CTTuple, *abi.CTEntry) bool { n++; return true })
 	return n, err
 }
 

@@ -17,7 +17,7 @@ import (
 )
 
 // dpHarness is internal/dptest's Harness without the testing package
-// (dptest.New needs a testing.TB): a private bpffs, the real shared maps,
+// (plugintest.New needs a testing.TB): a private bpffs, the real shared maps,
 // the real entry programs and generations installed through the real
 // pipeline code.
 type dpHarness struct {

@@ -9,8 +9,9 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugintest/packet"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/internal/mono"
-	"github.com/hotpath/hotpath/internal/packet"
 	"github.com/hotpath/hotpath/plugins/lb"
 )
 
@@ -89,15 +90,15 @@ func newLBDP(h *dpHarness, ctProg *ebpf.Program, genCT uint32) (d *lbDP, err err
 			return d, err
 		}
 	}
-	var backends []lb.BackendArg
+	var backends []services.BackendArg
 	for i := range 3 {
-		backends = append(backends, lb.BackendArg{Address: fmt.Sprintf("10.240.2.%d:8080", 2+i)})
+		backends = append(backends, services.BackendArg{Address: fmt.Sprintf("10.240.2.%d:8080", 2+i)})
 	}
-	for _, a := range []lb.ServiceAddArgs{
+	for _, a := range []services.ServiceAddArgs{
 		{VIP: lbNewVIP.String() + "/tcp", Algorithm: "maglev", Backends: backends},
-		{VIP: lbPingVIP.String() + "/tcp", Algorithm: "maglev", Backends: []lb.BackendArg{{Address: lbPongVIP.String()}}},
-		{VIP: lbPongVIP.String() + "/tcp", Algorithm: "maglev", Backends: []lb.BackendArg{{Address: lbPingVIP.String()}}},
-		{VIP: lbSelfVIP.String() + "/tcp", Algorithm: "maglev", Backends: []lb.BackendArg{{Address: lbSelfVIP.String()}}},
+		{VIP: lbPingVIP.String() + "/tcp", Algorithm: "maglev", Backends: []services.BackendArg{{Address: lbPongVIP.String()}}},
+		{VIP: lbPongVIP.String() + "/tcp", Algorithm: "maglev", Backends: []services.BackendArg{{Address: lbPingVIP.String()}}},
+		{VIP: lbSelfVIP.String() + "/tcp", Algorithm: "maglev", Backends: []services.BackendArg{{Address: lbSelfVIP.String()}}},
 	} {
 		if err := d.command("service-add", a); err != nil {
 			return d, err
@@ -129,7 +130,7 @@ func (d *lbDP) addFillers(from, to int) error {
 // delFillers deletes the filler services servicesAhead(n).
 func (d *lbDP) delFillers(n int) error {
 	for _, s := range servicesAhead(n) {
-		if err := d.command("service-del", lb.ServiceArgs{VIP: s.vip.String() + "/tcp"}); err != nil {
+		if err := d.command("service-del", services.ServiceArgs{VIP: s.vip.String() + "/tcp"}); err != nil {
 			return err
 		}
 	}
@@ -137,12 +138,12 @@ func (d *lbDP) delFillers(n int) error {
 }
 
 // serviceArgs turns bench services into lb service-add arguments.
-func serviceArgs(svcs []service, alg string) []lb.ServiceAddArgs {
-	out := make([]lb.ServiceAddArgs, 0, len(svcs))
+func serviceArgs(svcs []service, alg string) []services.ServiceAddArgs {
+	out := make([]services.ServiceAddArgs, 0, len(svcs))
 	for _, s := range svcs {
-		a := lb.ServiceAddArgs{VIP: s.vip.String() + "/tcp", Algorithm: alg}
+		a := services.ServiceAddArgs{VIP: s.vip.String() + "/tcp", Algorithm: alg}
 		for _, b := range s.backends {
-			a.Backends = append(a.Backends, lb.BackendArg{Address: b.String()})
+			a.Backends = append(a.Backends, services.BackendArg{Address: b.String()})
 		}
 		out = append(out, a)
 	}

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/hotpath/hotpath/plugins/lb"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
@@ -70,7 +70,7 @@ func (h *hotpathRun) applyServices(e *labEnv, name string, svcs []service) (time
 	return h.apply(e, name, serviceArgs(svcs, "random"))
 }
 
-func (h *hotpathRun) apply(e *labEnv, name string, args []lb.ServiceAddArgs) (time.Duration, error) {
+func (h *hotpathRun) apply(e *labEnv, name string, args []services.ServiceAddArgs) (time.Duration, error) {
 	b, err := json.Marshal(args)
 	if err != nil {
 		return 0, err

@@ -44,13 +44,13 @@ func labVariants() []labVariant {
 		{key: "hotpath-direct", name: "hotpath pipeline (ct + lb plugins) on, client → backend IPs directly (no service): its cost without translation", tput: true, setup: setupHotpathDirect},
 	}
 	for _, n := range []int{1, 1000, 10000} {
-		vs = append(vs, labVariant{key: fmt.Sprintf("iptables-%d", n), name: fmt.Sprintf("iptables DNAT (kube-proxy chains, iptables-nft), %s ahead", services(n)), ahead: n, tput: n == 1, setup: setupIptables})
+		vs = append(vs, labVariant{key: fmt.Sprintf("iptables-%d", n), name: fmt.Sprintf("iptables DNAT (kube-proxy chains, iptables-nft), %s ahead", serviceCount(n)), ahead: n, tput: n == 1, setup: setupIptables})
 	}
 	for _, n := range []int{1, 1000, 10000} {
-		vs = append(vs, labVariant{key: fmt.Sprintf("nft-%d", n), name: fmt.Sprintf("nftables DNAT (kube-proxy nftables: vmap + numgen random), %s ahead", services(n)), ahead: n, tput: n == 1, setup: setupNft})
+		vs = append(vs, labVariant{key: fmt.Sprintf("nft-%d", n), name: fmt.Sprintf("nftables DNAT (kube-proxy nftables: vmap + numgen random), %s ahead", serviceCount(n)), ahead: n, tput: n == 1, setup: setupNft})
 	}
 	for _, n := range []int{1, 1000, 10000} {
-		v := labVariant{key: fmt.Sprintf("hotpath-%d", n), name: fmt.Sprintf("hotpath VIP (ct + lb plugins; measured VIPs maglev M=16381, fillers random), %s ahead", services(n)),
+		v := labVariant{key: fmt.Sprintf("hotpath-%d", n), name: fmt.Sprintf("hotpath VIP (ct + lb plugins; measured VIPs maglev M=16381, fillers random), %s ahead", serviceCount(n)),
 			ahead: n, tput: n == 1, setup: setupHotpath}
 		if n == 1 {
 			v.connTarget, v.tputTarget = RatioAbove(1.0).Because(whyConnRate), RatioAbove(0.95).Because(whyThroughput)
@@ -70,7 +70,7 @@ var labComparisons = []struct {
 	{"hotpath-10000", "hotpath-1", "hotpath VIP, new connections/s, 10000 vs 1 service ahead (flat: within 5%)", RatioAbove(0.95)},
 }
 
-func services(n int) string {
+func serviceCount(n int) string {
 	if n == 1 {
 		return "1 service"
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/plugins/ct"
 )
 
@@ -27,7 +28,7 @@ func newSweeper(m *ebpf.Map) (*sweeper, error) {
 // number of entries it deleted.
 func (s *sweeper) sweep() (time.Duration, int, error) {
 	start := time.Now()
-	res, err := s.s.Pass(ct.Now())
+	res, err := s.s.Pass(ctmap.Now())
 	d := time.Since(start)
 	if err != nil {
 		return 0, 0, err

@@ -33,7 +33,6 @@ func App() *cli.App {
 			pluginCommand(),
 			ctCommand(),
 			lbCommand(),
-			demoCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err != nil {

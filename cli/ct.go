@@ -6,8 +6,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/pin"
-	"github.com/hotpath/hotpath/plugins/ct"
 )
 
 func ctCommand() *cli.Command {
@@ -24,21 +24,21 @@ func ctCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					recs, err := ct.List(pin.Layout{Root: global(c, "bpffs")})
+					recs, err := ctmap.List(pin.Layout{Root: global(c, "bpffs")})
 					if err != nil {
 						return err
 					}
 					if o == "json" {
 						return printJSON(os.Stdout, recs)
 					}
-					return ct.WriteTable(os.Stdout, recs)
+					return ctmap.WriteTable(os.Stdout, recs)
 				},
 			},
 			{
 				Name:  "flush",
 				Usage: "delete every CT entry",
 				Action: func(c *cli.Context) error {
-					n, err := ct.Flush(pin.Layout{Root: global(c, "bpffs")})
+					n, err := ctmap.Flush(pin.Layout{Root: global(c, "bpffs")})
 					if err != nil {
 						return err
 					}

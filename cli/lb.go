@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/hotpath/hotpath/plugins/lb"
+	"github.com/hotpath/hotpath/core/services"
 )
 
 // lbCommand drives the lb plugin through the supervisor. Every argument is
@@ -63,7 +63,7 @@ func lbServiceAdd() *cli.Command {
 			if err != nil {
 				return err
 			}
-			args := lb.ServiceAddArgs{
+			args := services.ServiceAddArgs{
 				VIP: vip, Algorithm: c.String("algorithm"), MaglevTableSize: c.Int64("maglev-table-size"),
 				AffinityTimeoutSeconds: secs,
 			}
@@ -73,7 +73,7 @@ func lbServiceAdd() *cli.Command {
 			if _, err := args.Spec(); err != nil {
 				return err
 			}
-			var s lb.ServiceInfo
+			var s services.ServiceInfo
 			if err := newClient(c).invoke(c.String("plugin"), "service-add", args, &s); err != nil {
 				return err
 			}
@@ -96,17 +96,17 @@ func lbServiceList() *cli.Command {
 			if err != nil {
 				return err
 			}
-			var svcs []lb.ServiceInfo
+			var svcs []services.ServiceInfo
 			if err := newClient(c).invoke(c.String("plugin"), "service-list", nil, &svcs); err != nil {
 				return err
 			}
 			if o == "json" {
 				if svcs == nil {
-					svcs = []lb.ServiceInfo{}
+					svcs = []services.ServiceInfo{}
 				}
 				return printJSON(os.Stdout, svcs)
 			}
-			return lb.WriteTable(os.Stdout, svcs)
+			return services.WriteTable(os.Stdout, svcs)
 		},
 	}
 }
@@ -124,7 +124,7 @@ func lbServiceSetAlgorithm() *cli.Command {
 			if err != nil {
 				return err
 			}
-			a := lb.SetAlgorithmArgs{VIP: vip, Algorithm: args[1], MaglevTableSize: c.Int64("maglev-table-size")}
+			a := services.SetAlgorithmArgs{VIP: vip, Algorithm: args[1], MaglevTableSize: c.Int64("maglev-table-size")}
 			if _, _, _, err := a.Parse(); err != nil {
 				return err
 			}
@@ -147,7 +147,7 @@ func lbServiceDel() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := newClient(c).invoke(c.String("plugin"), "service-del", lb.ServiceArgs{VIP: vip}, nil); err != nil {
+			if err := newClient(c).invoke(c.String("plugin"), "service-del", services.ServiceArgs{VIP: vip}, nil); err != nil {
 				return err
 			}
 			fmt.Printf("deleted service %s\n", vip)
@@ -166,11 +166,11 @@ func lbBackend(verb, usage string) *cli.Command {
 			if err != nil {
 				return err
 			}
-			b, err := lb.ParseBackend(args[1])
+			b, err := services.ParseBackend(args[1])
 			if err != nil {
 				return err
 			}
-			a := lb.BackendArgs{VIP: vip, Backend: b.Arg()}
+			a := services.BackendArgs{VIP: vip, Backend: b.Arg()}
 			if err := newClient(c).invoke(c.String("plugin"), "backend-"+verb, a, nil); err != nil {
 				return err
 			}
@@ -186,7 +186,7 @@ func oneVIP(c *cli.Context, n int) (string, []string, error) {
 	if len(args) != n {
 		return "", nil, fmt.Errorf("%s: want %d argument(s): %s", c.Command.HelpName, n, c.Command.ArgsUsage)
 	}
-	v, err := lb.ParseVIP(args[0])
+	v, err := services.ParseVIP(args[0])
 	if err != nil {
 		return "", nil, err
 	}
@@ -200,7 +200,7 @@ func affinitySeconds(d time.Duration) (int64, error) {
 		return 0, fmt.Errorf("affinity timeout %s: want whole seconds", d)
 	}
 	secs := int64(d / time.Second)
-	if err := lb.ValidAffinityTimeout(secs); err != nil {
+	if err := services.ValidAffinityTimeout(secs); err != nil {
 		return 0, err
 	}
 	return secs, nil
@@ -209,11 +209,11 @@ func affinitySeconds(d time.Duration) (int64, error) {
 // backendFlag collects repeated --backend flags. A plain string slice flag
 // would split "IP:PORT,weight=N" at the comma.
 type backendFlag struct {
-	list []lb.Backend
+	list []services.Backend
 }
 
 func (f *backendFlag) Set(s string) error {
-	b, err := lb.ParseBackend(s)
+	b, err := services.ParseBackend(s)
 	if err != nil {
 		return err
 	}

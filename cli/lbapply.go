@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/hotpath/hotpath/plugins/lb"
+	"github.com/hotpath/hotpath/core/services"
 )
 
 // lbServiceApply adds many services from a JSON file in one command.
@@ -35,7 +35,7 @@ func lbServiceApply() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("lb service apply: %w", err)
 			}
-			var all []lb.ServiceAddArgs
+			var all []services.ServiceAddArgs
 			dec := json.NewDecoder(bytes.NewReader(raw))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&all); err != nil {
@@ -46,7 +46,7 @@ func lbServiceApply() *cli.Command {
 					return fmt.Errorf("lb service apply: service %d: %w", i, err)
 				}
 			}
-			var res lb.ApplyResult
+			var res services.ApplyResult
 			cl := newClient(c)
 			if err := cl.invoke(c.String("plugin"), "service-apply", all, &res); err != nil {
 				return err

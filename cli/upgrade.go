@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -65,6 +66,13 @@ func upgradeRequest(c *cli.Context) (supervisor.UpgradeRequest, error) {
 	case req.HealthWindow <= 0 || req.HealthWindow > 10*time.Minute:
 		return req, fmt.Errorf("plugin upgrade: health window %s is outside (0, 10m]", req.HealthWindow)
 	}
+	// The supervisor runs elsewhere (another directory, maybe another
+	// mount namespace): a relative path means the caller's directory.
+	abs, err := filepath.Abs(req.Binary)
+	if err != nil {
+		return req, fmt.Errorf("plugin upgrade: binary %s: %w", req.Binary, err)
+	}
+	req.Binary = abs
 	return req, nil
 }
 

@@ -1,4 +1,4 @@
-// Package demo is `hotpath demo`: a lab of namespaces, a supervisor with its
+// Package demo is `make demo` (demo/cmd/demo): a lab of namespaces, a supervisor with its
 // plugins, live traffic, a plugin killed under load, and a summary.
 package demo
 
@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/internal/node"
 	"github.com/hotpath/hotpath/lab"
-	"github.com/hotpath/hotpath/plugins/ct"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
@@ -133,8 +133,8 @@ func (d *Demo) plugin(name string) supervisor.PluginStatus {
 	return p
 }
 
-func (d *Demo) ctEntry(src, dst string) *ct.Record {
-	var recs []ct.Record
+func (d *Demo) ctEntry(src, dst string) *ctmap.Record {
+	var recs []ctmap.Record
 	if err := d.node.JSON(&recs, "ct", "list"); err != nil {
 		return nil
 	}

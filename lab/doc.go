@@ -1,5 +1,5 @@
 // Package lab builds throwaway network labs out of Linux network namespaces,
-// for privileged datapath tests and for `hotpath demo`.
+// for privileged datapath tests, the demo and the bench.
 //
 // A lab is one node namespace and any number of pod namespaces. Each pod is
 // wired to the node by a veth pair: the node side is named "lxc<pod>", the pod

@@ -189,7 +189,9 @@ func (s *Supervisor) Invoke(ctx context.Context, name string, req *InvokeRequest
 	if dp == nil {
 		return nil, fmt.Errorf("plugin %s is restarting", name)
 	}
-	res, err := dp.Invoke(ctx, req)
+	rctx, cancel := rpcContext(ctx, invokeTimeout)
+	defer cancel()
+	res, err := dp.Invoke(rctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s %s: %w", name, req.Command, err)
 	}
@@ -201,7 +203,7 @@ func (s *Supervisor) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{
-		ActiveGeneration: s.pipe.Active(), ABIVersion: abi.Version, BPFFS: s.cfg.BPFFS, StateDir: s.cfg.StateDir,
+		ActiveGeneration: s.gens.Active(), ABIVersion: abi.Version, BPFFS: s.cfg.BPFFS, StateDir: s.cfg.StateDir,
 		Devices: s.cfg.Devices, StartedAt: s.started, Adopted: s.adoption, Plugins: []PluginStatus{},
 	}
 	for name, m := range s.plugins {
@@ -210,9 +212,7 @@ func (s *Supervisor) Status() Status {
 			ps.Version, ps.Pid, ps.Slots = m.inst.Desc.Version, m.inst.Pid, m.inst.Desc.Slots
 			ps.Hooks, ps.Protocol = m.inst.Desc.Hooks, plugin.VersionString(plugin.ProtocolVersion, m.inst.Desc.ProtocolMinor)
 		}
-		if p := s.state.Plugins[name]; p != nil {
-			ps.Generation = p.Generation
-		}
+		ps.Generation = s.gens.of(name)
 		st.Plugins = append(st.Plugins, ps)
 	}
 	sort.Slice(st.Plugins, func(i, j int) bool { return st.Plugins[i].Name < st.Plugins[j].Name })

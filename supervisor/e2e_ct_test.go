@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/internal/e2e"
 	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/plugins/ct"
@@ -19,16 +20,16 @@ import (
 // shortCT is a ct config with lifetimes short enough for a test to watch GC.
 func shortCT(env *e2e.Env) {
 	cfg := ct.DefaultConfig()
-	cfg.Lifetimes.Close = ct.Duration(2 * time.Second)
-	cfg.Lifetimes.NonTCP = ct.Duration(3 * time.Second)
-	cfg.GC.Start = ct.Duration(time.Second)
-	cfg.GC.Min = ct.Duration(time.Second)
-	cfg.GC.Max = ct.Duration(2 * time.Second)
+	cfg.Lifetimes.Close = ctmap.Duration(2 * time.Second)
+	cfg.Lifetimes.NonTCP = ctmap.Duration(3 * time.Second)
+	cfg.GC.Start = ctmap.Duration(time.Second)
+	cfg.GC.Min = ctmap.Duration(time.Second)
+	cfg.GC.Max = ctmap.Duration(2 * time.Second)
 	raw, _ := json.Marshal(cfg)
 	env.WriteConfig(supervisor.Config{Plugins: []supervisor.PluginConfig{{Name: "ct", Path: env.Bin + "/hotpath-ct", Config: raw}}})
 }
 
-func find(recs []ct.Record, proto, dir, src, dst string) *ct.Record {
+func find(recs []ctmap.Record, proto, dir, src, dst string) *ctmap.Record {
 	for i := range recs {
 		r := &recs[i]
 		if r.Proto == proto && r.Direction == dir && r.Src == src && r.Dst == dst {
@@ -112,7 +113,7 @@ func TestPrivilegedSupervisorCTEntries(t *testing.T) {
 	if out == nil || in == nil {
 		t.Fatalf("want OUT and IN entries for %s -> %s, have %+v", src, srvAddr, recs)
 	}
-	for _, r := range []*ct.Record{out, in} {
+	for _, r := range []*ctmap.Record{out, in} {
 		if r.Packets != segs {
 			t.Errorf("%s entry counted %d packets, the socket saw %d segments", r.Direction, r.Packets, segs)
 		}
@@ -165,7 +166,7 @@ func TestPrivilegedSupervisorCTEntries(t *testing.T) {
 	if err := a.Echo(ctx, "udp", udpAddr, []byte("ping")); err != nil {
 		t.Fatal(err)
 	}
-	var udp *ct.Record
+	var udp *ctmap.Record
 	for _, r := range env.CT() {
 		if r.Proto == "UDP" && r.Direction == "OUT" && r.Dst == udpAddr {
 			udp = &r

@@ -268,11 +268,11 @@ func TestPrivilegedLBBackendRemovalLeavesOthers(t *testing.T) {
 		t.Fatal("no connection landed on web1 or web3")
 	}
 
-	before := services(t, env)
+	before := listServices(t, env)
 	env.Sup.Kill(syscall.SIGKILL)
 	env.Sup.Wait(5 * time.Second)
 	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"))
-	after := services(t, env)
+	after := listServices(t, env)
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Errorf("services changed over a supervisor restart:\n%v\n%v", before, after)
 	}
@@ -289,7 +289,7 @@ func TestPrivilegedLBBadInputChangesNothing(t *testing.T) {
 	env := lbEnv(t)
 	ok := backend(env, "web1", 1)
 	mustCLI(t, env, "lb", "service", "add", "10.96.0.50:80/tcp", "--backend", ok)
-	before := fmt.Sprint(services(t, env))
+	before := fmt.Sprint(listServices(t, env))
 	bad := [][]string{
 		{"lb", "service", "add", "10.96.0.300:80/tcp", "--backend", ok},
 		{"lb", "service", "add", "10.96.0.51:0/tcp", "--backend", ok},
@@ -311,7 +311,7 @@ func TestPrivilegedLBBadInputChangesNothing(t *testing.T) {
 		}
 		t.Logf("%v: %v", args[2:], lastLine(err.Error()))
 	}
-	if after := fmt.Sprint(services(t, env)); after != before {
+	if after := fmt.Sprint(listServices(t, env)); after != before {
 		t.Errorf("bad input changed the services:\n%s\n%s", before, after)
 	}
 }

@@ -15,9 +15,9 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/pin"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/internal/e2e"
 	"github.com/hotpath/hotpath/lab"
-	"github.com/hotpath/hotpath/plugins/lb"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
 
@@ -69,21 +69,21 @@ func mustCLI(t *testing.T, env *e2e.Env, args ...string) string {
 	return string(out)
 }
 
-func services(t *testing.T, env *e2e.Env) []lb.ServiceInfo {
-	var s []lb.ServiceInfo
+func listServices(t *testing.T, env *e2e.Env) []services.ServiceInfo {
+	var s []services.ServiceInfo
 	env.JSON(&s, "lb", "service", "list")
 	return s
 }
 
-func service(t *testing.T, env *e2e.Env, vip string) lb.ServiceInfo {
+func service(t *testing.T, env *e2e.Env, vip string) services.ServiceInfo {
 	t.Helper()
-	for _, s := range services(t, env) {
+	for _, s := range listServices(t, env) {
 		if s.VIP == vip {
 			return s
 		}
 	}
 	t.Fatalf("service %s not listed", vip)
-	return lb.ServiceInfo{}
+	return services.ServiceInfo{}
 }
 
 // ask connects from the client to addr (from local port lport, 0: any) and
@@ -190,7 +190,7 @@ func be32(b [4]byte) uint32 {
 }
 
 // names maps backend ids of a service to web pod names.
-func names(env *e2e.Env, s lb.ServiceInfo) map[uint32]string {
+func names(env *e2e.Env, s services.ServiceInfo) map[uint32]string {
 	out := map[uint32]string{}
 	for _, b := range s.Backends {
 		for _, w := range webs {

@@ -1,121 +1,23 @@
 package supervisor
 
 import (
-	"errors"
-	"fmt"
-	"net"
-	"os"
-	"path/filepath"
-
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/hotpath/hotpath/core/entry"
 )
 
-// Directions of the TCX hooks, as named in pin paths and metrics.
+// The entry program, its loader and TCX attachment live in core/entry, shared
+// with plugintest; these names keep the supervisor's call sites unchanged.
 const (
-	DirIngress = "ingress"
-	DirEgress  = "egress"
+	DirIngress = entry.DirIngress
+	DirEgress  = entry.DirEgress
 )
 
 // Entry holds the loaded entry programs.
-type Entry struct {
-	Ingress *ebpf.Program
-	Egress  *ebpf.Program
-}
+type Entry = entry.Programs
 
 // LoadEntry loads the entry programs against the shared maps.
-func LoadEntry(maps map[string]*ebpf.Map) (*Entry, error) {
-	spec, err := loadEntry()
-	if err != nil {
-		return nil, fmt.Errorf("load entry spec: %w", err)
-	}
-	var objs entryObjects
-	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: maps}); err != nil {
-		return nil, fmt.Errorf("load entry programs: %w", err)
-	}
-	return &Entry{Ingress: objs.HpEntryIngress, Egress: objs.HpEntryEgress}, nil
-}
+func LoadEntry(maps map[string]*ebpf.Map) (*Entry, error) { return entry.Load(maps) }
 
-// Close releases the programs; attached links keep them alive.
-func (e *Entry) Close() {
-	e.Ingress.Close()
-	e.Egress.Close()
-}
-
-// Attach attaches (or re-adopts) the entry programs on ifname in both
-// directions and pins the links. A pinned link is kept and updated in place to
-// the given program, so traffic never sees a detached device.
-func (e *Entry) Attach(linkDir func(ifname, dir string) string, ifname string) ([]link.Link, error) {
-	iface, err := net.InterfaceByName(ifname)
-	if err != nil {
-		return nil, fmt.Errorf("attach tcx %s: %w", ifname, err)
-	}
-	var out []link.Link
-	for _, h := range []struct {
-		dir  string
-		prog *ebpf.Program
-		at   ebpf.AttachType
-	}{{DirIngress, e.Ingress, ebpf.AttachTCXIngress}, {DirEgress, e.Egress, ebpf.AttachTCXEgress}} {
-		l, err := attachOne(linkDir(ifname, h.dir), iface.Index, h.prog, h.at)
-		if err != nil {
-			closeLinks(out)
-			return nil, fmt.Errorf("attach tcx %s %s: %w", ifname, h.dir, err)
-		}
-		out = append(out, l)
-	}
-	return out, nil
-}
-
-func attachOne(path string, ifindex int, prog *ebpf.Program, at ebpf.AttachType) (link.Link, error) {
-	l, err := link.LoadPinnedLink(path, nil)
-	if err == nil {
-		if err := sameDevice(l, ifindex); err != nil {
-			l.Close()
-			return nil, err
-		}
-		if err := l.Update(prog); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("update pinned link %s: %w", path, err)
-		}
-		return l, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("open pinned link %s: %w", path, err)
-	}
-	l, err = link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: at})
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		l.Close()
-		return nil, err
-	}
-	if err := l.Pin(path); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("pin link %s: %w", path, err)
-	}
-	return l, nil
-}
-
-// sameDevice refuses a pinned link that belongs to another device (an
-// interface re-created under the same name gets a new index).
-func sameDevice(l link.Link, ifindex int) error {
-	info, err := l.Info()
-	if err != nil {
-		return fmt.Errorf("link info: %w", err)
-	}
-	tcx := info.TCX()
-	if tcx == nil {
-		return fmt.Errorf("pinned link is not a tcx link")
-	}
-	if int(tcx.Ifindex) != ifindex {
-		return fmt.Errorf("pinned link is on ifindex %d, device now has %d", tcx.Ifindex, ifindex)
-	}
-	return nil
-}
-
-func closeLinks(ls []link.Link) {
-	for _, l := range ls {
-		l.Close()
-	}
-}
+func closeLinks(ls []link.Link) { entry.CloseLinks(ls) }

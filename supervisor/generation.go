@@ -10,51 +10,49 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugin"
 	"github.com/hotpath/hotpath/supervisor/host"
 	"github.com/hotpath/hotpath/supervisor/pipeline"
-	"github.com/hotpath/hotpath/core/plugin"
 )
 
-func (s *Supervisor) reconcile(ctx context.Context, why string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for name := range s.plugins {
-		s.recordInstance(name)
-	}
-	return s.reconcileLocked(ctx, why)
-}
-
-// reconcileLocked builds the next generation when a plugin needs its programs
+// reconcile builds the next generation when a plugin needs its programs
 // loaded: plugins marked reload load into generation N+1, every other plugin
 // re-inserts its current programs, then one flip makes N+1 live, a grace
 // period passes, and N's bank is emptied. Any failure before the flip leaves
-// generation N untouched.
-func (s *Supervisor) reconcileLocked(ctx context.Context, why string) error {
+// generation N untouched. It runs on the change goroutine (or in Start,
+// before there is one).
+func (s *Supervisor) reconcile(ctx context.Context, why string) error {
+	s.mu.Lock()
 	loaders := map[string]*host.Instance{}
 	for name, m := range s.plugins {
 		if m.reload {
 			loaders[name] = m.inst
 		}
 	}
-	if len(loaders) == 0 && s.pipe.Active() != 0 {
+	old := s.gens.Active()
+	s.mu.Unlock()
+	if len(loaders) == 0 && old != 0 {
 		return nil
 	}
-	old := s.pipe.Active()
 	next, loaded, err := s.build(ctx, loaders)
 	if err != nil {
 		return err
 	}
-	s.pipe.Flip(next)
+	s.mu.Lock()
+	s.gens.flip(next)
+	s.mu.Unlock()
 	if err := s.retire(old); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for name, programs := range loaded {
 		s.adopt(name, loaders[name], programs, next)
 		s.plugins[name].reload = false
 	}
 	s.unpinUnused()
 	if err := s.saveStateLocked(); err != nil {
-		s.log.Error("save state", "error", err)
+		return err
 	}
 	s.log.Info("generation live", "generation", next, "previous", old, "why", why)
 	return nil
@@ -64,11 +62,18 @@ func (s *Supervisor) reconcileLocked(ctx context.Context, why string) error {
 // loaders loads its programs through that instance, every other plugin's
 // current programs are re-inserted. On error nothing live has changed.
 func (s *Supervisor) build(ctx context.Context, loaders map[string]*host.Instance) (uint32, map[string]map[string]string, error) {
-	next := max(s.pipe.Active(), s.state.NextGen) + 1
-	s.state.NextGen = next
+	s.mu.Lock()
+	next := s.gens.allocate()
+	configs := map[string][]byte{}
+	for name := range loaders {
+		configs[name] = s.plugins[name].cfg.Config
+	}
+	s.mu.Unlock()
 	loaded := map[string]map[string]string{}
 	for name, inst := range loaders {
-		resp, err := inst.Datapath.Load(ctx, &plugin.LoadRequest{Generation: next, BPFFS: s.cfg.BPFFS, Config: s.plugins[name].cfg.Config})
+		rctx, cancel := rpcContext(ctx, loadTimeout)
+		resp, err := inst.Datapath.Load(rctx, &plugin.LoadRequest{Generation: next, BPFFS: s.cfg.BPFFS, Config: configs[name]})
+		cancel()
 		if err != nil {
 			s.dropGeneration(next)
 			return 0, nil, fmt.Errorf("load plugin %s %s into generation %d: %w", name, inst.Desc.Version, next, err)
@@ -79,6 +84,7 @@ func (s *Supervisor) build(ctx context.Context, loaders map[string]*host.Instanc
 		}
 		loaded[name] = resp.Programs
 	}
+	s.mu.Lock()
 	descs := map[string]*plugin.Description{}
 	for name, m := range s.plugins {
 		descs[name] = m.inst.Desc
@@ -87,6 +93,7 @@ func (s *Supervisor) build(ctx context.Context, loaders map[string]*host.Instanc
 		}
 	}
 	progs, hooks, err := s.collect(loaded, descs)
+	s.mu.Unlock()
 	if err != nil {
 		s.dropGeneration(next)
 		return 0, nil, err
@@ -120,10 +127,12 @@ func (s *Supervisor) retire(old uint32) error {
 }
 
 // adopt records that plugin name's programs for generation gen are live.
+// Callers hold mu.
 func (s *Supervisor) adopt(name string, inst *host.Instance, programs map[string]string, gen uint32) {
 	ps := s.state.Plugins[name]
-	ps.Programs, ps.Generation, ps.Version = programs, gen, inst.Desc.Version
-	s.state.ActiveGen = s.pipe.Active()
+	ps.Programs, ps.Version = programs, inst.Desc.Version
+	ps.ConfigSHA = configSHA(s.plugins[name].cfg.Config)
+	s.gens.set(name, gen)
 }
 
 // sameSlots checks a Load answer covers exactly the slots Describe claimed.
@@ -141,7 +150,7 @@ func sameSlots(d *plugin.Description, resp *plugin.LoadResponse) error {
 
 // collect opens the program of every slot of the next generation: fresh
 // loads from `loaded`, the current pins of every other plugin; and the hooks
-// each slot runs at, as its plugin declared them.
+// each slot runs at, as its plugin declared them. Callers hold mu.
 func (s *Supervisor) collect(loaded map[string]map[string]string, descs map[string]*plugin.Description) (map[abi.Slot]*ebpf.Program, map[abi.Slot]pipeline.Hooks, error) {
 	out := map[abi.Slot]*ebpf.Program{}
 	hooks := map[abi.Slot]pipeline.Hooks{}
@@ -180,6 +189,8 @@ func closePrograms(ps map[abi.Slot]*ebpf.Program) {
 
 // dropGeneration removes pins a failed build left for generation gen.
 func (s *Supervisor) dropGeneration(gen uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for name := range s.plugins {
 		if p := s.layout.Plugin(name, gen); !s.pinned(p) {
 			os.RemoveAll(p)
@@ -201,6 +212,7 @@ func (s *Supervisor) pinned(dir string) bool {
 
 // unpinUnused removes program pins of generations no plugin uses any more;
 // the prog array bank was emptied already, so the programs are freed.
+// Callers hold mu.
 func (s *Supervisor) unpinUnused() {
 	keep := map[string]bool{}
 	for _, ps := range s.state.Plugins {

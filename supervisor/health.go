@@ -42,7 +42,7 @@ func (s *Supervisor) checkHealth(ctx context.Context, name string) {
 	if inst == nil || inst.Exited() {
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	cctx, cancel := rpcContext(ctx, healthTimeout)
 	defer cancel()
 	h, err := inst.Datapath.Health(cctx)
 	s.mu.Lock()

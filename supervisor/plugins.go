@@ -3,28 +3,29 @@ package supervisor
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugin"
 	"github.com/hotpath/hotpath/supervisor/host"
 	"github.com/hotpath/hotpath/supervisor/pipeline"
-	"github.com/hotpath/hotpath/core/plugin"
 )
 
 // managed is one configured plugin and its current process.
 type managed struct {
-	cfg       PluginConfig
+	base      PluginConfig // as configured
+	cfg       PluginConfig // what runs: base, or the binary an upgrade installed
 	inst      *host.Instance
+	adopted   bool // this start reattached inst rather than starting it
 	restarts  int
 	healthy   bool
 	reason    string
 	lease     bool
 	reload    bool // its programs must be loaded again before the next flip
-	upgrading bool // an upgrade owns the plugin; crash restarts wait
+	upgrading bool // an upgrade owns the plugin; its old instance may end
+	restartGC bool // adopted, but its config changed: its background work restarts with the new one
 }
 
 func (s *Supervisor) spec(pc PluginConfig) host.Spec {
@@ -36,61 +37,82 @@ func (s *Supervisor) spec(pc PluginConfig) host.Spec {
 	}
 }
 
+// effective is the plugin config to run: a completed upgrade replaced the
+// configured binary, and keeps doing so until the config names another one.
+func effective(pc PluginConfig, ps *PluginState) PluginConfig {
+	if ps == nil || ps.Upgraded == nil {
+		return pc
+	}
+	if ps.Upgraded.Path != pc.Path || !strings.EqualFold(ps.Upgraded.SHA256, pc.SHA256) {
+		return pc // the operator configured another binary since
+	}
+	pc.Path, pc.SHA256 = ps.Path, ps.SHA256
+	return pc
+}
+
 // startPlugins re-adopts every plugin a previous supervisor left running and
 // starts the others. Every plugin must pass its checks before anything in the
 // kernel changes.
 func (s *Supervisor) startPlugins(ctx context.Context) error {
 	claimed := map[string]string{}
-	for _, pc := range s.cfg.Plugins {
-		m := &managed{cfg: pc}
-		ps := s.state.Plugins[pc.Name]
+	for _, base := range s.cfg.Plugins {
+		ps := s.state.Plugins[base.Name]
+		m := &managed{base: base, cfg: effective(base, ps)}
+		if ps != nil && ps.Upgraded != nil && m.cfg.Path == base.Path {
+			ps.Upgraded = nil
+		}
+		s.plugins[base.Name] = m
 		if ps != nil && ps.Reattach != nil {
-			inst, err := host.Adopt(ctx, pc.Name, pc.Config, *ps.Reattach, s.log.Named(pc.Name))
+			inst, err := host.Adopt(ctx, base.Name, m.cfg.Config, *ps.Reattach, s.log.Named(base.Name))
 			if err == nil {
-				m.inst = inst
-				s.adoption.PluginsAdopted = append(s.adoption.PluginsAdopted, pc.Name)
+				m.inst, m.adopted = inst, true
+				m.restartGC = ps.ConfigSHA != configSHA(m.cfg.Config)
+				s.adoption.PluginsAdopted = append(s.adoption.PluginsAdopted, base.Name)
 			} else {
-				s.log.Warn("re-adopt plugin", "plugin", pc.Name, "error", err)
-				s.killStale(pc, ps.Reattach.Pid)
+				s.log.Warn("re-adopt plugin", "plugin", base.Name, "error", err)
+				s.killStale(base.Name, *ps.Reattach, m.cfg.Path)
 			}
 			m.restarts = ps.Restarts
 		}
 		if m.inst == nil {
-			inst, err := host.Start(ctx, s.spec(pc), s.log.Named(pc.Name))
+			inst, err := host.Start(ctx, s.spec(m.cfg), s.log.Named(base.Name))
 			if err != nil {
 				return err
 			}
 			m.inst = inst
-			s.adoption.PluginsStarted = append(s.adoption.PluginsStarted, pc.Name)
+			s.adoption.PluginsStarted = append(s.adoption.PluginsStarted, base.Name)
 		}
-		s.plugins[pc.Name] = m
 		if err := s.checkPlugin(m.inst.Desc, claimed); err != nil {
 			return err
 		}
-		m.reload = !s.programsReusable(pc.Name, m.inst.Desc)
+		m.reload = !s.programsReusable(base.Name, m.inst.Desc, m.cfg)
 		if !m.reload {
-			s.adoption.ProgramsReused = append(s.adoption.ProgramsReused, pc.Name)
+			s.adoption.ProgramsReused = append(s.adoption.ProgramsReused, base.Name)
 		}
 	}
 	return nil
 }
 
 // killStale ends a plugin process a previous supervisor started when it can
-// no longer be reattached, but only if /proc says it runs that plugin binary.
-func (s *Supervisor) killStale(pc PluginConfig, pid int) {
-	if pid <= 0 {
+// no longer be reattached, but only if /proc says the pid still runs what it
+// ran then (r.Exe; the binary path for state files from before Exe).
+func (s *Supervisor) killStale(name string, r host.Reattach, path string) {
+	if r.Pid <= 0 {
 		return
 	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	exe, err := host.Exe(r.Pid)
 	if err != nil {
 		return
 	}
-	want, _ := filepath.Abs(pc.Path)
-	if strings.TrimSuffix(exe, " (deleted)") != want {
+	want := r.Exe
+	if want == "" {
+		want, _ = filepath.Abs(path)
+	}
+	if exe != want {
 		return
 	}
-	s.log.Warn("ending stale plugin process", "plugin", pc.Name, "pid", pid)
-	syscall.Kill(pid, syscall.SIGKILL)
+	s.log.Warn("ending stale plugin process", "plugin", name, "pid", r.Pid, "exe", exe)
+	syscall.Kill(r.Pid, syscall.SIGKILL)
 }
 
 // checkPlugin is the compatibility check of a described plugin: ABI version,
@@ -151,11 +173,16 @@ func checkSchemas(d *plugin.Description, maps *Maps) error {
 }
 
 // programsReusable tells whether the programs pinned for plugin name are
-// those of this version and still live, so a restart changes nothing in
-// the datapath.
-func (s *Supervisor) programsReusable(name string, d *plugin.Description) bool {
+// those this version loads with this config, and still live, so a restart
+// changes nothing in the datapath. Another config (CT lifetimes, a Maglev
+// seed) is compiled into the programs: they must be loaded again.
+func (s *Supervisor) programsReusable(name string, d *plugin.Description, pc PluginConfig) bool {
 	ps := s.state.Plugins[name]
-	if ps == nil || ps.Version != d.Version || len(ps.Programs) != len(d.Slots) || s.pipe.Active() == 0 {
+	if ps == nil || ps.Version != d.Version || len(ps.Programs) != len(d.Slots) || s.gens.Active() == 0 {
+		return false
+	}
+	if ps.ConfigSHA != configSHA(pc.Config) {
+		s.log.Info("plugin config changed, loading its programs again", "plugin", name)
 		return false
 	}
 	for _, slot := range d.Slots {
@@ -168,7 +195,27 @@ func (s *Supervisor) programsReusable(name string, d *plugin.Description) bool {
 }
 
 func (s *Supervisor) activateAll(ctx context.Context) error {
-	for name := range s.plugins {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.plugins))
+	var reconfigure []*host.Instance
+	for name, m := range s.plugins {
+		names = append(names, name)
+		if m.restartGC {
+			reconfigure = append(reconfigure, m.inst)
+		}
+	}
+	s.mu.Unlock()
+	// An adopted instance keeps the background work it was activated
+	// with; stop it so that Activate starts it with the new config.
+	for _, inst := range reconfigure {
+		rctx, cancel := rpcContext(ctx, deactivateTimeout)
+		err := inst.Datapath.Deactivate(rctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("deactivate plugin %s for its new config: %w", inst.Name, err)
+		}
+	}
+	for _, name := range names {
 		if err := s.activate(ctx, name); err != nil {
 			return err
 		}
@@ -176,137 +223,61 @@ func (s *Supervisor) activateAll(ctx context.Context) error {
 	return nil
 }
 
-// activate grants plugin name its GC lease (if it wants one) and starts its
-// background work.
+// activate grants plugin name's current instance its GC lease (if it wants
+// one) and starts its background work.
 func (s *Supervisor) activate(ctx context.Context, name string) error {
+	s.mu.Lock()
 	m := s.plugins[name]
+	inst := m.inst
 	req := &plugin.ActivateRequest{
-		Generation: s.pipe.Active(), BPFFS: s.cfg.BPFFS, StateDir: s.cfg.StateDir,
-		Config: m.cfg.Config, GCLease: m.inst.Desc.GC,
+		Generation: s.gens.Active(), BPFFS: s.cfg.BPFFS, StateDir: s.cfg.StateDir,
+		Config: m.cfg.Config, GCLease: inst.Desc.GC,
 	}
-	if err := m.inst.Datapath.Activate(ctx, req); err != nil {
+	s.mu.Unlock()
+	rctx, cancel := rpcContext(ctx, activateTimeout)
+	defer cancel()
+	if err := inst.Datapath.Activate(rctx, req); err != nil {
 		return fmt.Errorf("activate plugin %s: %w", name, err)
 	}
-	m.lease = req.GCLease
-	m.healthy = true
+	s.mu.Lock()
+	if m.inst == inst {
+		m.lease = req.GCLease
+		m.healthy = true
+	}
+	s.mu.Unlock()
 	return nil
 }
 
+// deactivateAll revokes every lease, each call bounded by ctx.
 func (s *Supervisor) deactivateAll(ctx context.Context) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	holders := map[string]*host.Instance{}
 	for name, m := range s.plugins {
-		if m.inst == nil || !m.lease {
-			continue
+		if m.inst != nil && m.lease {
+			holders[name] = m.inst
+			m.lease = false
 		}
-		if err := m.inst.Datapath.Deactivate(ctx); err != nil {
+	}
+	s.mu.Unlock()
+	for name, inst := range holders {
+		if err := inst.Datapath.Deactivate(ctx); err != nil {
 			s.log.Warn("deactivate plugin", "plugin", name, "error", err)
 		}
-		m.lease = false
 	}
 }
 
 func (s *Supervisor) killPlugins() {
+	s.mu.Lock()
+	var insts []*host.Instance
 	for _, m := range s.plugins {
 		if m.inst != nil {
-			m.inst.Kill()
+			insts = append(insts, m.inst)
 		}
 	}
-}
-
-// watch restarts plugin name whenever its process ends, with backoff. The
-// datapath is untouched meanwhile: its programs stay in the prog array.
-func (s *Supervisor) watch(ctx context.Context, name string) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		var b host.Backoff
-		for {
-			s.mu.Lock()
-			inst := s.plugins[name].inst
-			s.mu.Unlock()
-			select {
-			case <-ctx.Done():
-				return
-			case <-inst.Done():
-			}
-			s.mu.Lock()
-			stopping := s.stopping
-			m := s.plugins[name]
-			replaced := m.inst != inst // an upgrade or restart swapped it: watch the new one
-			if !stopping && !replaced {
-				if m.upgrading {
-					// The upgrade decides; look again once it is over.
-					s.mu.Unlock()
-					time.Sleep(100 * time.Millisecond)
-					continue
-				}
-				m.restarts++
-				m.healthy, m.lease, m.reason = false, false, "process exited"
-			}
-			s.mu.Unlock()
-			if stopping {
-				return
-			}
-			if replaced {
-				continue
-			}
-			s.log.Warn("plugin exited", "plugin", name, "pid", inst.Pid)
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(b.Next()):
-				}
-				if err := s.restart(ctx, name); err != nil {
-					s.log.Error("restart plugin", "plugin", name, "error", err)
-					continue
-				}
-				break
-			}
-		}
-	}()
-}
-
-// restart starts a fresh instance of plugin name and re-adopts its pinned
-// programs, or loads new ones if the binary changed version.
-func (s *Supervisor) restart(ctx context.Context, name string) error {
-	s.mu.Lock()
-	m := s.plugins[name]
-	pc := m.cfg
 	s.mu.Unlock()
-	inst, err := host.Start(ctx, s.spec(pc), s.log.Named(name))
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopping {
+	for _, inst := range insts {
 		inst.Kill()
-		return nil
 	}
-	claimed := s.claimedExcept(name)
-	if err := s.checkPlugin(inst.Desc, claimed); err != nil {
-		inst.Kill()
-		return err
-	}
-	m.inst = inst
-	m.reload = !s.programsReusable(name, inst.Desc)
-	if m.reload {
-		if err := s.reconcileLocked(ctx, "restart "+name); err != nil {
-			return err
-		}
-	}
-	if err := s.activate(ctx, name); err != nil {
-		return err
-	}
-	s.state.Plugins[name].Restarts = m.restarts
-	s.recordInstance(name)
-	if err := s.saveStateLocked(); err != nil {
-		s.log.Error("save state", "error", err)
-	}
-	s.log.Info("plugin restarted", "plugin", name, "pid", inst.Pid, "restarts", m.restarts, "reloaded", m.reload)
-	return nil
 }
 
 func (s *Supervisor) claimedExcept(name string) map[string]string {
@@ -322,7 +293,8 @@ func (s *Supervisor) claimedExcept(name string) map[string]string {
 	return out
 }
 
-// recordInstance stores how to reattach plugin name's current process.
+// recordInstance stores how to reattach plugin name's current process and
+// which binary it runs. Callers hold mu.
 func (s *Supervisor) recordInstance(name string) {
 	m := s.plugins[name]
 	ps := s.state.Plugins[name]
@@ -332,6 +304,6 @@ func (s *Supervisor) recordInstance(name string) {
 	}
 	r := m.inst.Reattach
 	ps.Reattach = &r
-	ps.Path = m.cfg.Path
+	ps.Path, ps.SHA256 = m.cfg.Path, strings.ToLower(m.cfg.SHA256)
 	ps.Restarts = m.restarts
 }

@@ -1,6 +1,9 @@
 package supervisor
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +14,8 @@ import (
 )
 
 // State is what a restarted supervisor needs to re-adopt the node: written
-// atomically (write + rename) to <state-dir>/state.json after every change.
+// atomically to <state-dir>/state.json after every change. The generation
+// numbers in it are a snapshot of gens, which owns them (see gens.go).
 type State struct {
 	ActiveGen uint32                  `json:"active_generation"`
 	NextGen   uint32                  `json:"next_generation"`
@@ -23,10 +27,21 @@ type State struct {
 type PluginState struct {
 	Version    string            `json:"version"`
 	Path       string            `json:"path"`
+	SHA256     string            `json:"sha256,omitempty"` // of Path, as configured or upgraded to
 	Reattach   *host.Reattach    `json:"reattach,omitempty"`
 	Generation uint32            `json:"generation"` // generation its programs were loaded for
 	Programs   map[string]string `json:"programs"`   // slot -> pin path
+	ConfigSHA  string            `json:"config_sha256,omitempty"`
 	Restarts   int               `json:"restarts"`
+	// Upgraded is the configured binary an upgrade replaced: while the
+	// config still names it, Path (the upgraded binary) is what runs.
+	Upgraded *Binary `json:"upgraded_from,omitempty"`
+}
+
+// Binary is a plugin binary and its expected checksum.
+type Binary struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "state.json") }
@@ -54,14 +69,71 @@ func LoadState(dir string) (*State, error) {
 func (s *State) Save(dir string) error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("encode state: %w", err)
 	}
-	tmp := statePath(dir) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := os.Rename(tmp, statePath(dir)); err != nil {
+	if err := writeAtomic(statePath(dir), b); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	return nil
+}
+
+// writeAtomic replaces path with data so that a crash at any point leaves
+// either the old file or the new one, whole: write a temporary file, fsync
+// it, rename it over path, fsync the directory that holds the rename.
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return err
+	}
+	return d.Close()
+}
+
+// configSHA identifies a plugin's config: programs loaded with another one
+// must be loaded again. Whitespace does not count; no config is "".
+func configSHA(raw json.RawMessage) string {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return ""
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		buf.Reset()
+		buf.Write(raw)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return hex.EncodeToString(sum[:])
 }

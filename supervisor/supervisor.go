@@ -7,6 +7,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -33,16 +34,22 @@ type Supervisor struct {
 	entry *Entry
 	links []link.Link
 
-	upgradeMu sync.Mutex // one upgrade at a time
-	mu        sync.Mutex // guards state, plugins and every pipeline change
-	state     *State
-	plugins   map[string]*managed
-	started   time.Time
-	adoption  Adoption
-	stopping  bool
-	wg        sync.WaitGroup
-	cancel    context.CancelFunc
-	metrics   *metrics
+	// mu guards the fields below. It is never held across a call into a
+	// plugin: changes that call plugins run one at a time on the change
+	// goroutine (serial.go) and take mu only to read or publish.
+	mu       sync.Mutex
+	state    *State
+	gens     *gens
+	plugins  map[string]*managed
+	started  time.Time
+	adoption Adoption
+	stopping bool
+
+	changes chan change
+	quit    <-chan struct{}
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+	metrics *metrics
 }
 
 // Adoption reports what a start found already in place.
@@ -57,11 +64,17 @@ type Adoption struct {
 }
 
 // Start brings the node's datapath up (or re-adopts it) and returns once
-// plugins are active. Nothing in the kernel changes before every plugin has
-// started and passed its checks, so a bad plugin leaves the datapath as it was.
+// plugins are active. The config and the devices are checked before
+// anything is adopted or changed, and nothing in the datapath changes
+// before every plugin has started and passed its checks, so a bad plugin
+// leaves the datapath as it was. A failed start ends the plugins it
+// started and leaves running the ones it adopted.
 func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Supervisor, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkDevices(cfg.Devices); err != nil {
 		return nil, err
 	}
 	s := &Supervisor{cfg: cfg, log: log, layout: pin.Layout{Root: cfg.BPFFS}, plugins: map[string]*managed{}, started: time.Now()}
@@ -69,38 +82,78 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Supervisor, erro
 		s.closeKernel()
 		return nil, err
 	}
-	if err := s.startPlugins(ctx); err != nil {
-		s.killPlugins()
-		s.closeKernel()
+	if err := s.bringUp(ctx); err != nil {
+		s.abandon()
 		return nil, err
-	}
-	if err := s.reconcile(ctx, "start"); err != nil {
-		s.killPlugins()
-		s.closeKernel()
-		return nil, err
-	}
-	if err := s.attach(); err != nil {
-		s.killPlugins()
-		s.closeKernel()
-		return nil, err
-	}
-	if err := s.activateAll(ctx); err != nil {
-		s.killPlugins()
-		s.closeKernel()
-		return nil, err
-	}
-	if err := s.saveState(); err != nil {
-		log.Error("save state", "error", err)
 	}
 	mctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.metrics = newMetrics(s)
+	s.runChanges(mctx)
 	for name := range s.plugins {
 		s.watch(mctx, name)
 	}
 	s.pollHealth(mctx)
-	log.Info("supervisor ready", "generation", s.pipe.Active(), "devices", cfg.Devices)
+	log.Info("supervisor ready", "generation", s.gens.Active(), "devices", cfg.Devices)
 	return s, nil
+}
+
+// bringUp starts or adopts the plugins, builds the generation they need,
+// attaches the devices and grants the leases.
+func (s *Supervisor) bringUp(ctx context.Context) error {
+	if err := s.startPlugins(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for name := range s.plugins {
+		s.recordInstance(name)
+	}
+	s.mu.Unlock()
+	if err := s.reconcile(ctx, "start"); err != nil {
+		return err
+	}
+	if err := s.attach(); err != nil {
+		return err
+	}
+	if err := s.activateAll(ctx); err != nil {
+		return err
+	}
+	return s.saveState()
+}
+
+// abandon undoes a failed start: plugins this start launched are stopped,
+// adopted ones keep running untouched for the next supervisor, and the
+// state file keeps how to reattach them.
+func (s *Supervisor) abandon() {
+	for name, m := range s.plugins {
+		if m.inst == nil {
+			continue
+		}
+		if m.adopted {
+			m.inst.Close()
+			continue
+		}
+		m.inst.Kill()
+		if ps := s.state.Plugins[name]; ps != nil {
+			ps.Reattach = nil
+		}
+	}
+	if s.state != nil && s.gens != nil {
+		if err := s.saveState(); err != nil {
+			s.log.Error("save state", "error", err)
+		}
+	}
+	s.closeKernel()
+}
+
+// checkDevices refuses devices that do not exist, before anything changes.
+func checkDevices(devs []string) error {
+	for _, d := range devs {
+		if _, err := net.InterfaceByName(d); err != nil {
+			return fmt.Errorf("device %s: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // open takes the state-dir lock, then opens or creates maps and the pipeline.
@@ -109,7 +162,9 @@ func (s *Supervisor) open() error {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
-		os.Chmod(d, 0o700)
+		if err := os.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("chmod %s: %w", d, err)
+		}
 	}
 	lock, err := os.OpenFile(filepath.Join(s.cfg.StateDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -120,6 +175,9 @@ func (s *Supervisor) open() error {
 		return fmt.Errorf("another supervisor holds %s: %w", s.cfg.StateDir, err)
 	}
 	s.lock = lock
+	if s.state, err = LoadState(s.cfg.StateDir); err != nil {
+		return err
+	}
 	if err := ensureBPFFS(s.cfg.BPFFS); err != nil {
 		return err
 	}
@@ -138,18 +196,14 @@ func (s *Supervisor) open() error {
 	if v := s.pipe.ABIVersion(); v != abi.Version {
 		return fmt.Errorf("pinned datapath speaks ABI %d, this supervisor ABI %d: migrate or remove %s", v, abi.Version, s.cfg.BPFFS)
 	}
-	s.adoption.Generation = s.pipe.Active()
-	if s.state, err = LoadState(s.cfg.StateDir); err != nil {
-		return err
-	}
-	if s.state.ActiveGen != s.pipe.Active() {
+	s.gens = newGens(s.pipe, s.state)
+	s.adoption.Generation = s.gens.Active()
+	if s.state.ActiveGen != s.gens.Active() {
 		// The kernel is the truth: a crash between flip and save loses only
 		// the file's copy.
-		s.log.Warn("state file generation differs from the datapath", "file", s.state.ActiveGen, "datapath", s.pipe.Active())
-		s.state.ActiveGen = s.pipe.Active()
+		s.log.Warn("state file generation differs from the datapath", "file", s.state.ActiveGen, "datapath", s.gens.Active())
 	}
-	s.resolveUpgrade()
-	return nil
+	return s.resolveUpgrade()
 }
 
 // ensureBPFFS checks that root lies on a bpf filesystem, mounting one at
@@ -200,19 +254,20 @@ func (s *Supervisor) Stop() {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	s.wg.Wait() // the change in progress, the watchers, the health poll
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.deactivateAll(ctx)
 	s.killPlugins()
-	s.wg.Wait()
 	s.mu.Lock()
 	for _, ps := range s.state.Plugins {
 		ps.Reattach = nil
 	}
-	if err := s.saveStateLocked(); err != nil {
+	err := s.saveStateLocked()
+	s.mu.Unlock()
+	if err != nil {
 		s.log.Error("save state", "error", err)
 	}
-	s.mu.Unlock()
 	s.closeKernel()
 }
 
@@ -238,8 +293,9 @@ func (s *Supervisor) saveState() error {
 	return s.saveStateLocked()
 }
 
+// saveStateLocked writes the state file with gens' numbers. Callers hold mu.
 func (s *Supervisor) saveStateLocked() error {
-	s.state.ActiveGen = s.pipe.Active()
+	s.gens.snapshot(s.state)
 	return s.state.Save(s.cfg.StateDir)
 }
 

@@ -3,11 +3,10 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/hotpath/hotpath/supervisor/host"
-	"github.com/hotpath/hotpath/supervisor/pipeline"
-	"github.com/hotpath/hotpath/core/plugin"
 )
 
 // UpgradeRequest is the body of POST /v1/plugins/{name}/upgrade.
@@ -15,6 +14,16 @@ type UpgradeRequest struct {
 	Binary       string        `json:"binary"`
 	SHA256       string        `json:"sha256,omitempty"`
 	HealthWindow time.Duration `json:"health_window"`
+}
+
+// check refuses a request the supervisor cannot interpret on its own: the
+// supervisor's working directory is not the caller's, so a relative binary
+// path would name another file (the CLI sends an absolute one).
+func (r UpgradeRequest) check() error {
+	if !filepath.IsAbs(r.Binary) {
+		return fmt.Errorf("binary %q: want an absolute path", r.Binary)
+	}
+	return nil
 }
 
 // UpgradeResult reports one upgrade, successful or rolled back.
@@ -32,17 +41,28 @@ type UpgradeResult struct {
 	NewPid       int           `json:"new_pid"`
 }
 
+// Upgrade phases, as persisted in UpgradeState.Phase.
+const (
+	phaseStarting  = "starting"  // new instance started; generation N live
+	phaseFlipped   = "flipped"   // N+1 live, health gate and lease handoff running
+	phaseCommitted = "committed" // the new instance holds the lease and is the plugin
+)
+
 // UpgradeState is persisted while an upgrade is in flight, so a supervisor
 // that dies mid-upgrade can finish it one way or the other on restart.
 type UpgradeState struct {
-	Plugin   string         `json:"plugin"`
-	OldGen   uint32         `json:"old_generation"`
-	NewGen   uint32         `json:"new_generation"`
-	Binary   string         `json:"binary"`
-	New      *host.Reattach `json:"new,omitempty"`
-	Old      *host.Reattach `json:"old,omitempty"`
-	Phase    string         `json:"phase"` // starting, flipped, committed
-	Programs map[string]string
+	Plugin     string         `json:"plugin"`
+	OldGen     uint32         `json:"old_generation"`
+	NewGen     uint32         `json:"new_generation"`
+	Binary     string         `json:"binary"`
+	SHA256     string         `json:"sha256,omitempty"`
+	To         string         `json:"to_version,omitempty"`
+	New        *host.Reattach `json:"new,omitempty"`
+	Old        *host.Reattach `json:"old,omitempty"`
+	OldBinary  *Binary        `json:"old_binary,omitempty"`
+	Configured *Binary        `json:"configured,omitempty"` // the config's binary, which a commit overrides
+	Phase      string         `json:"phase"`                // starting, flipped, committed
+	Programs   map[string]string
 }
 
 const defaultHealthWindow = 3 * time.Second
@@ -51,77 +71,57 @@ const defaultHealthWindow = 3 * time.Second
 // instance starts beside the old one, passes the compatibility check, loads
 // into generation N+1, which one flip makes live; then a health gate, the GC
 // lease handed from old to new (never both), and the old instance stops. A
-// failure before the flip leaves N untouched; a crash or unhealthy report
-// inside the window flips back to N and keeps the old instance.
+// failure before the flip leaves N untouched; a crash, an unhealthy report
+// or a failed lease handoff flips back to N and keeps the old instance.
+// The upgrade runs as one change (see serial.go) and as one transaction
+// (see upgradetx.go).
 func (s *Supervisor) Upgrade(ctx context.Context, name string, req UpgradeRequest) (*UpgradeResult, error) {
-	s.upgradeMu.Lock()
-	defer s.upgradeMu.Unlock()
+	var res *UpgradeResult
+	var uerr error
+	err := s.serial(ctx, func(ctx context.Context) error {
+		res, uerr = s.upgrade(ctx, name, req)
+		return nil
+	})
+	if err != nil {
+		return &UpgradeResult{Plugin: name}, fmt.Errorf("upgrade %s: %w", name, err)
+	}
+	return res, uerr
+}
+
+func (s *Supervisor) upgrade(ctx context.Context, name string, req UpgradeRequest) (*UpgradeResult, error) {
 	start := time.Now()
 	window := req.HealthWindow
 	if window <= 0 {
 		window = defaultHealthWindow
 	}
-	s.mu.Lock()
-	m, ok := s.plugins[name]
-	if !ok {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("upgrade: no plugin %q", name)
-	}
-	old := m.inst
-	spec := s.spec(PluginConfig{Name: name, Path: req.Binary, SHA256: req.SHA256, Config: m.cfg.Config})
-	s.mu.Unlock()
-	res := &UpgradeResult{Plugin: name, From: old.Desc.Version, OldPid: old.Pid}
-
-	inst, err := host.Start(ctx, spec, s.log.Named(name))
+	tx, err := s.beginUpgrade(name, req)
 	if err != nil {
-		return s.refused(res, err)
+		return nil, err
 	}
-	res.To, res.NewPid = inst.Desc.Version, inst.Pid
-
-	s.mu.Lock()
-	if err := s.checkPlugin(inst.Desc, s.claimedExcept(name)); err != nil {
-		s.mu.Unlock()
-		inst.Kill()
-		return s.refused(res, err)
+	if err := req.check(); err != nil {
+		return tx.refused(err)
 	}
-	m.upgrading = true
-	res.Previous = s.pipe.Active()
-	r := inst.Reattach
-	s.state.Upgrade = &UpgradeState{Plugin: name, OldGen: res.Previous, Binary: req.Binary, New: &r, Old: s.state.Plugins[name].Reattach, Phase: "starting"}
-	s.saveStateLocked()
-	next, loaded, err := s.build(ctx, map[string]*host.Instance{name: inst})
-	if err != nil {
-		s.endUpgradeLocked(m)
-		s.mu.Unlock()
-		inst.Kill()
-		return s.refused(res, err)
+	if err := tx.prepare(ctx); err != nil {
+		return tx.refused(err)
 	}
-	res.Generation = next
-	s.state.Upgrade.NewGen, s.state.Upgrade.Phase, s.state.Upgrade.Programs = next, "flipped", loaded[name]
-	s.saveStateLocked()
-	flipped := pipeline.Monotonic()
-	s.pipe.Flip(next)
-	s.mu.Unlock()
-	s.log.Info("upgrade flipped", "plugin", name, "from", res.From, "to", res.To, "generation", next)
-
-	// Background work without the lease: a plugin that fails at work shows
-	// it here, before it owns anything.
-	act := &plugin.ActivateRequest{Generation: next, BPFFS: s.cfg.BPFFS, StateDir: s.cfg.StateDir, Config: m.cfg.Config}
-	if err := inst.Datapath.Activate(ctx, act); err != nil {
-		return s.rollback(res, m, inst, next, fmt.Sprintf("activate: %v", err))
+	if err := tx.flip(); err != nil {
+		return tx.refused(err)
 	}
-	if reason := s.healthGate(ctx, inst, window); reason != "" {
-		return s.rollback(res, m, inst, next, reason)
+	s.log.Info("upgrade flipped", "plugin", name, "from", tx.res.From, "to", tx.res.To, "generation", tx.next)
+	if reason := tx.gate(ctx, window); reason != "" {
+		return tx.rollback(ctx, reason)
 	}
-	if first := s.pipe.FirstPacket(next); first != 0 {
-		res.FlipToPacket = first - flipped
+	if err := tx.handoff(ctx); err != nil {
+		return tx.rollback(ctx, fmt.Sprintf("gc lease handoff: %v", err))
 	}
-	if err := s.commit(ctx, name, m, old, inst, req, loaded[name], next, res.Previous); err != nil {
-		return res, err
+	if err := tx.commit(); err != nil {
+		return tx.rollback(ctx, fmt.Sprintf("commit: %v", err))
 	}
+	tx.finish()
+	res := tx.res
 	res.Duration = time.Since(start)
 	s.metrics.upgraded(res)
-	s.log.Info("upgrade done", "plugin", name, "version", res.To, "generation", next, "took", res.Duration, "flip_to_first_packet", res.FlipToPacket)
+	s.log.Info("upgrade done", "plugin", name, "version", res.To, "generation", res.Generation, "took", res.Duration, "flip_to_first_packet", res.FlipToPacket)
 	return res, nil
 }
 
@@ -133,9 +133,17 @@ func (s *Supervisor) healthGate(ctx context.Context, inst *host.Instance, window
 		if inst.Exited() {
 			return "new instance exited during the health window"
 		}
-		hctx, cancel := context.WithTimeout(ctx, time.Second)
+		hctx, cancel := rpcContext(ctx, healthTimeout)
 		h, err := inst.Datapath.Health(hctx)
 		cancel()
+		if err != nil {
+			// A refused connection often means the process is on its way
+			// out: give the exit a moment to show, for a precise reason.
+			select {
+			case <-inst.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
 		switch {
 		case inst.Exited():
 			return "new instance exited during the health window"
@@ -153,94 +161,4 @@ func (s *Supervisor) healthGate(ctx context.Context, inst *host.Instance, window
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// commit hands the GC lease from old to new, records the new instance and
-// binary, stops the old instance and empties the old generation's bank.
-func (s *Supervisor) commit(ctx context.Context, name string, m *managed, old, inst *host.Instance, req UpgradeRequest, programs map[string]string, next, prev uint32) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.state.Upgrade.Phase = "committed"
-	s.saveStateLocked()
-	if m.lease {
-		if err := old.Datapath.Deactivate(ctx); err != nil {
-			s.log.Warn("revoke gc lease of the old instance", "plugin", name, "error", err)
-		}
-		m.lease = false
-	}
-	m.inst = inst
-	m.cfg.Path, m.cfg.SHA256 = req.Binary, req.SHA256
-	if err := s.activate(ctx, name); err != nil {
-		s.log.Error("grant gc lease to the new instance", "plugin", name, "error", err)
-	}
-	s.adopt(name, inst, programs, next)
-	s.recordInstance(name)
-	old.Kill()
-	if err := s.retire(prev); err != nil {
-		s.log.Warn("retire generation", "generation", prev, "error", err)
-	}
-	s.unpinUnused()
-	s.endUpgradeLocked(m)
-	return nil
-}
-
-// rollback flips back to the previous generation and keeps the old instance.
-func (s *Supervisor) rollback(res *UpgradeResult, m *managed, inst *host.Instance, next uint32, reason string) (*UpgradeResult, error) {
-	s.mu.Lock()
-	s.pipe.Flip(res.Previous)
-	if err := s.retire(next); err != nil {
-		s.log.Warn("retire generation", "generation", next, "error", err)
-	}
-	s.dropGeneration(next)
-	s.endUpgradeLocked(m)
-	s.mu.Unlock()
-	inst.Kill()
-	res.RolledBack, res.Reason = true, reason
-	s.metrics.rolledBack()
-	s.log.Warn("upgrade rolled back", "plugin", res.Plugin, "to", res.To, "reason", reason)
-	return res, fmt.Errorf("upgrade %s to %s rolled back to generation %d: %s", res.Plugin, res.To, res.Previous, reason)
-}
-
-func (s *Supervisor) refused(res *UpgradeResult, err error) (*UpgradeResult, error) {
-	res.Reason = err.Error()
-	s.metrics.refused()
-	s.log.Warn("upgrade refused", "plugin", res.Plugin, "error", err)
-	return res, fmt.Errorf("upgrade %s refused, generation %d unchanged: %w", res.Plugin, s.pipe.Active(), err)
-}
-
-func (s *Supervisor) endUpgradeLocked(m *managed) {
-	m.upgrading = false
-	s.state.Upgrade = nil
-	s.saveStateLocked()
-}
-
-// resolveUpgrade finishes an upgrade a dead supervisor left in flight: a
-// committed one keeps the new instance, anything earlier goes back to the
-// old generation and the old instance. Either way one generation is active
-// and one instance of the plugin runs.
-func (s *Supervisor) resolveUpgrade() {
-	u := s.state.Upgrade
-	if u == nil {
-		return
-	}
-	ps := s.state.Plugins[u.Plugin]
-	if u.Phase == "committed" && ps != nil {
-		ps.Programs, ps.Generation, ps.Reattach, ps.Path = u.Programs, u.NewGen, u.New, u.Binary
-		if u.Old != nil {
-			s.killStale(PluginConfig{Name: u.Plugin, Path: ps.Path}, u.Old.Pid)
-		}
-		s.log.Warn("finished an upgrade interrupted after commit", "plugin", u.Plugin, "generation", u.NewGen)
-	} else {
-		if s.pipe.Active() == u.NewGen && u.NewGen != 0 {
-			s.pipe.Flip(u.OldGen)
-			s.pipe.Settle()
-			s.pipe.Release(u.NewGen)
-		}
-		if u.New != nil {
-			s.killStale(PluginConfig{Name: u.Plugin, Path: u.Binary}, u.New.Pid)
-		}
-		s.log.Warn("rolled back an upgrade interrupted before commit", "plugin", u.Plugin, "generation", s.pipe.Active())
-	}
-	s.state.Upgrade = nil
-	s.state.ActiveGen = s.pipe.Active()
 }

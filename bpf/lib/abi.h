@@ -11,7 +11,7 @@
 
 /* Constants are enums so bpf2go mirrors them into core/abi. */
 enum hp_abi_const {
-	HP_ABI_VERSION = 1,
+	HP_ABI_VERSION = 2,
 };
 
 /* Pipeline slots, in the order a packet visits them. Vendor slots sit between
@@ -51,7 +51,10 @@ enum hp_dir {
 	HP_DIRS = 2,
 };
 
-/* Metric reasons. FORWARD and PASS_OTHER are not drops. */
+/* Metric reasons: every packet is counted under exactly one, at the end of
+ * its pipeline. FORWARD, the PASS_* reasons, FRAGMENT, UNSUPPORTED,
+ * CT_CREATE_FAILED and ICMP_RELATED are not drops; REJECT answers the client
+ * instead of forwarding. */
 enum hp_reason {
 	HP_R_FORWARD = 0,          /* pipeline ran, packet passed */
 	HP_R_PASS_OTHER = 1,       /* not IPv4: passed untouched */
@@ -62,9 +65,14 @@ enum hp_reason {
 	HP_R_NO_BACKEND = 6,       /* service without backends, dropped */
 	HP_R_POLICY_DENIED = 7,
 	HP_R_GEN_MISMATCH = 8,     /* a packet saw stages of two generations */
-	HP_R_FRAGMENT = 9,         /* non-first IPv4 fragment, passed without L4 */
+	HP_R_FRAGMENT = 9,         /* IPv4 fragment, passed with the ports of its first fragment */
 	HP_R_UNSUPPORTED = 10,     /* L4 the pipeline does not track, passed */
 	HP_R_STAGE_DROP = 11,      /* a stage dropped for its own reason */
+	HP_R_PASS_IPV6 = 12,       /* IPv6: passed untouched until it is supported */
+	HP_R_PASS_VLAN = 13,       /* 802.1Q / 802.1ad tagged: passed untouched until supported */
+	HP_R_FRAG_NOT_FOUND = 14,  /* non-first fragment whose first fragment was not seen, dropped */
+	HP_R_REJECT = 15,          /* service without backends: TCP RST / ICMP port unreachable sent back */
+	HP_R_ICMP_RELATED = 16,    /* ICMP error quoting a tracked flow, passed (translated back) */
 	HP_REASONS = 32,
 };
 
@@ -78,8 +86,10 @@ enum hp_verdict {
 /* hp_ctx.parse bits */
 enum hp_parse_bit {
 	HP_P_IPV4 = 0x01,
-	HP_P_L4 = 0x02, /* ports / ICMP id valid */
-	HP_P_FRAG = 0x04,
+	HP_P_L4 = 0x02,       /* ports / ICMP id valid */
+	HP_P_FRAG = 0x04,     /* an IPv4 fragment (first or later) */
+	HP_P_FRAG_NOHDR = 0x08, /* a later fragment: ports come from the first one (frag4), no L4 header here */
+	HP_P_ICMP_ERR = 0x10, /* ICMP error; the packet it quotes is in hp_ctx.inner_* (HP_P_L4 unset) */
 };
 
 /* hp_ctx.ct_status */
@@ -88,6 +98,7 @@ enum hp_ct_status {
 	HP_CT_NEW = 1,
 	HP_CT_ESTABLISHED = 2, /* original direction of a known entry */
 	HP_CT_REPLY = 3,       /* reply direction of a known entry */
+	HP_CT_RELATED = 4,     /* ICMP error quoting a packet of a known entry */
 };
 
 /* The per-packet context: one entry per CPU and direction in the pctx map.
@@ -125,6 +136,18 @@ struct hp_ctx {
 	__u32 stamp_first;
 	__u32 stamp_last;
 	__u64 scratch[4]; /* free for the stage that owns the current slot */
+	/* HP_P_ICMP_ERR: the quoted packet's tuple as that packet travelled (in
+	 * the direction opposite to the error), and where its headers are. */
+	__u32 inner_saddr;
+	__u32 inner_daddr;
+	__u16 inner_sport; /* ICMP echo: identifier placed as for an outer packet */
+	__u16 inner_dport;
+	__u8 inner_proto;
+	__u8 inner_reply;  /* HP_CT_RELATED: 1 when the quoted packet went in its entry's original
+			    * direction (the error travels back to the flow's originator) */
+	__u16 inner_l3_off;
+	__u16 inner_l4_off;
+	__u16 pad1;
 };
 
 /* Conntrack: direction flags, as Cilium's TUPLE_F_*. */
@@ -144,6 +167,22 @@ struct hp_ct_tuple {
 	__u8 nexthdr;
 	__u8 flags;
 	__u16 pad;
+};
+
+/* frag4: the first fragment of a datagram leaves its ports under the
+ * datagram's identity, so later fragments (which carry no L4 header) get the
+ * same verdict and translation. As Cilium's fragment map. */
+struct hp_frag4_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct hp_frag4_ports {
+	__u16 sport;
+	__u16 dport;
 };
 
 /* hp_ct_entry.flags */

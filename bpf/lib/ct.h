@@ -41,50 +41,84 @@ static __always_inline void ct_tuple_reverse(struct hp_ct_tuple *t, const struct
 	t->pad = 0;
 }
 
+#define CT_F_CLOSING (HP_CT_F_RX_CLOSING | HP_CT_F_TX_CLOSING)
+
+/* ct_alive: an entry is dead once both directions are closing (Cilium's
+ * ct_entry_alive). A dead entry keeps the close lifetime it got when it
+ * died: packets after that (the last ACKs) do not extend it. */
+static __always_inline int ct_alive(__u32 flags)
+{
+	return (flags & CT_F_CLOSING) != CT_F_CLOSING;
+}
+
+/* ct_lifetime of a live entry: SYN lifetime until a packet without SYN was
+ * seen (the connection is established), then the TCP one. */
 static __always_inline __u32 ct_lifetime(const struct hp_ctx *c, __u32 flags)
 {
 	if (c->proto != IPPROTO_TCP)
 		return ct_lifetime_nontcp;
-	if ((flags & (HP_CT_F_RX_CLOSING | HP_CT_F_TX_CLOSING)) ==
-	    (HP_CT_F_RX_CLOSING | HP_CT_F_TX_CLOSING))
-		return ct_lifetime_close;
 	if (flags & HP_CT_F_SEEN_NON_SYN)
 		return ct_lifetime_tcp;
 	return ct_lifetime_syn;
 }
 
-/* ct_refresh updates a live entry in place: counters with atomic adds,
- * closing state with atomic ors, the lifetime only when it changes, so an
- * established flow costs one lookup and no map update. */
-static __always_inline void ct_refresh(struct hp_ct_entry *e, const struct hp_ctx *c, int reply, __u32 now)
+/* ct_close_flags is what a FIN or RST closes (Cilium's ACTION_CLOSE). A
+ * service entry sees only the original direction of its flow, so one FIN
+ * closes both directions, or it would never die before the TCP lifetime.
+ * An RST closes both directions of any entry: nothing follows it on either
+ * side, and the kernel's conntrack also goes to CLOSE on it. */
+static __always_inline __u32 ct_close_flags(__u8 tf, int reply, int svc)
+{
+	if (svc || (tf & HP_TCP_RST))
+		return CT_F_CLOSING;
+	return reply ? HP_CT_F_RX_CLOSING : HP_CT_F_TX_CLOSING;
+}
+
+/* ct_refresh updates a known entry in place: counters with atomic adds,
+ * state with atomic ors, the lifetime only when it changes, so an
+ * established flow costs one lookup and no map update. svc: the entry is a
+ * CT_SERVICE entry. */
+static __always_inline void ct_refresh(struct hp_ct_entry *e, const struct hp_ctx *c, int reply, int svc, __u32 now)
 {
 	__u8 tf = c->tcp_flags;
-	__u32 flags, set = 0, lifetime;
+	__u32 flags = e->flags, set = 0, lifetime;
 
 	__sync_fetch_and_add(&e->packets, 1);
 	__sync_fetch_and_add(&e->bytes, c->len);
 
-	if (c->proto == IPPROTO_TCP) {
-		/* A SYN on a closing entry is a new connection on an old tuple. */
-		if ((tf & (HP_TCP_SYN | HP_TCP_ACK)) == HP_TCP_SYN &&
-		    (e->flags & (HP_CT_F_RX_CLOSING | HP_CT_F_TX_CLOSING)))
-			__sync_fetch_and_and(&e->flags, ~(__u32)(HP_CT_F_RX_CLOSING | HP_CT_F_TX_CLOSING |
-								HP_CT_F_SEEN_NON_SYN));
-		if (tf & HP_TCP_RST)
-			set |= HP_CT_F_RX_CLOSING | HP_CT_F_TX_CLOSING;
-		else if (tf & HP_TCP_FIN)
-			set |= reply ? HP_CT_F_RX_CLOSING : HP_CT_F_TX_CLOSING;
+	if (c->proto != IPPROTO_TCP) {
+		lifetime = now + ct_lifetime_nontcp;
+		goto update;
+	}
+	if (tf & (HP_TCP_FIN | HP_TCP_RST)) {
+		set = ct_close_flags(tf, reply, svc);
 		if (!(tf & HP_TCP_SYN))
 			set |= HP_CT_F_SEEN_NON_SYN;
-		if ((e->flags & set) != set)
-			__sync_fetch_and_or(&e->flags, set);
+		if ((flags & set) != set)
+			flags = __sync_fetch_and_or(&e->flags, set) | set;
+		/* Dead now (or again: a retransmitted FIN re-arms it, as in
+		 * Cilium): the close lifetime. Still alive: a half close. */
+		lifetime = now + (ct_alive(flags) ? ct_lifetime(c, flags) : ct_lifetime_close);
+		goto update;
 	}
-	flags = e->flags;
-	lifetime = now + ((tf & HP_TCP_RST) && c->proto == IPPROTO_TCP ? ct_lifetime_close
-									 : ct_lifetime(c, flags));
+	/* A SYN on a closing entry opens a new connection on an old tuple. */
+	if ((tf & (HP_TCP_SYN | HP_TCP_ACK)) == HP_TCP_SYN && (flags & CT_F_CLOSING)) {
+		__sync_fetch_and_and(&e->flags, ~(__u32)(CT_F_CLOSING | HP_CT_F_SEEN_NON_SYN));
+		e->tx_flags_seen = 0;
+		e->rx_flags_seen = 0;
+		flags &= ~(__u32)(CT_F_CLOSING | HP_CT_F_SEEN_NON_SYN);
+	}
+	if (!ct_alive(flags))
+		goto report;
+	if (!(tf & HP_TCP_SYN) && !(flags & HP_CT_F_SEEN_NON_SYN)) {
+		__sync_fetch_and_or(&e->flags, HP_CT_F_SEEN_NON_SYN);
+		flags |= HP_CT_F_SEEN_NON_SYN;
+	}
+	lifetime = now + ct_lifetime(c, flags);
+update:
 	if (e->lifetime != lifetime)
 		e->lifetime = lifetime;
-
+report:
 	if (reply) {
 		if ((e->rx_flags_seen | tf) != e->rx_flags_seen ||
 		    now - e->last_rx_report >= ct_report_interval) {
@@ -100,28 +134,26 @@ static __always_inline void ct_refresh(struct hp_ct_entry *e, const struct hp_ct
 	}
 }
 
-/* ct_create inserts the entry of a packet no entry knows. */
-static __always_inline int ct_create(void *map, const struct hp_ct_tuple *t, struct hp_ctx *c, __u32 now)
+/* ct_create inserts the entry of a packet no entry knows. svc: a CT_SERVICE
+ * entry. */
+static __always_inline int ct_create(void *map, const struct hp_ct_tuple *t, struct hp_ctx *c, int svc, __u32 now)
 {
 	struct hp_ct_entry e = {};
+	__u8 tf = c->tcp_flags;
 
 	e.packets = 1;
 	e.bytes = c->len;
 	if (c->proto == IPPROTO_TCP) {
-		if (c->tcp_flags & HP_TCP_RST)
-			e.flags |= HP_CT_F_RX_CLOSING | HP_CT_F_TX_CLOSING;
-		else if (c->tcp_flags & HP_TCP_FIN)
-			e.flags |= HP_CT_F_TX_CLOSING;
-		if (!(c->tcp_flags & HP_TCP_SYN))
+		if (tf & (HP_TCP_FIN | HP_TCP_RST))
+			e.flags |= ct_close_flags(tf, 0, svc);
+		if (!(tf & HP_TCP_SYN))
 			e.flags |= HP_CT_F_SEEN_NON_SYN;
 	}
-	e.lifetime = now + ((c->tcp_flags & HP_TCP_RST) && c->proto == IPPROTO_TCP
-				    ? ct_lifetime_close
-				    : ct_lifetime(c, e.flags));
+	e.lifetime = now + (ct_alive(e.flags) ? ct_lifetime(c, e.flags) : ct_lifetime_close);
 	e.rev_nat_index = c->rev_nat_index;
 	e.backend_id = c->backend_id;
 	e.src_sec_id = c->src_sec_id;
-	e.tx_flags_seen = c->tcp_flags;
+	e.tx_flags_seen = tf;
 	e.last_tx_report = now;
 	e.created = now;
 	return bpf_map_update_elem(map, t, &e, BPF_NOEXIST);

@@ -60,6 +60,17 @@ struct {
 	__type(value, struct hp_ct_entry);
 } ct_any4 SEC(".maps");
 
+/* Datagrams in flight being fragmented; LRU so a lost last fragment costs
+ * nothing. Cilium's default size. */
+#define HP_FRAG4_SIZE 8192
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HP_FRAG4_SIZE);
+	__type(key, struct hp_frag4_key);
+	__type(value, struct hp_frag4_ports);
+} frag4 SEC(".maps");
+
 #define HP_LB_SERVICES 65536
 #define HP_LB_BACKENDS 65536
 #define HP_LB_MAGLEV_MAX 131071

@@ -18,6 +18,8 @@ type (
 	LB4Affinity = AbiHpLb4Affinity
 	Slot        = AbiHpSlot
 	Reason      = AbiHpReason
+	Frag4Key    = AbiHpFrag4Key
+	Frag4Ports  = AbiHpFrag4Ports
 )
 
 const (
@@ -48,6 +50,7 @@ const (
 	MapEvents  = AbiMapEvents
 	MapCT4     = AbiMapCt4
 	MapCTAny4  = AbiMapCtAny4
+	MapFrag4   = AbiMapFrag4
 )
 
 var slotNames = map[Slot]string{
@@ -100,6 +103,11 @@ var reasonNames = map[Reason]string{
 	AbiHpReasonHP_R_FRAGMENT:         "fragment",
 	AbiHpReasonHP_R_UNSUPPORTED:      "unsupported",
 	AbiHpReasonHP_R_STAGE_DROP:       "stage_drop",
+	AbiHpReasonHP_R_PASS_IPV6:        "pass_ipv6",
+	AbiHpReasonHP_R_PASS_VLAN:        "pass_vlan",
+	AbiHpReasonHP_R_FRAG_NOT_FOUND:   "frag_not_found",
+	AbiHpReasonHP_R_REJECT:           "reject",
+	AbiHpReasonHP_R_ICMP_RELATED:     "icmp_related",
 }
 
 // ReasonName is the metric label of reason r.
@@ -117,7 +125,8 @@ func MetricKey(r Reason, dir uint32) uint32 { return uint32(r)<<1 | dir&1 }
 func Dropped(r Reason) bool {
 	switch r {
 	case AbiHpReasonHP_R_FORWARD, AbiHpReasonHP_R_PASS_OTHER, AbiHpReasonHP_R_FRAGMENT,
-		AbiHpReasonHP_R_UNSUPPORTED, AbiHpReasonHP_R_CT_CREATE_FAILED:
+		AbiHpReasonHP_R_UNSUPPORTED, AbiHpReasonHP_R_CT_CREATE_FAILED, AbiHpReasonHP_R_PASS_IPV6,
+		AbiHpReasonHP_R_PASS_VLAN, AbiHpReasonHP_R_ICMP_RELATED:
 		return false
 	}
 	return true

@@ -16,7 +16,7 @@ import (
 type AbiHpAbiConst uint32
 
 const (
-	AbiHpAbiConstHP_ABI_VERSION AbiHpAbiConst = 1
+	AbiHpAbiConstHP_ABI_VERSION AbiHpAbiConst = 2
 )
 
 type AbiHpBankConst uint32
@@ -69,6 +69,7 @@ const (
 	AbiHpCtStatusHP_CT_NEW         AbiHpCtStatus = 1
 	AbiHpCtStatusHP_CT_ESTABLISHED AbiHpCtStatus = 2
 	AbiHpCtStatusHP_CT_REPLY       AbiHpCtStatus = 3
+	AbiHpCtStatusHP_CT_RELATED     AbiHpCtStatus = 4
 )
 
 type AbiHpCtTuple struct {
@@ -112,6 +113,16 @@ type AbiHpCtx struct {
 	StampLast       uint32
 	_               [4]byte
 	Scratch         [4]uint64
+	InnerSaddr      uint32
+	InnerDaddr      uint32
+	InnerSport      uint16
+	InnerDport      uint16
+	InnerProto      uint8
+	InnerReply      uint8
+	InnerL3Off      uint16
+	InnerL4Off      uint16
+	Pad1            uint16
+	_               [4]byte
 }
 
 type AbiHpDir uint32
@@ -135,6 +146,21 @@ type AbiHpEvent struct {
 	Proto   uint8
 	Pad     [3]uint8
 	Gen     uint32
+}
+
+type AbiHpFrag4Key struct {
+	_     structs.HostLayout
+	Saddr uint32
+	Daddr uint32
+	Id    uint16
+	Proto uint8
+	Pad   uint8
+}
+
+type AbiHpFrag4Ports struct {
+	_     structs.HostLayout
+	Sport uint16
+	Dport uint16
 }
 
 type AbiHpLb4Affinity struct {
@@ -221,9 +247,11 @@ const (
 type AbiHpParseBit uint32
 
 const (
-	AbiHpParseBitHP_P_IPV4 AbiHpParseBit = 1
-	AbiHpParseBitHP_P_L4   AbiHpParseBit = 2
-	AbiHpParseBitHP_P_FRAG AbiHpParseBit = 4
+	AbiHpParseBitHP_P_IPV4       AbiHpParseBit = 1
+	AbiHpParseBitHP_P_L4         AbiHpParseBit = 2
+	AbiHpParseBitHP_P_FRAG       AbiHpParseBit = 4
+	AbiHpParseBitHP_P_FRAG_NOHDR AbiHpParseBit = 8
+	AbiHpParseBitHP_P_ICMP_ERR   AbiHpParseBit = 16
 )
 
 type AbiHpReason uint32
@@ -241,6 +269,11 @@ const (
 	AbiHpReasonHP_R_FRAGMENT         AbiHpReason = 9
 	AbiHpReasonHP_R_UNSUPPORTED      AbiHpReason = 10
 	AbiHpReasonHP_R_STAGE_DROP       AbiHpReason = 11
+	AbiHpReasonHP_R_PASS_IPV6        AbiHpReason = 12
+	AbiHpReasonHP_R_PASS_VLAN        AbiHpReason = 13
+	AbiHpReasonHP_R_FRAG_NOT_FOUND   AbiHpReason = 14
+	AbiHpReasonHP_R_REJECT           AbiHpReason = 15
+	AbiHpReasonHP_R_ICMP_RELATED     AbiHpReason = 16
 	AbiHpReasonHP_REASONS            AbiHpReason = 32
 )
 
@@ -292,6 +325,7 @@ const (
 	AbiMapCt4             = "ct4"
 	AbiMapCtAny4          = "ct_any4"
 	AbiMapEvents          = "events"
+	AbiMapFrag4           = "frag4"
 	AbiMapLb4Affinity     = "lb4_affinity"
 	AbiMapLb4Backends     = "lb4_backends"
 	AbiMapLb4Maglev       = "lb4_maglev"
@@ -370,6 +404,7 @@ type AbiMapSpecs struct {
 	Ct4         *ebpf.MapSpec `ebpf:"ct4"`
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -426,6 +461,7 @@ type AbiMaps struct {
 	Ct4         *ebpf.Map `ebpf:"ct4"`
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
+	Frag4       *ebpf.Map `ebpf:"frag4"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -443,6 +479,7 @@ func (m *AbiMaps) Close() error {
 		m.Ct4,
 		m.CtAny4,
 		m.Events,
+		m.Frag4,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,

@@ -64,7 +64,8 @@ func OpenOrCreate(spec *ebpf.MapSpec, path string) (m *ebpf.Map, created bool, e
 var ErrIncompatible = errors.New("incompatible pinned map")
 
 // Check compares a live map with the spec it should have been created from
-// and names every difference.
+// and names every difference: type, sizes, flags, and the BTF types of key
+// and value, so a reordered struct of the same size is refused too.
 func Check(spec *ebpf.MapSpec, m *ebpf.Map) error {
 	info, err := m.Info()
 	if err != nil {
@@ -86,6 +87,11 @@ func Check(spec *ebpf.MapSpec, m *ebpf.Map) error {
 	if info.Flags != spec.Flags {
 		diffs = append(diffs, fmt.Sprintf("flags are %#x, want %#x", info.Flags, spec.Flags))
 	}
+	btfDiffs, err := checkBTF(spec, m)
+	if err != nil {
+		return err
+	}
+	diffs = append(diffs, btfDiffs...)
 	if len(diffs) > 0 {
 		return fmt.Errorf("%w: %s", ErrIncompatible, strings.Join(diffs, ", "))
 	}

@@ -8,10 +8,10 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/supervisor/pipeline"
+	"github.com/hotpath/hotpath/core/plugintest/packet"
 	"github.com/hotpath/hotpath/internal/dptest"
-	"github.com/hotpath/hotpath/internal/packet"
 	"github.com/hotpath/hotpath/plugins/ct"
+	"github.com/hotpath/hotpath/supervisor/pipeline"
 )
 
 var (

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/internal/node"
 	"github.com/hotpath/hotpath/lab"
-	"github.com/hotpath/hotpath/plugins/ct"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
@@ -54,6 +54,12 @@ func Binaries(t testing.TB) string {
 				buildErr = fmt.Errorf("build %s: %v\n%s", cmd, err, out)
 				return
 			}
+		}
+		// The out-of-tree example plugin is its own module.
+		build := exec.Command("go", "build", "-o", filepath.Join(binDir, "hotpath-leastconn"), ".")
+		build.Dir = filepath.Join(root, "examples", "leastconn")
+		if out, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build hotpath-leastconn: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -161,8 +167,8 @@ func (e *Env) JSON(v any, args ...string) {
 }
 
 // CT lists CT entries.
-func (e *Env) CT() []ct.Record {
-	var recs []ct.Record
+func (e *Env) CT() []ctmap.Record {
+	var recs []ctmap.Record
 	e.JSON(&recs, "ct", "list")
 	return recs
 }

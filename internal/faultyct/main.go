@@ -7,6 +7,10 @@
 //	abi                 claims ABI version 99
 //	schema              claims ct4 values 8 bytes larger than the pinned map
 //	crash=DURATION      exits DURATION after Activate
+//	lease               refuses the GC lease (Activate with GCLease fails)
+//	linger=DURATION     stays alive DURATION after a graceful shutdown
+//	slowload=DURATION   takes DURATION to answer Load
+//	nodeactivate        fails to give up its GC lease (Deactivate fails)
 package main
 
 import (
@@ -39,6 +43,10 @@ func main() {
 		os.Exit(3)
 	}
 	plugin.Serve(&faulty{Plugin: ct.New(plugin.Logger()), fault: fault, arg: arg})
+	if fault == "linger" {
+		d, _ := time.ParseDuration(arg)
+		time.Sleep(d)
+	}
 }
 
 func (f *faulty) Describe(ctx context.Context, req *plugin.DescribeRequest) (*plugin.Description, error) {
@@ -60,6 +68,14 @@ func (f *faulty) Describe(ctx context.Context, req *plugin.DescribeRequest) (*pl
 }
 
 func (f *faulty) Load(ctx context.Context, req *plugin.LoadRequest) (*plugin.LoadResponse, error) {
+	if f.fault == "slowload" {
+		d, _ := time.ParseDuration(f.arg)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if f.fault != "verifier" {
 		return f.Plugin.Load(ctx, req)
 	}
@@ -88,7 +104,17 @@ func (f *faulty) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 		}
 	}
 	f.mu.Unlock()
+	if f.fault == "lease" && req.GCLease {
+		return fmt.Errorf("faultyct: refusing the gc lease as asked")
+	}
 	return f.Plugin.Activate(ctx, req)
+}
+
+func (f *faulty) Deactivate(ctx context.Context) error {
+	if f.fault == "nodeactivate" {
+		return fmt.Errorf("faultyct: keeping the gc lease as asked")
+	}
+	return f.Plugin.Deactivate(ctx)
 }
 
 func (f *faulty) Health(ctx context.Context) (*plugin.Health, error) {

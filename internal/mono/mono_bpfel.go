@@ -21,6 +21,7 @@ const (
 	monoMapCt4              = "ct4"
 	monoMapCtAny4           = "ct_any4"
 	monoMapEvents           = "events"
+	monoMapFrag4            = "frag4"
 	monoMapLb4Affinity      = "lb4_affinity"
 	monoMapLb4Backends      = "lb4_backends"
 	monoMapLb4Maglev        = "lb4_maglev"
@@ -94,6 +95,7 @@ type monoMapSpecs struct {
 	Ct4         *ebpf.MapSpec `ebpf:"ct4"`
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -141,6 +143,7 @@ type monoMaps struct {
 	Ct4         *ebpf.Map `ebpf:"ct4"`
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
+	Frag4       *ebpf.Map `ebpf:"frag4"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -158,6 +161,7 @@ func (m *monoMaps) Close() error {
 		m.Ct4,
 		m.CtAny4,
 		m.Events,
+		m.Frag4,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,

@@ -9,9 +9,11 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/internal/dptest"
+	"github.com/hotpath/hotpath/core/ctmap"
+	"github.com/hotpath/hotpath/core/plugintest"
+	"github.com/hotpath/hotpath/core/plugintest/packet"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/internal/mono"
-	"github.com/hotpath/hotpath/internal/packet"
 	"github.com/hotpath/hotpath/plugins/ct"
 	"github.com/hotpath/hotpath/plugins/lb"
 )
@@ -26,24 +28,19 @@ var (
 // staged pipeline turn the same packets into the same packets and the same
 // CT state, so comparing their ns/packet compares like with like.
 func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
-	h := dptest.New(t)
-	progs, release, err := lb.WithCT(h.Layout, 1, lb.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
-	h.Install(t, progs)
+	h := plugintest.New(t)
+	h.Install(t, serviceStages(t, h))
 	maps, err := lb.OpenMaps(h.Layout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer maps.Close()
-	args, _ := json.Marshal(lb.ServiceAddArgs{VIP: vip.String() + "/tcp", Algorithm: "maglev",
-		Backends: []lb.BackendArg{{Address: backend.String()}}})
+	args, _ := json.Marshal(services.ServiceAddArgs{VIP: vip.String() + "/tcp", Algorithm: "maglev",
+		Backends: []services.BackendArg{{Address: backend.String()}}})
 	if _, err := lb.Run(lb.NewStore(maps, lb.DefaultConfig()), "service-add", args); err != nil {
 		t.Fatal(err)
 	}
-	m, err := mono.Load(h.Maps.ByName)
+	m, err := mono.Load(h.Maps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +84,7 @@ func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
 			v.Lifetime, v.Created, v.LastRxReport, v.LastTxReport = 0, 0, 0, 0
 			o.ct[k] = v
 		}
-		if _, err := ct.Flush(h.Layout); err != nil {
+		if _, err := ctmap.Flush(h.Layout); err != nil {
 			t.Fatal(err)
 		}
 		return o
@@ -112,4 +109,24 @@ func TestPrivilegedMonoDoesThePipelinesWork(t *testing.T) {
 			t.Errorf("CT entry %+v: staged %+v, mono %+v", k, v, monolithic.ct[k])
 		}
 	}
+}
+
+// serviceStages loads what the supervisor assembles from the lb and ct
+// plugins for generation 1; the test releases them.
+func serviceStages(t *testing.T, h *plugintest.Harness) map[abi.Slot]*ebpf.Program {
+	st, err := lb.LoadStages(h.Layout, 1, lb.DefaultConfig(), lb.AllSlots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	ctProg, _, err := ct.LoadStage(h.Layout, 1, ct.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctProg.Close() })
+	progs := map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: ctProg}
+	for s, p := range st.Progs {
+		progs[s] = p
+	}
+	return progs
 }

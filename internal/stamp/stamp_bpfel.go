@@ -21,6 +21,7 @@ const (
 	stampMapCt4         = "ct4"
 	stampMapCtAny4      = "ct_any4"
 	stampMapEvents      = "events"
+	stampMapFrag4       = "frag4"
 	stampMapLb4Affinity = "lb4_affinity"
 	stampMapLb4Backends = "lb4_backends"
 	stampMapLb4Maglev   = "lb4_maglev"
@@ -91,6 +92,7 @@ type stampMapSpecs struct {
 	Ct4         *ebpf.MapSpec `ebpf:"ct4"`
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -133,6 +135,7 @@ type stampMaps struct {
 	Ct4         *ebpf.Map `ebpf:"ct4"`
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
+	Frag4       *ebpf.Map `ebpf:"frag4"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -150,6 +153,7 @@ func (m *stampMaps) Close() error {
 		m.Ct4,
 		m.CtAny4,
 		m.Events,
+		m.Frag4,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,

@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/supervisor/pipeline"
 	"github.com/hotpath/hotpath/internal/dptest"
 	"github.com/hotpath/hotpath/internal/stamp"
 	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/supervisor"
+	"github.com/hotpath/hotpath/supervisor/pipeline"
 )
 
 // TestPrivilegedGenerationFlipsAreAtomic flips the pipeline generation

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 )
 
 // GC removes expired CT entries. Only the instance holding the GC lease runs
@@ -25,7 +26,9 @@ type GC struct {
 
 	mu       sync.Mutex
 	stats    GCStats
+	lastPass time.Time           // start of the latest pass, scheduled or asked for
 	sweepers map[string]*Sweeper // in-kernel passes; nil: batch lookups
+	lastErr  error               // of the latest pass; nil once one succeeds
 }
 
 // GCStats are cumulative, exported as metrics and in `hotpath status`.
@@ -58,7 +61,7 @@ func Pass(m *ebpf.Map, now func() uint32) (PassResult, error) {
 	res := PassResult{MaxEntries: info.MaxEntries}
 	var expired []abi.CTTuple
 	t := now()
-	err = Scan(m, func(k *abi.CTTuple, v *abi.CTEntry) bool {
+	err = ctmap.Scan(m, func(k *abi.CTTuple, v *abi.CTEntry) bool {
 		res.Scanned++
 		if v.Lifetime < t {
 			expired = append(expired, *k)
@@ -87,25 +90,42 @@ func Pass(m *ebpf.Map, now func() uint32) (PassResult, error) {
 	return res, nil
 }
 
-// NextInterval is Cilium's adaptive GC interval: when more than 25% of a
-// map's capacity was deleted the interval shrinks in proportion (at most
-// 10x), when less than 5% it grows by half; always within [min, max].
+// NextInterval is Cilium's adaptive GC interval (ctmap calculateInterval):
+// no deletions leave the interval as it was; more than 25% of a map's
+// capacity deleted shrinks it in proportion (the ratio capped at 0.9, so at
+// most 10x), rounded to seconds and never below min; less than 5% grows it
+// by half, rounded to seconds and never above max; 5..25% leaves it alone.
+// Each bound applies only in the direction the interval moved, as in Cilium.
 func NextInterval(prev time.Duration, ratio float64, min, max time.Duration) time.Duration {
-	next := prev
 	switch {
+	case ratio == 0:
+		return prev
 	case ratio > 0.25:
-		next = time.Duration(float64(prev) * (1 - math.Min(ratio, 0.9)))
+		next := time.Duration(float64(prev) * (1 - math.Min(ratio, 0.9))).Round(time.Second)
+		if next < min {
+			next = min
+		}
+		return next
 	case ratio < 0.05:
-		next = time.Duration(float64(prev) * 1.5)
+		next := time.Duration(float64(prev) * 1.5).Round(time.Second)
+		if next > max {
+			next = max
+		}
+		return next
 	}
-	next = next.Round(time.Second)
-	if next < min {
-		next = min
+	return prev
+}
+
+// AdjustRatio is the correction Cilium's GetInterval makes before
+// calculateInterval: a pass that came sooner than the interval planned for it
+// (here: after a `gc` command ran one in between) had less time to collect,
+// so its delete ratio is scaled up to what the whole interval would have
+// deleted.
+func AdjustRatio(ratio float64, planned, actual time.Duration) float64 {
+	if actual > 0 && actual < planned {
+		return ratio * float64(planned) / float64(actual)
 	}
-	if next > max {
-		next = max
-	}
-	return next
+	return ratio
 }
 
 // Prepare loads the in-kernel sweep for every map when the config asks for
@@ -148,20 +168,25 @@ func (g *GC) Close() {
 
 func (g *GC) pass(name string, m *ebpf.Map) (PassResult, error) {
 	if s := g.sweepers[name]; s != nil {
-		return s.Pass(Now())
+		return s.Pass(ctmap.Now())
 	}
-	return Pass(m, Now)
+	return Pass(m, ctmap.Now)
 }
 
 // RunOnce passes over every map and returns the largest delete ratio.
 func (g *GC) RunOnce() (float64, error) {
 	start := time.Now()
+	g.mu.Lock()
+	g.lastPass = start
+	g.mu.Unlock()
 	var maxRatio float64
 	var deleted, scanned, kept uint64
 	for name, m := range g.Maps {
 		res, err := g.pass(name, m)
 		if err != nil {
-			return 0, fmt.Errorf("gc %s: %w", name, err)
+			err = fmt.Errorf("gc %s: %w", name, err)
+			g.failed(err)
+			return 0, err
 		}
 		if res.MaxEntries > 0 {
 			maxRatio = math.Max(maxRatio, float64(res.Deleted)/float64(res.MaxEntries))
@@ -178,6 +203,7 @@ func (g *GC) RunOnce() (float64, error) {
 	g.stats.LastDuration = time.Since(start)
 	g.stats.LastRatio = maxRatio
 	took := g.stats.LastDuration
+	g.lastErr = nil
 	g.mu.Unlock()
 	g.Metrics.pass(scanned, deleted, kept, took, maxRatio)
 	if g.Log != nil {
@@ -199,6 +225,10 @@ func (g *GC) Run(ctx context.Context) {
 			return
 		case <-time.After(interval):
 		}
+		g.mu.Lock()
+		prev := g.lastPass
+		g.mu.Unlock()
+		start := time.Now()
 		ratio, err := g.RunOnce()
 		if err != nil {
 			if g.Log != nil {
@@ -206,8 +236,26 @@ func (g *GC) Run(ctx context.Context) {
 			}
 			continue
 		}
-		interval = NextInterval(interval, ratio, g.Cfg.Min.D(), g.Cfg.Max.D())
+		var actual time.Duration
+		if !prev.IsZero() {
+			actual = start.Sub(prev)
+		}
+		interval = NextInterval(interval, AdjustRatio(ratio, interval, actual), g.Cfg.Min.D(), g.Cfg.Max.D())
 	}
+}
+
+func (g *GC) failed(err error) {
+	g.mu.Lock()
+	g.lastErr = err
+	g.mu.Unlock()
+}
+
+// Err is the error of the latest pass, nil when it succeeded: a GC that
+// keeps failing makes the plugin unhealthy, whichever pass it was.
+func (g *GC) Err() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastErr
 }
 
 // Stats returns a copy of the cumulative statistics.

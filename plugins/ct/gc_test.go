@@ -7,7 +7,8 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/internal/dptest"
+	"github.com/hotpath/hotpath/core/ctmap"
+	"github.com/hotpath/hotpath/core/plugintest"
 )
 
 func TestNextIntervalIsCiliums(t *testing.T) {
@@ -17,22 +18,48 @@ func TestNextIntervalIsCiliums(t *testing.T) {
 		ratio float64
 		want  time.Duration
 	}{
-		{5 * time.Minute, 0, 450 * time.Second},         // < 5%: x1.5
-		{5 * time.Minute, 0.10, 5 * time.Minute},        // 5..25%: unchanged
-		{5 * time.Minute, 0.50, 150 * time.Second},      // > 25%: shorter in proportion
-		{5 * time.Minute, 1.0, 30 * time.Second},        // capped at 10x shorter
-		{12 * time.Second, 0.95, 10 * time.Second},      // never below min
-		{10 * time.Hour, 0.01, 12 * time.Hour},          // never above max
-		{1500 * time.Millisecond, 0, 2*time.Second + 0}, // rounded to seconds, then bounded
+		{5 * time.Minute, 0, 5 * time.Minute},                 // nothing deleted: unchanged
+		{1500 * time.Millisecond, 0, 1500 * time.Millisecond}, // ... not even rounded
+		{5 * time.Minute, 0.01, 450 * time.Second},            // < 5%: x1.5
+		{1500 * time.Millisecond, 0.01, 2 * time.Second},      // rounded to seconds
+		{5 * time.Minute, 0.10, 5 * time.Minute},              // 5..25%: unchanged
+		{5 * time.Minute, 0.25, 5 * time.Minute},              // 25% is not more than 25%
+		{5 * time.Minute, 0.05, 5 * time.Minute},              // 5% is not less than 5%
+		{5 * time.Minute, 0.50, 150 * time.Second},            // > 25%: shorter in proportion
+		{5 * time.Minute, 1.0, 30 * time.Second},              // capped at 10x shorter
+		{12 * time.Second, 0.95, 10 * time.Second},            // never below min
+		{10 * time.Hour, 0.01, 12 * time.Hour},                // never above max
+		{5 * time.Second, 0.01, 8 * time.Second},              // growing is not held to min
+		{13 * time.Hour, 0.5, 6*time.Hour + 30*time.Minute},   // shrinking is not held to max
 	}
 	for _, c := range cases {
-		lo := min
-		if c.prev < min {
-			lo = time.Second
-		}
-		if got := NextInterval(c.prev, c.ratio, lo, max); got != c.want {
+		if got := NextInterval(c.prev, c.ratio, min, max); got != c.want {
 			t.Errorf("NextInterval(%s, %.2f) = %s, want %s", c.prev, c.ratio, got, c.want)
 		}
+	}
+}
+
+func TestAdjustRatioIsCiliums(t *testing.T) {
+	cases := []struct {
+		ratio           float64
+		planned, actual time.Duration
+		want            float64
+	}{
+		{0.1, time.Minute, time.Minute, 0.1},      // on time: as measured
+		{0.1, time.Minute, 2 * time.Minute, 0.1},  // late: as measured
+		{0.1, time.Minute, 0, 0.1},                // no previous pass
+		{0.1, time.Minute, 20 * time.Second, 0.3}, // a third of the interval: three times
+		{0.02, 5 * time.Minute, time.Minute, 0.1}, // 2% in a fifth is 10% per interval
+	}
+	for _, c := range cases {
+		if got := AdjustRatio(c.ratio, c.planned, c.actual); got < c.want-1e-9 || got > c.want+1e-9 {
+			t.Errorf("AdjustRatio(%.2f, %s, %s) = %.3f, want %.3f", c.ratio, c.planned, c.actual, got, c.want)
+		}
+	}
+	// An early pass that deleted 10% in a third of the interval shortens
+	// it as if 30% had gone, instead of leaving it unchanged.
+	if got := NextInterval(time.Minute, AdjustRatio(0.1, time.Minute, 20*time.Second), 10*time.Second, time.Hour); got != 42*time.Second {
+		t.Errorf("interval after an early pass = %s, want 42s", got)
 	}
 }
 
@@ -54,9 +81,9 @@ func TestConfigRejectsBadValues(t *testing.T) {
 // TestPrivilegedGCRechecksBeforeDelete: an entry found expired by the scan
 // but refreshed by the datapath before its delete must stay.
 func TestPrivilegedGCRechecksBeforeDelete(t *testing.T) {
-	h := dptest.New(t)
-	m := h.Maps.ByName[abi.MapCT4]
-	now := Now()
+	h := plugintest.New(t)
+	m := h.Maps[abi.MapCT4]
+	now := ctmap.Now()
 	expired := abi.CTTuple{Saddr: 1, Daddr: 2, Sport: 3, Dport: 4, Nexthdr: 6}
 	refreshed := abi.CTTuple{Saddr: 5, Daddr: 6, Sport: 7, Dport: 8, Nexthdr: 6}
 	live := abi.CTTuple{Saddr: 9, Daddr: 10, Sport: 11, Dport: 12, Nexthdr: 6}
@@ -94,22 +121,22 @@ func TestPrivilegedGCRechecksBeforeDelete(t *testing.T) {
 }
 
 func TestPrivilegedFlushAndList(t *testing.T) {
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	for i := uint32(1); i <= 3; i++ {
 		k := abi.CTTuple{Saddr: i, Daddr: 2, Sport: 3, Dport: 4, Nexthdr: 17}
-		if err := h.Maps.ByName[abi.MapCTAny4].Put(&k, &abi.CTEntry{Packets: uint64(i), Lifetime: Now() + 30}); err != nil {
+		if err := h.Maps[abi.MapCTAny4].Put(&k, &abi.CTEntry{Packets: uint64(i), Lifetime: ctmap.Now() + 30}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	recs, err := List(h.Layout)
+	recs, err := ctmap.List(h.Layout)
 	if err != nil || len(recs) != 3 || recs[0].Proto != "UDP" || recs[0].Map != "ct_any4" {
 		t.Fatalf("list = %+v, %v", recs, err)
 	}
-	n, err := Flush(h.Layout)
+	n, err := ctmap.Flush(h.Layout)
 	if err != nil || n != 3 {
 		t.Fatalf("flush = %d, %v", n, err)
 	}
-	if recs, _ := List(h.Layout); len(recs) != 0 {
+	if recs, _ := ctmap.List(h.Layout); len(recs) != 0 {
 		t.Fatalf("%d entries after flush", len(recs))
 	}
 }
@@ -117,10 +144,10 @@ func TestPrivilegedFlushAndList(t *testing.T) {
 // TestPrivilegedSweepDeletesOnlyExpired: the in-kernel pass deletes expired
 // entries and keeps live ones, on both CT maps.
 func TestPrivilegedSweepDeletesOnlyExpired(t *testing.T) {
-	h := dptest.New(t)
-	now := Now()
-	for _, name := range CTMaps {
-		m := h.Maps.ByName[name]
+	h := plugintest.New(t)
+	now := ctmap.Now()
+	for _, name := range ctmap.Maps {
+		m := h.Maps[name]
 		for i := uint32(0); i < 1000; i++ {
 			life := now + 100
 			if i%4 == 0 {
@@ -141,7 +168,7 @@ func TestPrivilegedSweepDeletesOnlyExpired(t *testing.T) {
 			t.Fatalf("%s: sweep %+v, %v: want 1000 scanned, 250 deleted", name, res, err)
 		}
 		left := 0
-		Scan(m, func(k *abi.CTTuple, v *abi.CTEntry) bool {
+		ctmap.Scan(m, func(k *abi.CTTuple, v *abi.CTEntry) bool {
 			left++
 			if v.Lifetime < now {
 				t.Errorf("%s: expired entry %+v survived", name, k)
@@ -152,7 +179,7 @@ func TestPrivilegedSweepDeletesOnlyExpired(t *testing.T) {
 			t.Fatalf("%s: %d entries left, want 750", name, left)
 		}
 	}
-	gc := &GC{Maps: map[string]*ebpf.Map{abi.MapCT4: h.Maps.ByName[abi.MapCT4]}, Cfg: DefaultConfig().GC}
+	gc := &GC{Maps: map[string]*ebpf.Map{abi.MapCT4: h.Maps[abi.MapCT4]}, Cfg: DefaultConfig().GC}
 	gc.Prepare()
 	defer gc.Close()
 	if gc.Stats().Method != "sweep" {

@@ -22,12 +22,7 @@ func LoadStage(l pin.Layout, gen uint32, cfg Config) (*ebpf.Program, string, err
 	if err != nil {
 		return nil, "", fmt.Errorf("load ct spec: %w", err)
 	}
-	consts := map[string]uint32{
-		"ct_lifetime_tcp":    uint32(cfg.Lifetimes.TCP.D().Seconds()),
-		"ct_lifetime_syn":    uint32(cfg.Lifetimes.SYN.D().Seconds()),
-		"ct_lifetime_close":  uint32(cfg.Lifetimes.Close.D().Seconds()),
-		"ct_lifetime_nontcp": uint32(cfg.Lifetimes.NonTCP.D().Seconds()),
-	}
+	consts := cfg.Lifetimes.Seconds()
 	for name, v := range consts {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, "", fmt.Errorf("set %s: %w", name, err)

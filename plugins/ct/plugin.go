@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugin"
 )
@@ -42,7 +43,7 @@ func (p *Plugin) Describe(ctx context.Context, req *plugin.DescribeRequest) (*pl
 	if _, err := ParseConfig(req.Config); err != nil {
 		return nil, err
 	}
-	schemas, err := Schemas(abi.MapCT4, abi.MapCTAny4, abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls)
+	schemas, err := plugin.Schemas(abi.MapCT4, abi.MapCTAny4, abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls)
 	if err != nil {
 		return nil, err
 	}
@@ -51,23 +52,6 @@ func (p *Plugin) Describe(ctx context.Context, req *plugin.DescribeRequest) (*pl
 		Slots: []string{Slot}, Maps: schemas, GC: true,
 		Commands: []string{"gc", "stats"},
 	}, nil
-}
-
-// Schemas describes shared maps as this build of the plugin expects them.
-func Schemas(names ...string) ([]plugin.MapSchema, error) {
-	specs, err := pin.SharedSpecs()
-	if err != nil {
-		return nil, err
-	}
-	var out []plugin.MapSchema
-	for _, n := range names {
-		s, ok := specs[n]
-		if !ok {
-			return nil, fmt.Errorf("no shared map %s", n)
-		}
-		out = append(out, plugin.MapSchema{Name: n, Type: s.Type.String(), KeySize: s.KeySize, ValueSize: s.ValueSize, MaxEntries: s.MaxEntries})
-	}
-	return out, nil
 }
 
 // Load loads and pins the ct stage for a generation.
@@ -100,7 +84,7 @@ func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 	if p.cancel != nil {
 		return nil // already running
 	}
-	maps, err := openCT(pin.Layout{Root: req.BPFFS})
+	maps, err := ctmap.Open(pin.Layout{Root: req.BPFFS})
 	if err != nil {
 		return err
 	}
@@ -149,10 +133,16 @@ func (p *Plugin) Deactivate(ctx context.Context) error {
 	return nil
 }
 
-// Health is degraded after a failed GC pass.
+// Health is degraded while the latest GC pass failed, the first one or any
+// later one.
 func (p *Plugin) Health(ctx context.Context) (*plugin.Health, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.gc != nil && p.cancel != nil {
+		if err := p.gc.Err(); err != nil {
+			return &plugin.Health{Healthy: false, Reason: err.Error()}, nil
+		}
+	}
 	if p.gcErr != nil {
 		return &plugin.Health{Healthy: false, Reason: p.gcErr.Error()}, nil
 	}

@@ -4,13 +4,13 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/internal/dptest"
-	"github.com/hotpath/hotpath/internal/packet"
+	"github.com/hotpath/hotpath/core/ctmap"
+	"github.com/hotpath/hotpath/core/plugintest"
+	"github.com/hotpath/hotpath/core/plugintest/packet"
 )
 
 const (
@@ -23,8 +23,8 @@ var (
 	server = netip.MustParseAddrPort("10.240.2.2:80")
 )
 
-func newStage(t *testing.T) *dptest.Harness {
-	h := dptest.New(t)
+func newStage(t *testing.T) *plugintest.Harness {
+	h := plugintest.New(t)
 	prog, _, err := LoadStage(h.Layout, 1, DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +44,7 @@ func tuple(src, dst netip.AddrPort, proto uint8, flags uint8) abi.CTTuple {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-func run(t *testing.T, h *dptest.Harness, dir abi.AbiHpDir, pkt []byte) uint32 {
+func run(t *testing.T, h *plugintest.Harness, dir abi.AbiHpDir, pkt []byte) uint32 {
 	t.Helper()
 	r, err := h.Run(dir, pkt)
 	if err != nil {
@@ -53,7 +53,7 @@ func run(t *testing.T, h *dptest.Harness, dir abi.AbiHpDir, pkt []byte) uint32 {
 	return r.Code
 }
 
-func entry(t *testing.T, h *dptest.Harness, m string, k abi.CTTuple) abi.CTEntry {
+func entry(t *testing.T, h *plugintest.Harness, m string, k abi.CTTuple) abi.CTEntry {
 	t.Helper()
 	all := h.Dump(t, m)
 	e, ok := all[k]
@@ -63,7 +63,7 @@ func entry(t *testing.T, h *dptest.Harness, m string, k abi.CTTuple) abi.CTEntry
 	return e
 }
 
-func nowSec() uint32 { return uint32(monotonicCoarse() / time.Second) }
+func nowSec() uint32 { return ctmap.Now() }
 
 func TestPrivilegedCTStageTCPHandshakeDataClose(t *testing.T) {
 	h := newStage(t)

@@ -21,6 +21,7 @@ const (
 	firstMapCt4              = "ct4"
 	firstMapCtAny4           = "ct_any4"
 	firstMapEvents           = "events"
+	firstMapFrag4            = "frag4"
 	firstMapLb4Affinity      = "lb4_affinity"
 	firstMapLb4Backends      = "lb4_backends"
 	firstMapLb4Maglev        = "lb4_maglev"
@@ -92,6 +93,7 @@ type firstMapSpecs struct {
 	Ct4         *ebpf.MapSpec `ebpf:"ct4"`
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -139,6 +141,7 @@ type firstMaps struct {
 	Ct4         *ebpf.Map `ebpf:"ct4"`
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
+	Frag4       *ebpf.Map `ebpf:"frag4"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -156,6 +159,7 @@ func (m *firstMaps) Close() error {
 		m.Ct4,
 		m.CtAny4,
 		m.Events,
+		m.Frag4,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,

@@ -16,7 +16,6 @@ import (
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugin"
-	"github.com/hotpath/hotpath/plugins/ct"
 )
 
 // Version of the plugin.
@@ -37,7 +36,7 @@ func (p *Plugin) Describe(ctx context.Context, req *plugin.DescribeRequest) (*pl
 	if len(req.Config) > 0 && string(req.Config) != "null" && string(req.Config) != "{}" {
 		return nil, fmt.Errorf("first: takes no config, got %s", req.Config)
 	}
-	schemas, err := ct.Schemas(abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls, "lb4_slots")
+	schemas, err := plugin.Schemas(abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls, "lb4_slots")
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,8 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/internal/packet"
+	"github.com/hotpath/hotpath/core/plugintest/packet"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/plugins/ct"
 )
 
@@ -53,8 +54,8 @@ func BenchmarkPrivilegedLBEstablished(b *testing.B) {
 	for _, alg := range []string{"random", "maglev"} {
 		b.Run(alg, func(b *testing.B) {
 			h := newLB(b)
-			h.add(b, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: alg, Backends: backends("10.96.0.11:80")})
-			h.add(b, ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Algorithm: alg, Backends: backends("10.96.0.10:80")})
+			h.add(b, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: alg, Backends: backends("10.96.0.11:80")})
+			h.add(b, services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Algorithm: alg, Backends: backends("10.96.0.10:80")})
 			benchRepeat(b, h.Entry.Ingress, packet.TCP(client, vipTCP, packet.ACK, nil))
 		})
 	}
@@ -62,7 +63,7 @@ func BenchmarkPrivilegedLBEstablished(b *testing.B) {
 
 func BenchmarkPrivilegedLBNotAService(b *testing.B) {
 	h := newLB(b)
-	h.add(b, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String())})
+	h.add(b, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String())})
 	benchRepeat(b, h.Entry.Ingress, packet.TCP(client, be1, packet.ACK, nil))
 }
 
@@ -71,7 +72,7 @@ func BenchmarkPrivilegedLBReply(b *testing.B) {
 	// at the backend's own address: reverse NAT runs, the packet stays
 	// the same one.
 	h := newLB(b)
-	h.add(b, ServiceAddArgs{VIP: be1.String() + "/tcp", Backends: backends(be1.String())})
+	h.add(b, services.ServiceAddArgs{VIP: be1.String() + "/tcp", Backends: backends(be1.String())})
 	h.run(b, in, packet.TCP(client, be1, packet.SYN, nil))
 	benchRepeat(b, h.Entry.Egress, packet.TCP(be1, client, packet.ACK, nil))
 }
@@ -82,7 +83,7 @@ func BenchmarkPrivilegedLBNewFlow(b *testing.B) {
 	for _, alg := range []string{"random", "maglev"} {
 		b.Run(alg, func(b *testing.B) {
 			h := newLB(b)
-			h.add(b, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: alg, Backends: backends(be1.String(), be2.String(), be3.String())})
+			h.add(b, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: alg, Backends: backends(be1.String(), be2.String(), be3.String())})
 			var total time.Duration
 			for i := range b.N {
 				src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 16), byte(i >> 8)}), uint16(i))

@@ -9,6 +9,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
 
@@ -22,7 +23,7 @@ import (
 //
 // so the count grows only over filled slots and shrinks before slots go,
 // and a removed backend disappears only once no slot or table names it.
-func (s *Store) commit(old, next *service, want []Backend) error {
+func (s *Store) commit(old, next *service, want []services.Backend) error {
 	var oldMembers []member
 	var oldCount int
 	if old != nil {
@@ -42,7 +43,7 @@ func (s *Store) commit(old, next *service, want []Backend) error {
 	id := next.val.SvcId
 
 	want = slices.Clone(want)
-	slices.SortFunc(want, func(a, b Backend) int { return a.Addr.Compare(b.Addr) })
+	slices.SortFunc(want, func(a, b services.Backend) int { return a.Addr.Compare(b.Addr) })
 	members := make([]member, len(want))
 	var fresh []int
 	for i, b := range want {
@@ -68,7 +69,7 @@ func (s *Store) commit(old, next *service, want []Backend) error {
 
 	var table []uint32
 	start := time.Now()
-	if Algorithm(next.val.Algorithm) == Maglev && len(members) > 0 {
+	if services.Algorithm(next.val.Algorithm) == services.Maglev && len(members) > 0 {
 		mb := make([]maglev.Backend, len(members))
 		for i, m := range members {
 			mb[i] = maglev.Backend{ID: m.id, Key: m.backend().Key(), Weight: uint32(m.be.Weight)}
@@ -82,10 +83,13 @@ func (s *Store) commit(old, next *service, want []Backend) error {
 	if err := s.maps.writeState(st); err != nil {
 		return err
 	}
-	var created []uint32
-	undo := func(err error) error {
-		for _, bid := range created {
-			s.maps.Backends.Delete(bid)
+	// Every write below pushes its inverse, so a write the kernel refuses
+	// (a full map) takes back what this commit did before it.
+	var undo undoLog
+	defer undo.drop()
+	fail := func(err error) error {
+		if uerr := undo.run(); uerr != nil {
+			return fmt.Errorf("%w (undo: %v)", err, uerr)
 		}
 		return err
 	}
@@ -99,36 +103,45 @@ func (s *Store) commit(old, next *service, want []Backend) error {
 			flag = ebpf.UpdateExist // a weight change: same id, flows stay
 		}
 		if err := s.maps.Backends.Update(m.id, m.be, flag); err != nil {
-			return undo(fmt.Errorf("write backend %s: %w", m.backend().Addr, err))
+			return fail(fmt.Errorf("write backend %s: %w", m.backend().Addr, err))
 		}
-		if !existed {
-			created = append(created, m.id)
+		bid := m.id
+		if existed {
+			undo.push(func() error { return s.maps.Backends.Update(bid, prev.be, ebpf.UpdateExist) })
+		} else {
+			undo.push(func() error { return s.maps.Backends.Delete(bid) })
 		}
 	}
 	if old == nil {
 		rn := abi.LB4RevNat{Address: addrU32(next.vip.Addr), Port: htons(next.vip.Port)}
 		if err := s.maps.RevNat.Put(uint16(id), rn); err != nil {
-			return undo(fmt.Errorf("write rev-nat %d: %w", id, err))
+			return fail(fmt.Errorf("write rev-nat %d: %w", id, err))
 		}
+		undo.push(func() error { return s.maps.RevNat.Delete(uint16(id)) })
 	}
 	for slot, i := range fill {
-		if err := s.maps.Slots.Put(abi.LB4SlotKey{SvcId: id, Slot: uint32(slot)}, members[i].id); err != nil {
-			if old == nil {
-				s.maps.RevNat.Delete(uint16(id))
-			}
-			return undo(fmt.Errorf("write slot %d: %w", slot, err))
+		key := abi.LB4SlotKey{SvcId: id, Slot: uint32(slot)}
+		if err := s.undoSlot(&undo, key); err != nil {
+			return fail(err)
+		}
+		if err := s.maps.Slots.Put(key, members[i].id); err != nil {
+			return fail(fmt.Errorf("write slot %d: %w", slot, err))
 		}
 	}
 	if table != nil {
+		if err := s.undoTable(&undo, id); err != nil {
+			return fail(err)
+		}
 		if err := s.swapTable(id, table); err != nil {
-			return fmt.Errorf("swap maglev table: %w", err)
+			return fail(fmt.Errorf("swap maglev table: %w", err))
 		}
 		s.Metrics.tableBuilt(time.Since(start))
 	}
 	next.val.Count = uint16(len(fill))
 	if err := s.maps.Services.Put(keyOf(next.vip), next.val); err != nil {
-		return fmt.Errorf("write service: %w", err)
+		return fail(fmt.Errorf("write service: %w", err))
 	}
+	undo.done()
 
 	var errs []error
 	for slot := len(fill); slot < oldCount; slot++ {

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"time"
 
-	"github.com/hotpath/hotpath/plugins/ct"
+	"github.com/hotpath/hotpath/core/ctmap"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
 
@@ -14,7 +14,7 @@ import (
 type Config struct {
 	// Lifetimes of CT_SERVICE entries; the same block and defaults
 	// (Cilium's) as the ct plugin's.
-	Lifetimes ct.Lifetimes `json:"lifetimes"`
+	Lifetimes ctmap.Lifetimes `json:"lifetimes"`
 	// MaglevSeed seeds both the Maglev tables and the packet hash. Every
 	// node of a cluster must use the same seed to build the same tables.
 	MaglevSeed uint32 `json:"maglev_seed"`
@@ -37,9 +37,9 @@ const (
 // DefaultConfig is what the plugin runs with when nothing is configured.
 func DefaultConfig() Config {
 	return Config{
-		Lifetimes:       ct.DefaultConfig().Lifetimes,
+		Lifetimes:       ctmap.DefaultLifetimes(),
 		MaglevTableSize: maglev.DefaultM,
-		Algorithm:       Random.String(),
+		Algorithm:       services.Random.String(),
 		Select:          SelectBuiltin,
 	}
 }
@@ -60,17 +60,13 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 // Validate rejects lifetimes the datapath cannot hold, unknown algorithms
 // and table sizes Maglev does not support.
 func (c Config) Validate() error {
-	for name, d := range map[string]ct.Duration{
-		"tcp": c.Lifetimes.TCP, "syn": c.Lifetimes.SYN, "close": c.Lifetimes.Close, "non_tcp": c.Lifetimes.NonTCP,
-	} {
-		if d.D() < time.Second || d.D() > 365*24*time.Hour {
-			return fmt.Errorf("lb lifetime %s: %s is outside 1s..8760h", name, d.D())
-		}
+	if err := c.Lifetimes.Validate(); err != nil {
+		return fmt.Errorf("lb %w", err)
 	}
 	if err := maglev.ValidSize(c.MaglevTableSize); err != nil {
 		return fmt.Errorf("lb config: %w", err)
 	}
-	if _, err := ParseAlgorithm(c.Algorithm); err != nil {
+	if _, err := services.ParseAlgorithm(c.Algorithm); err != nil {
 		return fmt.Errorf("lb config: %w", err)
 	}
 	if c.Select != SelectBuiltin && c.Select != SelectExternal {
@@ -101,7 +97,7 @@ func (c Config) Hooks() map[string][]string {
 	return h
 }
 
-func (c Config) algorithm() Algorithm {
-	a, _ := ParseAlgorithm(c.Algorithm)
+func (c Config) algorithm() services.Algorithm {
+	a, _ := services.ParseAlgorithm(c.Algorithm)
 	return a
 }

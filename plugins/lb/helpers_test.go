@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"net/netip"
+	"os"
 	"testing"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/internal/dptest"
+	"github.com/hotpath/hotpath/core/plugintest"
+	"github.com/hotpath/hotpath/core/services"
 )
 
 const (
@@ -20,7 +22,7 @@ const testSeed = 0x5eed1234
 // lbHarness is a private datapath with the lb stages and the ct stage in
 // one generation, and a store over its maps.
 type lbHarness struct {
-	*dptest.Harness
+	*plugintest.Harness
 	store *Store
 	maps  *Maps
 	cfg   Config
@@ -28,10 +30,10 @@ type lbHarness struct {
 
 func newLB(t testing.TB) *lbHarness {
 	t.Helper()
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	cfg := DefaultConfig()
 	cfg.MaglevSeed = testSeed
-	progs, release, err := WithCT(h.Layout, 1, cfg)
+	progs, release, err := withCT(h.Layout, 1, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func newLB(t testing.TB) *lbHarness {
 }
 
 // run sends a packet and fails the test on a harness error.
-func (h *lbHarness) run(t testing.TB, dir abi.AbiHpDir, pkt []byte) dptest.Result {
+func (h *lbHarness) run(t testing.TB, dir abi.AbiHpDir, pkt []byte) plugintest.Result {
 	t.Helper()
 	r, err := h.Run(dir, pkt)
 	if err != nil {
@@ -56,13 +58,13 @@ func (h *lbHarness) run(t testing.TB, dir abi.AbiHpDir, pkt []byte) dptest.Resul
 }
 
 // add creates a service through the same path as the Invoke command.
-func (h *lbHarness) add(t testing.TB, a ServiceAddArgs) ServiceInfo {
+func (h *lbHarness) add(t testing.TB, a services.ServiceAddArgs) services.ServiceInfo {
 	t.Helper()
 	res, err := Run(h.store, "service-add", mustJSON(t, a))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res.(ServiceInfo)
+	return res.(services.ServiceInfo)
 }
 
 func (h *lbHarness) invoke(t testing.TB, cmd string, args any) {
@@ -72,7 +74,7 @@ func (h *lbHarness) invoke(t testing.TB, cmd string, args any) {
 	}
 }
 
-func (h *lbHarness) service(t testing.TB, vip string) ServiceInfo {
+func (h *lbHarness) service(t testing.TB, vip string) services.ServiceInfo {
 	t.Helper()
 	all, err := h.store.List()
 	if err != nil {
@@ -84,7 +86,7 @@ func (h *lbHarness) service(t testing.TB, vip string) ServiceInfo {
 		}
 	}
 	t.Fatalf("no service %s in %+v", vip, all)
-	return ServiceInfo{}
+	return services.ServiceInfo{}
 }
 
 func mustJSON(t testing.TB, v any) json.RawMessage {
@@ -96,10 +98,10 @@ func mustJSON(t testing.TB, v any) json.RawMessage {
 	return b
 }
 
-func backends(addrs ...string) []BackendArg {
-	var out []BackendArg
+func backends(addrs ...string) []services.BackendArg {
+	var out []services.BackendArg
 	for _, a := range addrs {
-		b, err := ParseBackend(a)
+		b, err := services.ParseBackend(a)
 		if err != nil {
 			panic(err)
 		}
@@ -119,7 +121,7 @@ func ctTuple(src, dst netip.AddrPort, proto, flags uint8) abi.CTTuple {
 }
 
 // idOf finds the id of the backend at addr in a listed service.
-func idOf(t testing.TB, s ServiceInfo, addr netip.AddrPort) uint32 {
+func idOf(t testing.TB, s services.ServiceInfo, addr netip.AddrPort) uint32 {
 	t.Helper()
 	for _, b := range s.Backends {
 		if b.Address == addr.String() {
@@ -141,4 +143,10 @@ func ipHeaderValid(b []byte) bool {
 		sum = sum&0xffff + sum>>16
 	}
 	return sum == 0xffff
+}
+
+// fileExists reports whether path exists (for pin assertions).
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

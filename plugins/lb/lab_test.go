@@ -5,10 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/internal/dptest"
+	"github.com/hotpath/hotpath/core/plugintest"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/lab"
-	"github.com/hotpath/hotpath/supervisor"
 )
 
 // TestPrivilegedLBLab sends real TCP and UDP traffic from a pod to service
@@ -17,10 +16,10 @@ import (
 // talks to the VIP.
 func TestPrivilegedLBLab(t *testing.T) {
 	l := lab.NewT(t, lab.Options{Pods: []string{"a", "b", "c"}})
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	layout := h.Layout
 	cfg := DefaultConfig()
-	progs, release, err := WithCT(layout, 1, cfg)
+	progs, release, err := withCT(layout, 1, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +46,7 @@ func TestPrivilegedLBLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	add := func(vip string, alg string, port string) {
-		spec, err := ServiceAddArgs{VIP: vip, Algorithm: alg, Backends: backends(b.IP.String()+":"+port, c.IP.String()+":"+port)}.Spec()
+		spec, err := services.ServiceAddArgs{VIP: vip, Algorithm: alg, Backends: backends(b.IP.String()+":"+port, c.IP.String()+":"+port)}.Spec()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +56,7 @@ func TestPrivilegedLBLab(t *testing.T) {
 	}
 	add("10.96.0.10:80/tcp", "random", "8080")
 	add("10.96.0.53:53/udp", "maglev", "5353")
-	echo, _ := ServiceAddArgs{VIP: "10.96.0.20:7/tcp", Backends: backends(b.IP.String() + ":9000")}.Spec()
+	echo, _ := services.ServiceAddArgs{VIP: "10.96.0.20:7/tcp", Backends: backends(b.IP.String() + ":9000")}.Spec()
 	if _, err := store.Add(echo); err != nil {
 		t.Fatal(err)
 	}
@@ -91,13 +90,7 @@ func TestPrivilegedLBLab(t *testing.T) {
 	if err := a.Echo(ctx, "tcp", "10.96.0.20:7", payload); err != nil {
 		t.Fatal(err)
 	}
-	counters, err := supervisor.DatapathCounters(h.Maps.ByName[abi.MapMetrics])
-	if err != nil {
-		t.Fatal(err)
-	}
-	for r, per := range counters {
-		if abi.Dropped(r) && per[0].Packets+per[1].Packets != 0 {
-			t.Errorf("%d packets dropped for %s", per[0].Packets+per[1].Packets, abi.ReasonName(r))
-		}
+	for reason, n := range h.Drops(t) {
+		t.Errorf("%d packets dropped for %s", n, reason)
 	}
 }

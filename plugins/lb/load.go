@@ -50,13 +50,8 @@ func LoadStages(l pin.Layout, gen uint32, cfg Config, slots []string) (*Stages, 
 	if err != nil {
 		return nil, fmt.Errorf("load lb spec: %w", err)
 	}
-	consts := map[string]uint32{
-		lbVarCtLifetimeTcp:    uint32(cfg.Lifetimes.TCP.D().Seconds()),
-		lbVarCtLifetimeSyn:    uint32(cfg.Lifetimes.SYN.D().Seconds()),
-		lbVarCtLifetimeClose:  uint32(cfg.Lifetimes.Close.D().Seconds()),
-		lbVarCtLifetimeNontcp: uint32(cfg.Lifetimes.NonTCP.D().Seconds()),
-		lbVarLbHashSeed:       cfg.MaglevSeed,
-	}
+	consts := cfg.Lifetimes.Seconds()
+	consts[lbVarLbHashSeed] = cfg.MaglevSeed
 	for name, v := range consts {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)

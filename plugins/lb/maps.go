@@ -10,6 +10,7 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
+	"github.com/hotpath/hotpath/core/services"
 )
 
 // Shared maps the lb plugin writes (the supervisor creates them).
@@ -126,14 +127,14 @@ func htons(v uint16) uint16 {
 
 func ntohs(v uint16) uint16 { return htons(v) }
 
-func keyOf(v VIP) abi.LB4Key {
+func keyOf(v services.VIP) abi.LB4Key {
 	return abi.LB4Key{Address: addrU32(v.Addr), Dport: htons(v.Port), Proto: uint8(v.Proto)}
 }
 
-func vipOf(k abi.LB4Key) VIP {
-	return VIP{Addr: u32Addr(k.Address), Port: ntohs(k.Dport), Proto: Proto(k.Proto)}
+func vipOf(k abi.LB4Key) services.VIP {
+	return services.VIP{Addr: u32Addr(k.Address), Port: ntohs(k.Dport), Proto: services.Proto(k.Proto)}
 }
 
-func backendOf(b abi.LB4Backend) Backend {
-	return Backend{Addr: netip.AddrPortFrom(u32Addr(b.Address), ntohs(b.Port)), Weight: b.Weight}
+func backendOf(b abi.LB4Backend) services.Backend {
+	return services.Backend{Addr: netip.AddrPortFrom(u32Addr(b.Address), ntohs(b.Port)), Weight: b.Weight}
 }

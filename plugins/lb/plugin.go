@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +13,7 @@ import (
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugin"
-	"github.com/hotpath/hotpath/plugins/ct"
+	"github.com/hotpath/hotpath/core/services"
 )
 
 // Version is the lb plugin's version; release builds set it with -ldflags -X.
@@ -56,7 +57,7 @@ func (p *Plugin) Describe(ctx context.Context, req *plugin.DescribeRequest) (*pl
 	if err != nil {
 		return nil, err
 	}
-	schemas, err := ct.Schemas(append(slices.Clone(sharedNames),
+	schemas, err := plugin.Schemas(append(slices.Clone(sharedNames),
 		abi.MapCT4, abi.MapCTAny4, abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls)...)
 	if err != nil {
 		return nil, err
@@ -158,7 +159,7 @@ func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.Ra
 func Run(store *Store, command string, args json.RawMessage) (any, error) {
 	switch command {
 	case "service-add":
-		var a ServiceAddArgs
+		var a services.ServiceAddArgs
 		if err := decodeArgs(args, &a); err != nil {
 			return nil, fmt.Errorf("service-add: %w", err)
 		}
@@ -168,17 +169,17 @@ func Run(store *Store, command string, args json.RawMessage) (any, error) {
 		}
 		return store.Add(spec)
 	case "service-apply":
-		var all []ServiceAddArgs
+		var all []services.ServiceAddArgs
 		if err := decodeArgs(args, &all); err != nil {
 			return nil, fmt.Errorf("service-apply: %w", err)
 		}
 		return apply(store, all)
 	case "service-del":
-		var a ServiceArgs
+		var a services.ServiceArgs
 		if err := decodeArgs(args, &a); err != nil {
 			return nil, fmt.Errorf("service-del: %w", err)
 		}
-		vip, err := ParseVIP(a.VIP)
+		vip, err := services.ParseVIP(a.VIP)
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +187,7 @@ func Run(store *Store, command string, args json.RawMessage) (any, error) {
 	case "service-list":
 		return store.List()
 	case "service-set-algorithm":
-		var a SetAlgorithmArgs
+		var a services.SetAlgorithmArgs
 		if err := decodeArgs(args, &a); err != nil {
 			return nil, fmt.Errorf("service-set-algorithm: %w", err)
 		}
@@ -196,7 +197,7 @@ func Run(store *Store, command string, args json.RawMessage) (any, error) {
 		}
 		return done(store.SetAlgorithm(vip, alg, m))
 	case "backend-add", "backend-del":
-		var a BackendArgs
+		var a services.BackendArgs
 		if err := decodeArgs(args, &a); err != nil {
 			return nil, fmt.Errorf("%s: %w", command, err)
 		}
@@ -212,16 +213,11 @@ func Run(store *Store, command string, args json.RawMessage) (any, error) {
 	return nil, fmt.Errorf("lb: unknown command %q (have %v)", command, Commands)
 }
 
-// ApplyResult is the answer of "service-apply".
-type ApplyResult struct {
-	Added int `json:"added"`
-}
-
 // apply adds many services in one command, for controllers that configure a
 // node in bulk. Every service is validated before the first one is added, so
 // bad input changes nothing.
-func apply(store *Store, all []ServiceAddArgs) (any, error) {
-	specs := make([]ServiceSpec, 0, len(all))
+func apply(store *Store, all []services.ServiceAddArgs) (any, error) {
+	specs := make([]services.ServiceSpec, 0, len(all))
 	for i, a := range all {
 		spec, err := a.Spec()
 		if err != nil {
@@ -229,12 +225,11 @@ func apply(store *Store, all []ServiceAddArgs) (any, error) {
 		}
 		specs = append(specs, spec)
 	}
-	for i, spec := range specs {
-		if _, err := store.Add(spec); err != nil {
-			return ApplyResult{Added: i}, fmt.Errorf("service-apply: added %d of %d, then: %w", i, len(specs), err)
-		}
+	n, err := store.Apply(specs)
+	if err != nil {
+		return nil, err
 	}
-	return ApplyResult{Added: len(specs)}, nil
+	return services.ApplyResult{Added: n}, nil
 }
 
 // done is the answer of a command that returns nothing but success.
@@ -243,4 +238,18 @@ func done(err error) (any, error) {
 		return nil, err
 	}
 	return struct{}{}, nil
+}
+
+// decodeArgs reads command arguments strictly, so a misspelt field is an
+// error instead of a silently applied default.
+func decodeArgs(raw json.RawMessage, v any) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return fmt.Errorf("missing arguments")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode arguments: %w", err)
+	}
+	return nil
 }

@@ -16,15 +16,16 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/plugin"
-	"github.com/hotpath/hotpath/internal/dptest"
+	"github.com/hotpath/hotpath/core/plugintest"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
 
 // newPlugin is an activated lb plugin over a private bpffs with the shared
 // maps, as the supervisor would leave it, but without the supervisor.
-func newPlugin(t *testing.T, cfg string) (*Plugin, *dptest.Harness) {
+func newPlugin(t *testing.T, cfg string) (*Plugin, *plugintest.Harness) {
 	t.Helper()
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	p := New(hclog.NewNullLogger())
 	if err := p.Activate(context.Background(), &plugin.ActivateRequest{BPFFS: h.Layout.Root, Config: json.RawMessage(cfg)}); err != nil {
 		t.Fatal(err)
@@ -51,9 +52,9 @@ func mustInvoke(t *testing.T, p *Plugin, cmd string, args any) json.RawMessage {
 	return out
 }
 
-func list(t *testing.T, p *Plugin) []ServiceInfo {
+func list(t *testing.T, p *Plugin) []services.ServiceInfo {
 	t.Helper()
-	var out []ServiceInfo
+	var out []services.ServiceInfo
 	if err := json.Unmarshal(mustInvoke(t, p, "service-list", nil), &out); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func list(t *testing.T, p *Plugin) []ServiceInfo {
 
 func innerID(t *testing.T, p *Plugin, vip string) ebpf.MapID {
 	t.Helper()
-	v, err := ParseVIP(vip)
+	v, err := services.ParseVIP(vip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func innerTable(t *testing.T, id ebpf.MapID) []uint32 {
 func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	p, h := newPlugin(t, `{"maglev_seed": 7}`)
 	const vip = "10.96.0.10:80/tcp"
-	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 509,
+	mustInvoke(t, p, "service-add", services.ServiceAddArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 509,
 		Backends: backends("10.240.2.2:8080,weight=2", "10.240.2.3:8080")})
 
 	svcs := list(t, p)
@@ -108,14 +109,14 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 
 	// The maps say what the list says.
 	var val abi.LB4Service
-	if err := h.Maps.ByName[abi.AbiMapLb4Services].Lookup(keyOf(mustVIP(t, vip)), &val); err != nil {
+	if err := h.Maps[abi.AbiMapLb4Services].Lookup(keyOf(mustVIP(t, vip)), &val); err != nil {
 		t.Fatal(err)
 	}
-	if val.SvcId != s.ID || val.RevNatIndex != uint16(s.ID) || val.Count != 3 || val.Algorithm != uint8(Maglev) || val.MaglevSize != 509 {
+	if val.SvcId != s.ID || val.RevNatIndex != uint16(s.ID) || val.Count != 3 || val.Algorithm != uint8(services.Maglev) || val.MaglevSize != 509 {
 		t.Fatalf("lb4_services value %+v", val)
 	}
 	var rn abi.LB4RevNat
-	if err := h.Maps.ByName[abi.AbiMapLb4Revnat].Lookup(uint16(s.ID), &rn); err != nil || u32Addr(rn.Address).String() != "10.96.0.10" || ntohs(rn.Port) != 80 {
+	if err := h.Maps[abi.AbiMapLb4Revnat].Lookup(uint16(s.ID), &rn); err != nil || u32Addr(rn.Address).String() != "10.96.0.10" || ntohs(rn.Port) != 80 {
 		t.Fatalf("rev-nat entry %+v (%v)", rn, err)
 	}
 	id1 := innerID(t, p, vip)
@@ -134,7 +135,7 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	}
 
 	// set-algorithm swaps a whole new table in; random drops it.
-	mustInvoke(t, p, "service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "maglev"})
+	mustInvoke(t, p, "service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "maglev"})
 	id2 := innerID(t, p, vip)
 	if id2 == 0 || id2 == id1 {
 		t.Fatalf("rebuild left table id %d (was %d)", id2, id1)
@@ -142,27 +143,27 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	if _, err := ebpf.NewMapFromID(id1); err == nil {
 		t.Error("the replaced table is still alive")
 	}
-	mustInvoke(t, p, "service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "random"})
+	mustInvoke(t, p, "service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "random"})
 	if id := innerID(t, p, vip); id != 0 {
 		t.Fatalf("random service kept table %d", id)
 	}
 	if s := list(t, p)[0]; s.Algorithm != "random" || len(s.Backends) != 2 {
 		t.Fatalf("after switching to random: %+v", s)
 	}
-	mustInvoke(t, p, "service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 251})
+	mustInvoke(t, p, "service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 251})
 	id3 := innerID(t, p, vip)
 	if id3 == 0 || id3 == id2 || len(innerTable(t, id3)) != 251 {
 		t.Fatalf("switch back to maglev M=251: table %d", id3)
 	}
 
 	// Backends: add, re-weight (same id), delete; each swaps the table.
-	mustInvoke(t, p, "backend-add", BackendArgs{VIP: vip, Backend: backends("10.240.2.4:8080,weight=4")[0]})
+	mustInvoke(t, p, "backend-add", services.BackendArgs{VIP: vip, Backend: backends("10.240.2.4:8080,weight=4")[0]})
 	s = list(t, p)[0]
 	if len(s.Backends) != 3 || s.Backends[2].Address != "10.240.2.4:8080" || s.Backends[2].Weight != 4 {
 		t.Fatalf("after backend add: %+v", s.Backends)
 	}
 	newID := s.Backends[2].ID
-	mustInvoke(t, p, "backend-add", BackendArgs{VIP: vip, Backend: backends("10.240.2.4:8080,weight=1")[0]})
+	mustInvoke(t, p, "backend-add", services.BackendArgs{VIP: vip, Backend: backends("10.240.2.4:8080,weight=1")[0]})
 	s = list(t, p)[0]
 	if s.Backends[2].ID != newID || s.Backends[2].Weight != 1 {
 		t.Fatalf("re-weighting changed the backend: %+v", s.Backends[2])
@@ -171,7 +172,7 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 		t.Fatalf("slots %v", got)
 	}
 	id4 := innerID(t, p, vip)
-	mustInvoke(t, p, "backend-del", BackendArgs{VIP: vip, Backend: BackendArg{Address: "10.240.2.2:8080"}})
+	mustInvoke(t, p, "backend-del", services.BackendArgs{VIP: vip, Backend: services.BackendArg{Address: "10.240.2.2:8080"}})
 	s = list(t, p)[0]
 	if len(s.Backends) != 2 || s.Backends[0].Address != "10.240.2.3:8080" {
 		t.Fatalf("after backend del: %+v", s.Backends)
@@ -212,32 +213,32 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	}
 
 	// Delete leaves nothing behind.
-	mustInvoke(t, p, "service-del", ServiceArgs{VIP: vip})
+	mustInvoke(t, p, "service-del", services.ServiceArgs{VIP: vip})
 	for _, m := range []string{abi.AbiMapLb4Services, abi.AbiMapLb4Backends, abi.AbiMapLb4Slots, abi.AbiMapLb4Revnat, abi.AbiMapLb4Maglev} {
 		if n := entries(t, h, m); n != 0 {
 			t.Errorf("%s holds %d entries after service-del", m, n)
 		}
 	}
-	if _, err := invoke(t, p, "service-del", ServiceArgs{VIP: vip}); !errors.Is(err, ErrNotFound) {
+	if _, err := invoke(t, p, "service-del", services.ServiceArgs{VIP: vip}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("deleting it again: %v, want not found", err)
 	}
 }
 
-func mustVIP(t *testing.T, s string) VIP {
+func mustVIP(t *testing.T, s string) services.VIP {
 	t.Helper()
-	v, err := ParseVIP(s)
+	v, err := services.ParseVIP(s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
 }
 
-func slotsOf(t *testing.T, h *dptest.Harness, svcID uint32) map[uint32]int {
+func slotsOf(t *testing.T, h *plugintest.Harness, svcID uint32) map[uint32]int {
 	t.Helper()
 	out := map[uint32]int{}
 	var k abi.LB4SlotKey
 	var v uint32
-	it := h.Maps.ByName[abi.AbiMapLb4Slots].Iterate()
+	it := h.Maps[abi.AbiMapLb4Slots].Iterate()
 	for it.Next(&k, &v) {
 		if k.SvcId == svcID {
 			out[v]++
@@ -249,9 +250,9 @@ func slotsOf(t *testing.T, h *dptest.Harness, svcID uint32) map[uint32]int {
 	return out
 }
 
-func entries(t *testing.T, h *dptest.Harness, name string) int {
+func entries(t *testing.T, h *plugintest.Harness, name string) int {
 	t.Helper()
-	n, err := countEntries(h.Maps.ByName[name])
+	n, err := countEntries(h.Maps[name])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,11 +260,11 @@ func entries(t *testing.T, h *dptest.Harness, name string) int {
 }
 
 // snapshot renders every lb map, to show a refused command changed nothing.
-func snapshot(t *testing.T, h *dptest.Harness) string {
+func snapshot(t *testing.T, h *plugintest.Harness) string {
 	t.Helper()
 	var b strings.Builder
 	for _, name := range sharedNames {
-		m := h.Maps.ByName[name]
+		m := h.Maps[name]
 		info, err := m.Info()
 		if err != nil {
 			t.Fatal(err)
@@ -286,34 +287,34 @@ func snapshot(t *testing.T, h *dptest.Harness) string {
 func TestPrivilegedLBPluginRefusesBadInput(t *testing.T) {
 	p, h := newPlugin(t, "")
 	const vip = "10.96.0.10:80/tcp"
-	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: vip, Algorithm: "maglev", Backends: backends("10.240.2.2:8080")})
+	mustInvoke(t, p, "service-add", services.ServiceAddArgs{VIP: vip, Algorithm: "maglev", Backends: backends("10.240.2.2:8080")})
 	before := snapshot(t, h)
 	w0, wBig := int64(0), int64(65536)
 	bad := []struct {
 		cmd  string
 		args any
 	}{
-		{"service-add", ServiceAddArgs{VIP: vip, Backends: backends("10.240.2.3:8080")}}, // exists
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80"}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:0/tcp"}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/sctp"}},
-		{"service-add", ServiceAddArgs{VIP: "[fd00::1]:80/tcp"}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Algorithm: "roundrobin"}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", MaglevTableSize: 1000}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", AffinityTimeoutSeconds: -1}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []BackendArg{{Address: "10.240.2.3:8080", Weight: &w0}}}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []BackendArg{{Address: "10.240.2.3:8080", Weight: &wBig}}}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: backends("10.240.2.3:8080", "10.240.2.4:8080", "10.240.2.3:8080")}},
-		{"service-add", ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []BackendArg{{Address: "10.240.2.3"}}}},
+		{"service-add", services.ServiceAddArgs{VIP: vip, Backends: backends("10.240.2.3:8080")}}, // exists
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80"}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:0/tcp"}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/sctp"}},
+		{"service-add", services.ServiceAddArgs{VIP: "[fd00::1]:80/tcp"}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Algorithm: "roundrobin"}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", MaglevTableSize: 1000}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", AffinityTimeoutSeconds: -1}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []services.BackendArg{{Address: "10.240.2.3:8080", Weight: &w0}}}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []services.BackendArg{{Address: "10.240.2.3:8080", Weight: &wBig}}}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: backends("10.240.2.3:8080", "10.240.2.4:8080", "10.240.2.3:8080")}},
+		{"service-add", services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Backends: []services.BackendArg{{Address: "10.240.2.3"}}}},
 		{"service-add", map[string]any{"vip": "10.96.0.11:80/tcp", "algoritm": "maglev"}},
-		{"service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "wrr"}},
-		{"service-set-algorithm", SetAlgorithmArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 7}},
-		{"service-set-algorithm", SetAlgorithmArgs{VIP: "10.96.0.99:80/tcp", Algorithm: "random"}},
-		{"backend-add", BackendArgs{VIP: vip, Backend: BackendArg{Address: "0.0.0.0:80"}}},
-		{"backend-add", BackendArgs{VIP: vip, Backend: BackendArg{Address: "10.240.2.9:80", Weight: &w0}}},
-		{"backend-add", BackendArgs{VIP: "10.96.0.99:80/tcp", Backend: BackendArg{Address: "10.240.2.9:80"}}},
-		{"backend-del", BackendArgs{VIP: vip, Backend: BackendArg{Address: "10.240.2.9:80"}}},
-		{"service-del", ServiceArgs{VIP: "10.96.0.99:80/udp"}},
+		{"service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "wrr"}},
+		{"service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 7}},
+		{"service-set-algorithm", services.SetAlgorithmArgs{VIP: "10.96.0.99:80/tcp", Algorithm: "random"}},
+		{"backend-add", services.BackendArgs{VIP: vip, Backend: services.BackendArg{Address: "0.0.0.0:80"}}},
+		{"backend-add", services.BackendArgs{VIP: vip, Backend: services.BackendArg{Address: "10.240.2.9:80", Weight: &w0}}},
+		{"backend-add", services.BackendArgs{VIP: "10.96.0.99:80/tcp", Backend: services.BackendArg{Address: "10.240.2.9:80"}}},
+		{"backend-del", services.BackendArgs{VIP: vip, Backend: services.BackendArg{Address: "10.240.2.9:80"}}},
+		{"service-del", services.ServiceArgs{VIP: "10.96.0.99:80/udp"}},
 		{"service-frobnicate", nil},
 	}
 	for _, c := range bad {
@@ -324,7 +325,7 @@ func TestPrivilegedLBPluginRefusesBadInput(t *testing.T) {
 		}
 	}
 	// A table too small for the backends is refused before anything changes.
-	if _, err := invoke(t, p, "service-add", ServiceAddArgs{VIP: "10.96.0.12:80/tcp", Algorithm: "maglev", MaglevTableSize: 251, Backends: manyBackends(252)}); err == nil {
+	if _, err := invoke(t, p, "service-add", services.ServiceAddArgs{VIP: "10.96.0.12:80/tcp", Algorithm: "maglev", MaglevTableSize: 251, Backends: manyBackends(252)}); err == nil {
 		t.Error("252 backends in a 251-slot table: accepted")
 	}
 	if after := snapshot(t, h); after != before {
@@ -332,10 +333,10 @@ func TestPrivilegedLBPluginRefusesBadInput(t *testing.T) {
 	}
 }
 
-func manyBackends(n int) []BackendArg {
-	out := make([]BackendArg, n)
+func manyBackends(n int) []services.BackendArg {
+	out := make([]services.BackendArg, n)
 	for i := range out {
-		out[i] = BackendArg{Address: fmt.Sprintf("10.241.%d.%d:80", i/250, 1+i%250)}
+		out[i] = services.BackendArg{Address: fmt.Sprintf("10.241.%d.%d:80", i/250, 1+i%250)}
 	}
 	return out
 }
@@ -345,10 +346,10 @@ func manyBackends(n int) []BackendArg {
 // again.
 func TestPrivilegedLBPluginRestart(t *testing.T) {
 	p, h := newPlugin(t, `{"maglev_seed": 7}`)
-	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: "maglev", Backends: backends("10.240.2.2:8080,weight=3", "10.240.2.3:8080")})
-	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: "10.96.0.11:53/udp", Algorithm: "random", AffinityTimeoutSeconds: 30, Backends: backends("10.240.2.4:53")})
-	mustInvoke(t, p, "service-add", ServiceAddArgs{VIP: "10.96.0.12:80/tcp", Backends: backends("10.240.2.5:80")})
-	mustInvoke(t, p, "service-del", ServiceArgs{VIP: "10.96.0.12:80/tcp"})
+	mustInvoke(t, p, "service-add", services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: "maglev", Backends: backends("10.240.2.2:8080,weight=3", "10.240.2.3:8080")})
+	mustInvoke(t, p, "service-add", services.ServiceAddArgs{VIP: "10.96.0.11:53/udp", Algorithm: "random", AffinityTimeoutSeconds: 30, Backends: backends("10.240.2.4:53")})
+	mustInvoke(t, p, "service-add", services.ServiceAddArgs{VIP: "10.96.0.12:80/tcp", Backends: backends("10.240.2.5:80")})
+	mustInvoke(t, p, "service-del", services.ServiceArgs{VIP: "10.96.0.12:80/tcp"})
 	before := list(t, p)
 	table := innerID(t, p, "10.96.0.10:80/tcp")
 	p.Deactivate(context.Background())
@@ -364,8 +365,8 @@ func TestPrivilegedLBPluginRestart(t *testing.T) {
 	if innerID(t, p2, "10.96.0.10:80/tcp") != table {
 		t.Fatal("restart with the same seed rebuilt the table")
 	}
-	res := mustInvoke(t, p2, "service-add", ServiceAddArgs{VIP: "10.96.0.13:80/tcp", Backends: backends("10.240.2.6:80")})
-	var s ServiceInfo
+	res := mustInvoke(t, p2, "service-add", services.ServiceAddArgs{VIP: "10.96.0.13:80/tcp", Backends: backends("10.240.2.6:80")})
+	var s services.ServiceInfo
 	json.Unmarshal(res, &s)
 	if s.ID != 4 || s.Backends[0].ID != 5 {
 		t.Fatalf("new service got id %d, backend id %d; want 4 and 5 (ids of deleted ones are not reused)", s.ID, s.Backends[0].ID)
@@ -384,7 +385,7 @@ func TestPrivilegedLBPluginRestart(t *testing.T) {
 }
 
 func TestPrivilegedLBPluginDescribeAndLoad(t *testing.T) {
-	h := dptest.New(t)
+	h := plugintest.New(t)
 	p := New(hclog.NewNullLogger())
 	d, err := p.Describe(context.Background(), &plugin.DescribeRequest{})
 	if err != nil {
@@ -401,7 +402,7 @@ func TestPrivilegedLBPluginDescribeAndLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, slot := range AllSlots {
-		if path := resp.Programs[slot]; path != h.Layout.Prog("lb", 3, slot) || !dptest.Exists(path) {
+		if path := resp.Programs[slot]; path != h.Layout.Prog("lb", 3, slot) || !fileExists(path) {
 			t.Errorf("slot %s pinned at %q", slot, path)
 		}
 	}
@@ -433,12 +434,12 @@ func TestPrivilegedLBPluginDescribeAndLoad(t *testing.T) {
 
 func TestPrivilegedLBApplyIsAllOrNothingOnBadInput(t *testing.T) {
 	h := newLB(t)
-	var good []ServiceAddArgs
+	var good []services.ServiceAddArgs
 	for i := 0; i < 300; i++ {
-		good = append(good, ServiceAddArgs{VIP: fmt.Sprintf("10.97.%d.%d:80/tcp", i/250, i%250+1), Algorithm: "random",
-			Backends: []BackendArg{{Address: "10.240.2.2:8080"}}})
+		good = append(good, services.ServiceAddArgs{VIP: fmt.Sprintf("10.97.%d.%d:80/tcp", i/250, i%250+1), Algorithm: "random",
+			Backends: []services.BackendArg{{Address: "10.240.2.2:8080"}}})
 	}
-	bad := append(append([]ServiceAddArgs{}, good...), ServiceAddArgs{VIP: "10.97.9.9:0/tcp"})
+	bad := append(append([]services.ServiceAddArgs{}, good...), services.ServiceAddArgs{VIP: "10.97.9.9:0/tcp"})
 	if _, err := Run(h.store, "service-apply", mustJSON(t, bad)); err == nil {
 		t.Fatal("apply with a bad service accepted")
 	}
@@ -446,7 +447,7 @@ func TestPrivilegedLBApplyIsAllOrNothingOnBadInput(t *testing.T) {
 		t.Fatalf("bad apply added %d services", len(l))
 	}
 	res, err := Run(h.store, "service-apply", mustJSON(t, good))
-	if err != nil || res.(ApplyResult).Added != 300 {
+	if err != nil || res.(services.ApplyResult).Added != 300 {
 		t.Fatalf("apply = %+v, %v", res, err)
 	}
 	if l, _ := h.store.List(); len(l) != 300 {

@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/internal/packet"
+	"github.com/hotpath/hotpath/core/plugintest/packet"
+	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
 
@@ -23,7 +24,7 @@ var (
 
 func TestPrivilegedLBTCPFlow(t *testing.T) {
 	h := newLB(t)
-	svc := h.add(t, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String(), be2.String()), Algorithm: "maglev"})
+	svc := h.add(t, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String(), be2.String()), Algorithm: "maglev"})
 
 	r := h.run(t, in, packet.TCP(client, vipTCP, packet.SYN, nil))
 	if r.Code != 0 {
@@ -56,17 +57,21 @@ func TestPrivilegedLBTCPFlow(t *testing.T) {
 	// The flow sticks to its backend through algorithm changes and table
 	// rebuilds, since its CT_SERVICE entry names the backend.
 	steps := []func(){
-		func() { h.invoke(t, "service-set-algorithm", SetAlgorithmArgs{VIP: svc.VIP, Algorithm: "random"}) },
 		func() {
-			h.invoke(t, "service-set-algorithm", SetAlgorithmArgs{VIP: svc.VIP, Algorithm: "maglev", MaglevTableSize: 251})
+			h.invoke(t, "service-set-algorithm", services.SetAlgorithmArgs{VIP: svc.VIP, Algorithm: "random"})
 		},
-		func() { h.invoke(t, "backend-add", BackendArgs{VIP: svc.VIP, Backend: backends(be3.String())[0]}) },
+		func() {
+			h.invoke(t, "service-set-algorithm", services.SetAlgorithmArgs{VIP: svc.VIP, Algorithm: "maglev", MaglevTableSize: 251})
+		},
+		func() {
+			h.invoke(t, "backend-add", services.BackendArgs{VIP: svc.VIP, Backend: backends(be3.String())[0]})
+		},
 		func() {
 			other := be1
 			if backend == be1 {
 				other = be2
 			}
-			h.invoke(t, "backend-del", BackendArgs{VIP: svc.VIP, Backend: backends(other.String())[0]})
+			h.invoke(t, "backend-del", services.BackendArgs{VIP: svc.VIP, Backend: backends(other.String())[0]})
 		},
 	}
 	for i, step := range steps {
@@ -97,7 +102,7 @@ func TestPrivilegedLBUDP(t *testing.T) {
 	h := newLB(t)
 	dns := ap("10.96.0.53:53")
 	b := ap("10.240.2.9:5353")
-	h.add(t, ServiceAddArgs{VIP: "10.96.0.53:53/udp", Backends: backends(b.String())})
+	h.add(t, services.ServiceAddArgs{VIP: "10.96.0.53:53/udp", Backends: backends(b.String())})
 
 	r := h.run(t, in, packet.UDP(client, dns, []byte("query")))
 	if _, dst := packet.Addrs(r.Packet); dst != b || !packet.Valid(r.Packet) {
@@ -129,7 +134,7 @@ func TestPrivilegedLBUDP(t *testing.T) {
 
 func TestPrivilegedLBLeavesOtherTrafficAlone(t *testing.T) {
 	h := newLB(t)
-	h.add(t, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String())})
+	h.add(t, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String())})
 	cases := map[string]struct {
 		dir abi.AbiHpDir
 		pkt []byte
@@ -154,30 +159,126 @@ func TestPrivilegedLBLeavesOtherTrafficAlone(t *testing.T) {
 	}
 }
 
-func TestPrivilegedLBNoBackendDrops(t *testing.T) {
+// A service without backends answers like kube-proxy's REJECT: an RST for
+// TCP, an ICMP port unreachable for UDP, from the VIP, back out of the
+// device the packet came in by; counted as reject, no CT entry left.
+func TestPrivilegedLBNoBackendRejects(t *testing.T) {
 	h := newLB(t)
 	for _, alg := range []string{"random", "maglev"} {
 		vip := ap("10.96.0.20:80")
 		if alg == "maglev" {
 			vip = ap("10.96.0.21:80")
 		}
-		h.add(t, ServiceAddArgs{VIP: vip.String() + "/tcp", Algorithm: alg})
-		if r := h.run(t, in, packet.TCP(client, vip, packet.SYN, nil)); r.Code != 2 {
-			t.Fatalf("%s service without backends: verdict %d, want drop", alg, r.Code)
+		h.add(t, services.ServiceAddArgs{VIP: vip.String() + "/tcp", Algorithm: alg})
+		syn := packet.TCP(client, vip, packet.SYN, nil)
+		r := h.run(t, in, syn)
+		if r.Code != 7 {
+			t.Fatalf("%s service without backends: verdict %d, want redirect (7)", alg, r.Code)
 		}
+		checkRST(t, r.Packet, syn, vip, client, 0, 1001)
 	}
-	if got := h.Metric(t, abi.AbiHpReasonHP_R_NO_BACKEND, in).Packets; got != 2 {
-		t.Fatalf("no_backend drops %d, want 2", got)
+	// An RST is never answered.
+	if r := h.run(t, in, packet.TCP(client, ap("10.96.0.20:80"), packet.RST, nil)); r.Code != 2 {
+		t.Fatalf("RST to a service without backends: verdict %d, want drop", r.Code)
 	}
-	if n := len(h.Dump(t, abi.MapCT4)); n != 0 {
-		t.Fatalf("dropped packets left %d CT entries", n)
+	// A segment with ACK gets an RST with its acknowledgment as sequence.
+	ack := packet.TCP(client, ap("10.96.0.20:80"), packet.ACK, []byte("late data"))
+	binary.BigEndian.PutUint32(ack[14+20+8:], 777)
+	fixTCP(ack)
+	r := h.run(t, in, ack)
+	if r.Code != 7 {
+		t.Fatalf("ACK to a service without backends: verdict %d", r.Code)
+	}
+	checkRST(t, r.Packet, ack, ap("10.96.0.20:80"), client, 777, 0)
+
+	// UDP: ICMP port unreachable quoting the datagram's header.
+	h.add(t, services.ServiceAddArgs{VIP: "10.96.0.23:53/udp"})
+	q := packet.UDP(client, ap("10.96.0.23:53"), []byte("query for nobody"))
+	r = h.run(t, in, q)
+	if r.Code != 7 {
+		t.Fatalf("UDP to a service without backends: verdict %d, want redirect", r.Code)
+	}
+	p := r.Packet
+	if len(p) != 14+20+8+20+8 || p[23] != packet.ProtoICMP || p[34] != packet.ICMPDestUnreach || p[35] != packet.CodePortUnreach {
+		t.Fatalf("UDP reject is not an ICMP port unreachable: % x", p)
+	}
+	if !packet.ICMPValid(p) {
+		t.Fatalf("ICMP port unreachable has bad checksums: % x", p)
+	}
+	if src, dst := packet.Addrs(p); src.Addr() != ap("10.96.0.23:53").Addr() || dst.Addr() != client.Addr() {
+		t.Fatalf("ICMP port unreachable from %s to %s", src.Addr(), dst.Addr())
+	}
+	if !bytes.Equal(p[42:42+28], q[14:14+28]) {
+		t.Fatalf("quote % x, want the datagram's headers % x", p[42:70], q[14:42])
+	}
+	if !bytes.Equal(p[0:6], q[6:12]) || !bytes.Equal(p[6:12], q[0:6]) {
+		t.Fatal("reject does not go back to the client's MAC")
+	}
+
+	if got := h.Metric(t, abi.AbiHpReasonHP_R_REJECT, in).Packets; got != 4 {
+		t.Fatalf("reject counted %d, want 4", got)
+	}
+	if got := h.Metric(t, abi.AbiHpReasonHP_R_NO_BACKEND, in).Packets; got != 1 {
+		t.Fatalf("no_backend (dropped, not answerable) counted %d, want 1", got)
+	}
+	if n := len(h.Dump(t, abi.MapCT4)) + len(h.Dump(t, abi.MapCTAny4)); n != 0 {
+		t.Fatalf("rejected packets left %d CT entries", n)
 	}
 	// The last backend removed: the same.
-	h.add(t, ServiceAddArgs{VIP: "10.96.0.22:80/tcp", Backends: backends(be1.String())})
-	h.invoke(t, "backend-del", BackendArgs{VIP: "10.96.0.22:80/tcp", Backend: backends(be1.String())[0]})
-	if r := h.run(t, in, packet.TCP(client, ap("10.96.0.22:80"), packet.SYN, nil)); r.Code != 2 {
-		t.Fatalf("service whose last backend went: verdict %d, want drop", r.Code)
+	h.add(t, services.ServiceAddArgs{VIP: "10.96.0.22:80/tcp", Backends: backends(be1.String())})
+	h.invoke(t, "backend-del", services.BackendArgs{VIP: "10.96.0.22:80/tcp", Backend: backends(be1.String())[0]})
+	if r := h.run(t, in, packet.TCP(ap("10.240.1.9:40000"), ap("10.96.0.22:80"), packet.SYN, nil)); r.Code != 7 {
+		t.Fatalf("service whose last backend went: verdict %d, want reject", r.Code)
 	}
+}
+
+// checkRST checks that p is the RST answering orig, from vip to client.
+func checkRST(t *testing.T, p, orig []byte, vip, client netip.AddrPort, seq, ackSeq uint32) {
+	t.Helper()
+	if len(p) != 54 || !packet.Valid(p) {
+		t.Fatalf("reject is not a valid bare services.TCP segment: % x", p)
+	}
+	if src, dst := packet.Addrs(p); src != vip || dst != client {
+		t.Fatalf("RST from %s to %s, want %s -> %s", src, dst, vip, client)
+	}
+	flags := p[14+20+13]
+	wantFlags := uint8(packet.RST)
+	if ackSeq != 0 {
+		wantFlags |= packet.ACK
+	}
+	if flags != wantFlags || binary.BigEndian.Uint32(p[38:]) != seq || binary.BigEndian.Uint32(p[42:]) != ackSeq {
+		t.Fatalf("RST flags %#x seq %d ack %d, want %#x %d %d", flags, binary.BigEndian.Uint32(p[38:]),
+			binary.BigEndian.Uint32(p[42:]), wantFlags, seq, ackSeq)
+	}
+	if !bytes.Equal(p[0:6], orig[6:12]) || !bytes.Equal(p[6:12], orig[0:6]) {
+		t.Fatal("RST does not go back to the client's MAC")
+	}
+}
+
+// fixTCP recomputes the TCP checksum of a frame built by packet.TCP after a
+// test changed its header.
+func fixTCP(b []byte) {
+	b[14+36], b[14+37] = 0, 0
+	binary.BigEndian.PutUint16(b[14+36:], tcpChecksum(b))
+}
+
+func tcpChecksum(b []byte) uint16 {
+	var sum uint32
+	for i := 26; i < 34; i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	l4 := b[34:]
+	sum += 6 + uint32(len(l4))
+	for i := 0; i+1 < len(l4); i += 2 {
+		sum += uint32(l4[i])<<8 | uint32(l4[i+1])
+	}
+	if len(l4)%2 == 1 {
+		sum += uint32(l4[len(l4)-1]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
 }
 
 // The datapath's Maglev choice is the Go table's: same hash, same table.
@@ -190,7 +291,7 @@ func TestPrivilegedLBMaglevMatchesGo(t *testing.T) {
 		proto string
 		m     int64
 	}{{ap("10.96.0.10:80"), "tcp", 251}, {ap("10.96.0.11:53"), "udp", 16381}} {
-		svc := h.add(t, ServiceAddArgs{VIP: c.vip.String() + "/" + c.proto, Backends: bs, Algorithm: "maglev", MaglevTableSize: c.m})
+		svc := h.add(t, services.ServiceAddArgs{VIP: c.vip.String() + "/" + c.proto, Backends: bs, Algorithm: "maglev", MaglevTableSize: c.m})
 		var mb []maglev.Backend
 		addrOf := map[uint32]netip.AddrPort{}
 		for _, b := range svc.Backends {
@@ -224,7 +325,7 @@ func TestPrivilegedLBMaglevMatchesGo(t *testing.T) {
 
 func TestPrivilegedLBRandomFollowsWeights(t *testing.T) {
 	h := newLB(t)
-	svc := h.add(t, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: "random",
+	svc := h.add(t, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: "random",
 		Backends: backends(be1.String()+",weight=1", be2.String()+",weight=2", be3.String()+",weight=3")})
 	if n := countSlots(t, h, svc.ID); n != 6 {
 		t.Fatalf("%d slots for weights 1,2,3, want 6", n)
@@ -266,10 +367,10 @@ func countSlots(t *testing.T, h *lbHarness, svcID uint32) int {
 // and its CT_SERVICE entry records the move.
 func TestPrivilegedLBBackendRemovedReselects(t *testing.T) {
 	h := newLB(t)
-	svc := h.add(t, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String(), be2.String(), be3.String()), Algorithm: "maglev"})
+	svc := h.add(t, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String(), be2.String(), be3.String()), Algorithm: "maglev"})
 	r := h.run(t, in, packet.TCP(client, vipTCP, packet.SYN, nil))
 	_, first := packet.Addrs(r.Packet)
-	h.invoke(t, "backend-del", BackendArgs{VIP: svc.VIP, Backend: backendArg(first)})
+	h.invoke(t, "backend-del", services.BackendArgs{VIP: svc.VIP, Backend: backendArg(first)})
 	r = h.run(t, in, packet.TCP(client, vipTCP, packet.ACK, nil))
 	_, second := packet.Addrs(r.Packet)
 	if r.Code != 0 || second == first || !slices.Contains([]netip.AddrPort{be1, be2, be3}, second) || !packet.Valid(r.Packet) {
@@ -288,7 +389,9 @@ func TestPrivilegedLBBackendRemovedReselects(t *testing.T) {
 	}
 }
 
-func backendArg(a netip.AddrPort) BackendArg { return BackendArg{Address: a.String()} }
+func backendArg(a netip.AddrPort) services.BackendArg {
+	return services.BackendArg{Address: a.String()}
+}
 
 func TestPrivilegedLBSessionAffinity(t *testing.T) {
 	h := newLB(t)
@@ -296,7 +399,7 @@ func TestPrivilegedLBSessionAffinity(t *testing.T) {
 	for i := range 8 {
 		bs = append(bs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 240, 2, byte(10 + i)}), 8080).String())
 	}
-	svc := h.add(t, ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(bs...), Algorithm: "random", AffinityTimeoutSeconds: 600})
+	svc := h.add(t, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(bs...), Algorithm: "random", AffinityTimeoutSeconds: 600})
 	if svc.AffinityTimeout != 600 {
 		t.Fatalf("affinity timeout %d, want 600", svc.AffinityTimeout)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/services"
 )
 
 // ErrNotFound is returned for a service or backend that does not exist.
@@ -26,7 +27,7 @@ type Store struct {
 	mu     sync.Mutex
 	maps   *Maps
 	seed   uint32
-	defAlg Algorithm
+	defAlg services.Algorithm
 	defM   uint32
 }
 
@@ -39,7 +40,7 @@ func NewStore(maps *Maps, cfg Config) *Store {
 // service is one service as the maps hold it.
 type service struct {
 	val     abi.LB4Service
-	vip     VIP
+	vip     services.VIP
 	members []member // ordered by address
 }
 
@@ -49,10 +50,10 @@ type member struct {
 	be abi.LB4Backend
 }
 
-func (m member) backend() Backend { return backendOf(m.be) }
+func (m member) backend() services.Backend { return backendOf(m.be) }
 
 // get reads the service at vip.
-func (s *Store) get(vip VIP) (*service, error) {
+func (s *Store) get(vip services.VIP) (*service, error) {
 	var val abi.LB4Service
 	if err := s.maps.Services.Lookup(keyOf(vip), &val); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -102,24 +103,28 @@ func sortMembers(ms []member) {
 }
 
 // Add creates a service.
-func (s *Store) Add(spec ServiceSpec) (ServiceInfo, error) {
+func (s *Store) Add(spec services.ServiceSpec) (services.ServiceInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.add(spec)
+}
+
+func (s *Store) add(spec services.ServiceSpec) (services.ServiceInfo, error) {
 	if spec.Algorithm == 0 {
 		spec.Algorithm = s.defAlg
 	}
 	if spec.TableSize == 0 {
 		spec.TableSize = s.defM
 	}
-	if spec.Algorithm == Maglev && len(spec.Backends) > int(spec.TableSize) {
-		return ServiceInfo{}, fmt.Errorf("add service %s: %d backends do not fit a maglev table of %d", spec.VIP, len(spec.Backends), spec.TableSize)
+	if spec.Algorithm == services.Maglev && len(spec.Backends) > int(spec.TableSize) {
+		return services.ServiceInfo{}, fmt.Errorf("add service %s: %d backends do not fit a maglev table of %d", spec.VIP, len(spec.Backends), spec.TableSize)
 	}
 	var val abi.LB4Service
 	switch err := s.maps.Services.Lookup(keyOf(spec.VIP), &val); {
 	case err == nil:
-		return ServiceInfo{}, fmt.Errorf("add service %s: exists (id %d); change it with backend add|del or set-algorithm", spec.VIP, val.SvcId)
+		return services.ServiceInfo{}, fmt.Errorf("add service %s: exists (id %d); change it with backend add|del or set-algorithm", spec.VIP, val.SvcId)
 	case !errors.Is(err, ebpf.ErrKeyNotExist):
-		return ServiceInfo{}, fmt.Errorf("add service %s: %w", spec.VIP, err)
+		return services.ServiceInfo{}, fmt.Errorf("add service %s: %w", spec.VIP, err)
 	}
 	// commit allocates the id.
 	val = abi.LB4Service{
@@ -130,20 +135,24 @@ func (s *Store) Add(spec ServiceSpec) (ServiceInfo, error) {
 		val.Flags |= uint8(abi.AbiHpLbFlagHP_LB_F_AFFINITY)
 	}
 	if err := s.commit(nil, &service{val: val, vip: spec.VIP}, spec.Backends); err != nil {
-		return ServiceInfo{}, fmt.Errorf("add service %s: %w", spec.VIP, err)
+		return services.ServiceInfo{}, fmt.Errorf("add service %s: %w", spec.VIP, err)
 	}
 	svc, err := s.get(spec.VIP)
 	if err != nil {
-		return ServiceInfo{}, err
+		return services.ServiceInfo{}, err
 	}
 	return svc.info(), nil
 }
 
 // Del removes a service. Its flows lose translation; their CT entries
 // expire as usual.
-func (s *Store) Del(vip VIP) error {
+func (s *Store) Del(vip services.VIP) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.del(vip)
+}
+
+func (s *Store) del(vip services.VIP) error {
 	svc, err := s.get(vip)
 	if err != nil {
 		return fmt.Errorf("delete service: %w", err)
@@ -172,7 +181,7 @@ func (s *Store) Del(vip VIP) error {
 // SetAlgorithm switches a service's algorithm (and, with m != 0, its table
 // size). Flows with a CT_SERVICE entry keep their backend. Setting maglev
 // again rebuilds the table.
-func (s *Store) SetAlgorithm(vip VIP, alg Algorithm, m uint32) error {
+func (s *Store) SetAlgorithm(vip services.VIP, alg services.Algorithm, m uint32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	svc, err := s.get(vip)
@@ -184,7 +193,7 @@ func (s *Store) SetAlgorithm(vip VIP, alg Algorithm, m uint32) error {
 	if m != 0 {
 		next.val.MaglevSize = m
 	}
-	if alg == Maglev && len(svc.members) > int(next.val.MaglevSize) {
+	if alg == services.Maglev && len(svc.members) > int(next.val.MaglevSize) {
 		return fmt.Errorf("set algorithm of %s: %d backends do not fit a maglev table of %d", vip, len(svc.members), next.val.MaglevSize)
 	}
 	if err := s.commit(svc, &next, backendsOf(svc.members)); err != nil {
@@ -195,7 +204,7 @@ func (s *Store) SetAlgorithm(vip VIP, alg Algorithm, m uint32) error {
 
 // AddBackend adds b to a service, or changes the weight of the backend at
 // b's address.
-func (s *Store) AddBackend(vip VIP, b Backend) error {
+func (s *Store) AddBackend(vip services.VIP, b services.Backend) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	svc, err := s.get(vip)
@@ -203,7 +212,7 @@ func (s *Store) AddBackend(vip VIP, b Backend) error {
 		return fmt.Errorf("add backend %s: %w", b.Addr, err)
 	}
 	want := backendsOf(svc.members)
-	if i := slices.IndexFunc(want, func(o Backend) bool { return o.Addr == b.Addr }); i >= 0 {
+	if i := slices.IndexFunc(want, func(o services.Backend) bool { return o.Addr == b.Addr }); i >= 0 {
 		if want[i].Weight == b.Weight {
 			return nil
 		}
@@ -211,10 +220,10 @@ func (s *Store) AddBackend(vip VIP, b Backend) error {
 	} else {
 		want = append(want, b)
 	}
-	if len(want) > MaxBackends {
-		return fmt.Errorf("add backend %s to %s: service has %d backends, the most there can be", b.Addr, vip, MaxBackends)
+	if len(want) > services.MaxBackends {
+		return fmt.Errorf("add backend %s to %s: service has %d backends, the most there can be", b.Addr, vip, services.MaxBackends)
 	}
-	if Algorithm(svc.val.Algorithm) == Maglev && len(want) > int(svc.val.MaglevSize) {
+	if services.Algorithm(svc.val.Algorithm) == services.Maglev && len(want) > int(svc.val.MaglevSize) {
 		return fmt.Errorf("add backend %s to %s: %d backends do not fit a maglev table of %d", b.Addr, vip, len(want), svc.val.MaglevSize)
 	}
 	if err := s.commit(svc, svc, want); err != nil {
@@ -225,7 +234,7 @@ func (s *Store) AddBackend(vip VIP, b Backend) error {
 
 // DelBackend removes the backend at b's address from a service. Its flows
 // are moved to another backend by the datapath on their next packet.
-func (s *Store) DelBackend(vip VIP, b Backend) error {
+func (s *Store) DelBackend(vip services.VIP, b services.Backend) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	svc, err := s.get(vip)
@@ -233,7 +242,7 @@ func (s *Store) DelBackend(vip VIP, b Backend) error {
 		return fmt.Errorf("delete backend %s: %w", b.Addr, err)
 	}
 	want := backendsOf(svc.members)
-	i := slices.IndexFunc(want, func(o Backend) bool { return o.Addr == b.Addr })
+	i := slices.IndexFunc(want, func(o services.Backend) bool { return o.Addr == b.Addr })
 	if i < 0 {
 		return fmt.Errorf("delete backend %s from %s: %w", b.Addr, vip, ErrNotFound)
 	}
@@ -245,14 +254,14 @@ func (s *Store) DelBackend(vip VIP, b Backend) error {
 }
 
 // List returns every service, ordered by VIP.
-func (s *Store) List() ([]ServiceInfo, error) {
+func (s *Store) List() ([]services.ServiceInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	svcs, err := s.all()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ServiceInfo, 0, len(svcs))
+	out := make([]services.ServiceInfo, 0, len(svcs))
 	for _, svc := range svcs {
 		out = append(out, svc.info())
 	}
@@ -286,20 +295,20 @@ func (s *Store) all() ([]*service, error) {
 	return out, nil
 }
 
-func (svc *service) info() ServiceInfo {
-	si := ServiceInfo{
-		VIP: svc.vip.String(), ID: svc.val.SvcId, Algorithm: Algorithm(svc.val.Algorithm).String(),
+func (svc *service) info() services.ServiceInfo {
+	si := services.ServiceInfo{
+		VIP: svc.vip.String(), ID: svc.val.SvcId, Algorithm: services.Algorithm(svc.val.Algorithm).String(),
 		MaglevTableSize: svc.val.MaglevSize, AffinityTimeout: svc.val.AffinityTimeout,
-		Backends: []BackendInfo{},
+		Backends: []services.BackendInfo{},
 	}
 	for _, m := range svc.members {
-		si.Backends = append(si.Backends, BackendInfo{Address: m.backend().Addr.String(), Weight: m.be.Weight, ID: m.id})
+		si.Backends = append(si.Backends, services.BackendInfo{Address: m.backend().Addr.String(), Weight: m.be.Weight, ID: m.id})
 	}
 	return si
 }
 
-func backendsOf(ms []member) []Backend {
-	out := make([]Backend, len(ms))
+func backendsOf(ms []member) []services.Backend {
+	out := make([]services.Backend, len(ms))
 	for i, m := range ms {
 		out[i] = m.backend()
 	}
@@ -324,7 +333,7 @@ func (s *Store) Reseed() (int, error) {
 	}
 	n := 0
 	for _, svc := range svcs {
-		if Algorithm(svc.val.Algorithm) != Maglev || len(svc.members) == 0 {
+		if services.Algorithm(svc.val.Algorithm) != services.Maglev || len(svc.members) == 0 {
 			continue
 		}
 		if err := s.commit(svc, svc, backendsOf(svc.members)); err != nil {
@@ -340,7 +349,7 @@ func (s *Store) Reseed() (int, error) {
 }
 
 // InnerMapID is the id of a service's current Maglev table (0: none).
-func (s *Store) InnerMapID(vip VIP) (ebpf.MapID, error) {
+func (s *Store) InnerMapID(vip services.VIP) (ebpf.MapID, error) {
 	var val abi.LB4Service
 	if err := s.maps.Services.Lookup(keyOf(vip), &val); err != nil {
 		return 0, fmt.Errorf("service %s: %w", vip, err)

@@ -16,6 +16,11 @@ type Reattach struct {
 	Network         string `json:"network"`
 	Address         string `json:"address"`
 	ProtocolVersion int    `json:"protocol_version"`
+	// Exe is what /proc/<pid>/exe named when the plugin started: a
+	// supervisor that must end a plugin it cannot reattach checks that the
+	// pid still runs it (a plugin started through a script runs another
+	// file than the configured path).
+	Exe string `json:"exe,omitempty"`
 }
 
 // ReattachFrom converts go-plugin's ReattachConfig. version is the

@@ -136,12 +136,23 @@ func start(ctx context.Context, spec Spec, log hclog.Logger) (*Instance, error) 
 		stopped: make(chan struct{}),
 	}
 	inst.Reattach = ReattachFrom(client.ReattachConfig(), client.NegotiatedVersion())
+	inst.Reattach.Exe, _ = Exe(inst.Pid)
 	if err := inst.describe(ctx, spec.Name, spec.Config); err != nil {
 		inst.Kill()
 		return nil, err
 	}
 	inst.log.Info("plugin started", "pid", inst.Pid, "version", inst.Desc.Version)
 	return inst, nil
+}
+
+// Exe is the file process pid runs, from /proc (without a " (deleted)"
+// suffix).
+func Exe(pid int) (string, error) {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(exe, " (deleted)"), nil
 }
 
 // abort cleans up after a failed handshake. go-plugin has already SIGKILLed

@@ -50,6 +50,10 @@ func TestStartRoundTrip(t *testing.T) {
 	if inst.Reattach.Pid != inst.Pid || inst.Reattach.ProtocolVersion != plugin.ProtocolVersion {
 		t.Fatalf("reattach %+v, pid %d", inst.Reattach, inst.Pid)
 	}
+	// What the process runs, for ending it safely when it cannot be reattached.
+	if exe, err := filepath.EvalSymlinks(s.Path); err != nil || inst.Reattach.Exe != exe {
+		t.Fatalf("reattach exe %q, want %q (%v)", inst.Reattach.Exe, exe, err)
+	}
 	if fi, err := os.Stat(s.SocketDir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("socket dir: %v, %v", fi.Mode(), err)
 	}

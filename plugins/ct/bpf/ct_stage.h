@@ -11,6 +11,44 @@ static __always_inline void *ct_map(__u8 proto)
 	return proto == IPPROTO_TCP ? (void *)&ct4 : (void *)&ct_any4;
 }
 
+/* ct_related matches an ICMP error to the entry of the packet it quotes,
+ * without refreshing it and without creating one. The quoted packet went the
+ * other way than the error: seen from the error's hook, it is the packet
+ * whose reverse the error is. An error sent back to a flow's originator (the
+ * usual case: port unreachable, fragmentation needed) finds the entry under
+ * the quoted tuple as a reply would; one about a reply packet finds it in
+ * the original direction. */
+static __always_inline int ct_related(struct hp_ctx *c)
+{
+	struct hp_ct_tuple key = {
+		.daddr = c->inner_daddr, .saddr = c->inner_saddr,
+		.dport = c->inner_dport, .sport = c->inner_sport, .nexthdr = c->inner_proto,
+	};
+	__u8 flag = c->dir == HP_DIR_INGRESS ? HP_TUPLE_F_OUT : HP_TUPLE_F_IN;
+	void *map = ct_map(c->inner_proto);
+	struct hp_ct_entry *e;
+
+	key.flags = flag ^ HP_TUPLE_F_IN;
+	e = bpf_map_lookup_elem(map, &key);
+	if (e) {
+		c->inner_reply = 1;
+	} else {
+		key.daddr = c->inner_saddr;
+		key.saddr = c->inner_daddr;
+		key.dport = c->inner_sport;
+		key.sport = c->inner_dport;
+		key.flags = flag;
+		e = bpf_map_lookup_elem(map, &key);
+		if (!e)
+			return HP_SLOT_CT + 1;
+	}
+	c->ct_status = HP_CT_RELATED;
+	c->reason = HP_R_ICMP_RELATED;
+	c->rev_nat_index = e->rev_nat_index;
+	c->backend_id = e->backend_id;
+	return HP_SLOT_CT + 1;
+}
+
 static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 {
 	struct hp_ct_tuple key;
@@ -20,9 +58,13 @@ static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 	__u32 now;
 	void *map;
 
-	/* Non-first fragments and untracked protocols have no ports. */
-	if (!(c->parse & HP_P_L4))
+	/* Untracked protocols have no ports; ICMP errors belong to the flow
+	 * they quote. One flag test for everything else. */
+	if (!(c->parse & HP_P_L4)) {
+		if (c->parse & HP_P_ICMP_ERR)
+			return ct_related(c);
 		return HP_SLOT_CT + 1;
+	}
 
 	map = ct_map(c->proto);
 	flag = c->dir == HP_DIR_INGRESS ? HP_TUPLE_F_OUT : HP_TUPLE_F_IN;
@@ -44,7 +86,7 @@ static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 			e->rev_nat_index = c->rev_nat_index;
 			e->backend_id = c->backend_id;
 		}
-		ct_refresh(e, c, reply, now);
+		ct_refresh(e, c, reply, 0, now);
 		c->ct_status = reply ? HP_CT_REPLY : HP_CT_ESTABLISHED;
 		c->rev_nat_index = e->rev_nat_index;
 		if (!c->backend_id)
@@ -52,13 +94,18 @@ static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 		return HP_SLOT_CT + 1;
 	}
 
+	/* An RST opens nothing: tracking one would only leave a dead entry
+	 * behind (the kernel's conntrack refuses it too). This also keeps the
+	 * RSTs lb sends for services without backends from filling ct4. */
+	if (c->proto == IPPROTO_TCP && (c->tcp_flags & HP_TCP_RST))
+		return HP_SLOT_CT + 1;
 	ct_tuple_fill(&key, c, flag);
 	c->ct_status = HP_CT_NEW;
-	if (ct_create(map, &key, c, now) < 0) {
+	if (ct_create(map, &key, c, 0, now) < 0) {
 		/* Another CPU may have created it first: refresh that one. */
 		e = bpf_map_lookup_elem(map, &key);
 		if (e) {
-			ct_refresh(e, c, 0, now);
+			ct_refresh(e, c, 0, 0, now);
 			c->ct_status = HP_CT_ESTABLISHED;
 		} else {
 			c->reason = HP_R_CT_CREATE_FAILED;

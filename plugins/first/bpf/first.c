@@ -2,8 +2,9 @@
 /* An example vendor plugin's backend selection (slot lb-select): every new
  * flow of a service goes to the backend in the service's first slot. It
  * shows the contract a selection plugin follows (lib/lb.h): run only when lb
- * set LB_SF_SELECT, leave the choice in c->backend_id, drop with no_backend
- * when there is none. lb-dnat does the rest. */
+ * set LB_SF_SELECT, leave the choice in c->backend_id, or 0 when there is
+ * none (lb-dnat then rejects the packet as kube-proxy does). lb-dnat does
+ * the rest. */
 #include "lib/lb.h"
 
 SEC("tc")
@@ -19,9 +20,8 @@ int hp_first_select(struct __sk_buff *skb)
 	k.svc_id = c->svc_id;
 	k.slot = 0;
 	id = bpf_map_lookup_elem(&lb4_slots, &k);
-	if (!id || !*id)
-		return hp_drop(skb, c, HP_R_NO_BACKEND);
-	c->backend_id = *id;
+	if (id)
+		c->backend_id = *id;
 	return hp_next(skb, c, HP_SLOT_LB_SELECT);
 }
 

@@ -12,6 +12,38 @@ static __always_inline int lb_l4(const struct hp_ctx *c)
 	return (c->parse & HP_P_L4) && (c->proto == IPPROTO_TCP || c->proto == IPPROTO_UDP);
 }
 
+/* lb_dnat_related sends an ICMP error a client addresses to a VIP about a
+ * reply it got from it (port unreachable after its socket closed, or
+ * fragmentation needed from a router on the client's side) to the backend
+ * that sent the reply: the flow's CT_SERVICE entry names it. The quoted
+ * packet's source and the error's destination become the backend's. */
+static __always_inline int lb_dnat_related(struct __sk_buff *skb, struct hp_ctx *c)
+{
+	struct hp_lb4_key key = {.address = c->inner_saddr, .dport = c->inner_sport, .proto = c->inner_proto};
+	struct hp_ct_tuple t = {
+		.daddr = c->inner_saddr, .saddr = c->inner_daddr, .dport = c->inner_sport,
+		.sport = c->inner_dport, .nexthdr = c->inner_proto, .flags = HP_TUPLE_F_SERVICE,
+	};
+	struct hp_lb4_backend *be;
+	struct hp_ct_entry *e;
+	__u32 id;
+
+	if (c->inner_proto != IPPROTO_TCP && c->inner_proto != IPPROTO_UDP)
+		return HP_SLOT_LB_DNAT + 1;
+	if (!bpf_map_lookup_elem(&lb4_services, &key))
+		return HP_SLOT_LB_DNAT + 1;
+	e = bpf_map_lookup_elem(lb_ct_map(c->inner_proto), &t);
+	if (!e)
+		return HP_SLOT_LB_DNAT + 1;
+	id = e->backend_id;
+	be = bpf_map_lookup_elem(&lb4_backends, &id);
+	if (!be)
+		return HP_SLOT_LB_DNAT + 1;
+	if (lb_icmp_rewrite(skb, c, 1, be->address, be->port) < 0)
+		return hp_stop(c, HP_R_STAGE_DROP);
+	return HP_SLOT_LB_DNAT + 1;
+}
+
 static __always_inline int lb_body(struct __sk_buff *skb, struct hp_ctx *c)
 {
 	struct hp_lb4_key key = {};
@@ -26,8 +58,13 @@ static __always_inline int lb_body(struct __sk_buff *skb, struct hp_ctx *c)
 	 * nothing to do in lb-select (and the former in lb-dnat either):
 	 * jumping over those slots saves a tail call and a stage entry each
 	 * on the common paths. */
-	if (c->dir != HP_DIR_INGRESS || !lb_l4(c))
+	if (c->dir != HP_DIR_INGRESS)
 		return HP_SLOT_LB_DNAT + 1;
+	if (!lb_l4(c)) {
+		if (c->parse & HP_P_ICMP_ERR)
+			return lb_dnat_related(skb, c);
+		return HP_SLOT_LB_DNAT + 1;
+	}
 
 	key.address = c->daddr;
 	key.dport = c->dport;
@@ -48,7 +85,7 @@ static __always_inline int lb_body(struct __sk_buff *skb, struct hp_ctx *c)
 		id = e->backend_id;
 		be = bpf_map_lookup_elem(&lb4_backends, &id);
 		if (be) {
-			ct_refresh(e, c, 0, hp_now());
+			ct_refresh(e, c, 0, 1, hp_now());
 			c->backend_id = id;
 			c->svc_flags |= LB_SF_RESOLVED;
 			s->be.backend_id = id;
@@ -71,7 +108,7 @@ static __always_inline int lb_select_body(struct __sk_buff *skb, struct hp_ctx *
 		return HP_SLOT_LB_SELECT + 1;
 	c->backend_id = lb_select_builtin(c, &lb_scratch(c)->svc, hp_now());
 	if (!c->backend_id)
-		return hp_stop(c, HP_R_NO_BACKEND);
+		return lb_reject(skb, c);
 	return HP_SLOT_LB_SELECT + 1;
 }
 
@@ -87,12 +124,12 @@ static __always_inline struct hp_lb4_backend *lb_record(struct hp_ctx *c, struct
 	__u32 id;
 
 	lb_svc_tuple(&t, c);
-	if (!(c->svc_flags & LB_SF_STALE) && ct_create(map, &t, c, now) == 0)
+	if (!(c->svc_flags & LB_SF_STALE) && ct_create(map, &t, c, 1, now) == 0)
 		return be;
 	e = bpf_map_lookup_elem(map, &t);
 	if (!e) {
 		/* Stale entry expired meanwhile (or the map refused): best effort. */
-		ct_create(map, &t, c, now);
+		ct_create(map, &t, c, 1, now);
 		return be;
 	}
 	/* A live backend in the entry means another CPU chose first (for a
@@ -107,7 +144,7 @@ static __always_inline struct hp_lb4_backend *lb_record(struct hp_ctx *c, struct
 			e->backend_id = c->backend_id;
 		}
 	}
-	ct_refresh(e, c, 0, now);
+	ct_refresh(e, c, 0, 1, now);
 	return be;
 }
 
@@ -129,7 +166,7 @@ static __always_inline int lb_dnat_body(struct __sk_buff *skb, struct hp_ctx *c)
 	} else {
 		id = c->backend_id;
 		if (!id)
-			return hp_stop(c, HP_R_NO_BACKEND);
+			return lb_reject(skb, c);
 		be = bpf_map_lookup_elem(&lb4_backends, &id);
 		if (!be)
 			return hp_stop(c, HP_R_NO_BACKEND);
@@ -152,12 +189,38 @@ static __always_inline int lb_dnat_body(struct __sk_buff *skb, struct hp_ctx *c)
 	return HP_SLOT_LB_DNAT + 1;
 }
 
+/* lb_revnat_related turns an ICMP error about a translated flow, on its way
+ * back to the client, into one about the service: the quoted packet's
+ * destination (the backend) becomes the VIP again, and so does the error's
+ * source when the backend itself sent it; an error from a router or from this
+ * node's own stack (fragmentation needed on the way to the backend) keeps its
+ * source. */
+static __always_inline int lb_revnat_related(struct __sk_buff *skb, struct hp_ctx *c)
+{
+	__u16 idx = c->rev_nat_index;
+	struct hp_lb4_revnat *r;
+
+	if (!c->inner_reply || !idx || (c->inner_proto != IPPROTO_TCP && c->inner_proto != IPPROTO_UDP))
+		return HP_SLOT_LB_REVNAT + 1;
+	r = bpf_map_lookup_elem(&lb4_revnat, &idx);
+	if (!r)
+		return HP_SLOT_LB_REVNAT + 1;
+	if (lb_icmp_rewrite(skb, c, 0, r->address, r->port) < 0)
+		return hp_stop(c, HP_R_STAGE_DROP);
+	return HP_SLOT_LB_REVNAT + 1;
+}
+
 static __always_inline int lb_revnat_body(struct __sk_buff *skb, struct hp_ctx *c)
 {
 	struct hp_lb4_revnat *r;
 	__u16 idx;
 
-	if (c->ct_status != HP_CT_REPLY || !c->rev_nat_index || !lb_l4(c))
+	if (c->ct_status != HP_CT_REPLY) {
+		if (c->ct_status == HP_CT_RELATED)
+			return lb_revnat_related(skb, c);
+		return HP_SLOT_LB_REVNAT + 1;
+	}
+	if (!c->rev_nat_index || !lb_l4(c))
 		return HP_SLOT_LB_REVNAT + 1;
 	idx = c->rev_nat_index;
 	r = bpf_map_lookup_elem(&lb4_revnat, &idx);

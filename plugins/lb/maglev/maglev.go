@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/hotpath/hotpath/core/services"
 )
 
 // Backend is one member of a service's backend set.
@@ -21,14 +23,11 @@ type Backend struct {
 	Weight uint32
 }
 
-// Primes are the supported table sizes. Maglev needs a prime M so that
-// every skip in [1, M-1] is coprime with M and each backend's probe
-// sequence visits every slot. Pick M well above the backend count (the
-// paper suggests M > 100*N) to keep both imbalance and disruption low.
-var Primes = []uint32{251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071}
+// Primes are the supported table sizes: the service API's (core/service).
+var Primes = services.TableSizes
 
 // DefaultM is the table size used when none is configured.
-const DefaultM = 16381
+const DefaultM = services.DefaultTableSize
 
 // Errors returned by Build and BuildInto; they are wrapped with details,
 // so test with errors.Is.

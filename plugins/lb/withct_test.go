@@ -8,11 +8,11 @@ import (
 	"github.com/hotpath/hotpath/plugins/ct"
 )
 
-// WithCT loads the lb stages and the ct stage for generation gen, the
+// withCT loads the lb stages and the ct stage for generation gen, the
 // service path as the supervisor assembles it from the two plugins, for
 // tests and benchmarks that drive the datapath without plugin processes.
 // close releases this process's references.
-func WithCT(l pin.Layout, gen uint32, cfg Config) (progs map[abi.Slot]*ebpf.Program, close func(), err error) {
+func withCT(l pin.Layout, gen uint32, cfg Config) (progs map[abi.Slot]*ebpf.Program, close func(), err error) {
 	st, err := LoadStages(l, gen, cfg, AllSlots)
 	if err != nil {
 		return nil, nil, err

@@ -1,4 +1,4 @@
-package ct
+package ctmap
 
 import (
 	"errors"

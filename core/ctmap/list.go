@@ -1,4 +1,4 @@
-package ct
+package ctmap
 
 import (
 	"encoding/binary"
@@ -93,13 +93,13 @@ func addrPort(addr uint32, port uint16) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4(b), port<<8|port>>8)
 }
 
-// CTMaps are the names of the maps the ct plugin owns the content of.
-var CTMaps = []string{abi.MapCT4, abi.MapCTAny4}
+// Maps are the names of the maps the ct plugin owns the content of.
+var Maps = []string{abi.MapCT4, abi.MapCTAny4}
 
-// openCT opens the pinned CT maps directly: listing works with no supervisor.
-func openCT(l pin.Layout) (map[string]*ebpf.Map, error) {
+// Open opens the pinned CT maps directly: listing works with no supervisor.
+func Open(l pin.Layout) (map[string]*ebpf.Map, error) {
 	out := map[string]*ebpf.Map{}
-	for _, name := range CTMaps {
+	for _, name := range Maps {
 		m, err := ebpf.LoadPinnedMap(l.Map(name), nil)
 		if err != nil {
 			pin.CloseAll(out)
@@ -112,14 +112,14 @@ func openCT(l pin.Layout) (map[string]*ebpf.Map, error) {
 
 // List reads every CT entry under l.
 func List(l pin.Layout) ([]Record, error) {
-	maps, err := openCT(l)
+	maps, err := Open(l)
 	if err != nil {
 		return nil, err
 	}
 	defer pin.CloseAll(maps)
 	now := Now()
 	recs := []Record{}
-	for _, name := range CTMaps {
+	for _, name := range Maps {
 		err := Scan(maps[name], func(k *abi.CTTuple, v *abi.CTEntry) bool {
 			recs = append(recs, NewRecord(name, k, v, now))
 			return true
@@ -146,13 +146,13 @@ func List(l pin.Layout) ([]Record, error) {
 
 // Flush deletes every CT entry under l and returns how many it deleted.
 func Flush(l pin.Layout) (int, error) {
-	maps, err := openCT(l)
+	maps, err := Open(l)
 	if err != nil {
 		return 0, err
 	}
 	defer pin.CloseAll(maps)
 	total := 0
-	for _, name := range CTMaps {
+	for _, name := range Maps {
 		var keys []abi.CTTuple
 		if err := Scan(maps[name], func(k *abi.CTTuple, _ *abi.CTEntry) bool {
 			keys = append(keys, *k)

@@ -1,14 +1,13 @@
-package lb
+package services
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"slices"
 )
 
-// Arguments and results of the lb plugin's Invoke commands. The CLI builds
-// the same structs and validates them with the same methods before sending.
+// Arguments and results of the service commands an lb plugin answers through
+// Invoke. The CLI builds the same structs and validates them with the same
+// methods before sending.
 
 // ServiceAddArgs are the arguments of "service-add".
 type ServiceAddArgs struct {
@@ -138,16 +137,7 @@ type BackendInfo struct {
 	ID      uint32 `json:"id"`
 }
 
-// decodeArgs reads command arguments strictly, so a misspelt field is an
-// error instead of a silently applied default.
-func decodeArgs(raw json.RawMessage, v any) error {
-	if len(raw) == 0 || string(raw) == "null" {
-		return fmt.Errorf("missing arguments")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decode arguments: %w", err)
-	}
-	return nil
+// ApplyResult is the answer of "service-apply".
+type ApplyResult struct {
+	Added int `json:"added"`
 }

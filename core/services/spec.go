@@ -1,13 +1,14 @@
-package lb
+package services
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/plugins/lb/maglev"
 )
 
 // Proto is the L4 protocol of a service: TCP or UDP.
@@ -188,18 +189,21 @@ func ParseAlgorithm(s string) (Algorithm, error) {
 	return 0, fmt.Errorf("algorithm %q: want maglev, random or vendor", s)
 }
 
+// TableSizes are the Maglev table sizes M a service may have: primes, so that
+// every skip in [1, M-1] is coprime with M and each backend's probe sequence
+// visits every slot. Pick M well above the backend count (the Maglev paper
+// suggests M > 100*N) to keep imbalance and disruption low.
+var TableSizes = []uint32{251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071}
+
+// DefaultTableSize is M for services and configs that name none.
+const DefaultTableSize = 16381
+
 // ValidTableSize checks a Maglev table size M; 0 means "the default".
 func ValidTableSize(m int64) error {
-	if m == 0 {
+	if m == 0 || (m > 0 && m <= math.MaxUint32 && slices.Contains(TableSizes, uint32(m))) {
 		return nil
 	}
-	if m < 0 || m > int64(maglev.Primes[len(maglev.Primes)-1]) {
-		return fmt.Errorf("maglev table size %d: must be one of %v", m, maglev.Primes)
-	}
-	if err := maglev.ValidSize(uint32(m)); err != nil {
-		return fmt.Errorf("maglev table size %d: must be one of %v", m, maglev.Primes)
-	}
-	return nil
+	return fmt.Errorf("maglev table size %d: must be one of %v", m, TableSizes)
 }
 
 // MaxAffinityTimeout is Kubernetes' bound for sessionAffinityConfig

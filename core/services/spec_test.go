@@ -1,7 +1,8 @@
-package lb
+package services
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -142,27 +143,10 @@ func TestSetAlgorithmAndBackendArgs(t *testing.T) {
 	}
 }
 
-func TestDecodeArgsStrict(t *testing.T) {
-	var a ServiceArgs
-	for _, raw := range []string{"", "null", `{"vip":"10.96.0.10:80/tcp","extra":1}`, `{"vip":5}`, `[`} {
-		if err := decodeArgs(json.RawMessage(raw), &a); err == nil {
-			t.Errorf("decodeArgs(%q) accepted", raw)
-		}
+func manyBackends(n int) []BackendArg {
+	out := make([]BackendArg, n)
+	for i := range out {
+		out[i] = BackendArg{Address: fmt.Sprintf("10.241.%d.%d:80", i/250, 1+i%250)}
 	}
-}
-
-func TestConfig(t *testing.T) {
-	cfg, err := ParseConfig(nil)
-	if err != nil || cfg.MaglevTableSize != 16381 || cfg.algorithm() != Random || cfg.Lifetimes.TCP.D().Hours() != 6 {
-		t.Fatalf("defaults %+v %v", cfg, err)
-	}
-	cfg, err = ParseConfig(json.RawMessage(`{"maglev_seed":42,"algorithm":"maglev","lifetimes":{"syn":"30s"}}`))
-	if err != nil || cfg.MaglevSeed != 42 || cfg.algorithm() != Maglev || cfg.Lifetimes.SYN.D().Seconds() != 30 || cfg.Lifetimes.TCP.D().Hours() != 6 {
-		t.Fatalf("override %+v %v", cfg, err)
-	}
-	for _, raw := range []string{`{"maglev_table_size":100}`, `{"algorithm":"wrr"}`, `{"lifetimes":{"tcp":"0s"}}`, `{"seed":1}`} {
-		if _, err := ParseConfig(json.RawMessage(raw)); err == nil {
-			t.Errorf("config %s accepted", raw)
-		}
-	}
+	return out
 }
