@@ -27,9 +27,10 @@ build:
 	$(GO) build -ldflags "-X $(CT_PKG).Version=0.3.0-broken" -o $(BIN)/demo/faultyct ./internal/faultyct
 	cd $(EXAMPLE) && $(GO) build -o $(CURDIR)/$(BIN)/hotpath-leastconn .
 
-# Regenerates the committed BPF objects and Go bindings (needs clang).
+# Regenerates the committed BPF objects and Go bindings (needs clang) and the
+# Go of the plugin protocol (needs protoc).
 generate: deps
-	$(GO) generate ./core/abi ./core/entry ./plugins/... ./internal/...
+	$(GO) generate ./core/abi ./core/entry ./core/plugin/... ./plugins/... ./internal/...
 	cd $(EXAMPLE) && $(GO) generate ./...
 
 test: deps build

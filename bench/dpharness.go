@@ -63,7 +63,7 @@ func newDPHarness() (h *dpHarness, err error) {
 // supervisor would install them: lb stages at ingress, lb-revnat at egress.
 func lbHooks() map[abi.Slot]pipeline.Hooks {
 	out := map[abi.Slot]pipeline.Hooks{}
-	for name, hooks := range lb.Hooks() {
+	for name, hooks := range lb.DefaultConfig().Hooks() {
 		slot, err := abi.ParseSlot(name)
 		if err != nil {
 			continue

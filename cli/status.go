@@ -46,15 +46,28 @@ func statusCommand() *cli.Command {
 	}
 }
 
+// slotsWithHooks lists a plugin's slots, each with the hooks it claimed
+// when not both: "lb(ingress),lb-revnat(egress)".
+func slotsWithHooks(p supervisor.PluginStatus) string {
+	out := make([]string, len(p.Slots))
+	for i, s := range p.Slots {
+		out[i] = s
+		if h := p.Hooks[s]; len(h) > 0 {
+			out[i] += "(" + strings.Join(h, "+") + ")"
+		}
+	}
+	return strings.Join(out, ",")
+}
+
 func writePlugins(ps []supervisor.PluginStatus) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "PLUGIN\tVERSION\tPID\tRESTARTS\tHEALTHY\tGENERATION\tGC LEASE\tSLOTS")
+	fmt.Fprintln(w, "PLUGIN\tVERSION\tPROTOCOL\tPID\tRESTARTS\tHEALTHY\tGENERATION\tGC LEASE\tSLOTS")
 	for _, p := range ps {
 		health := fmt.Sprint(p.Healthy)
 		if p.Reason != "" {
 			health += " (" + p.Reason + ")"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d\t%v\t%s\n", p.Name, p.Version, p.Pid, p.Restarts, health, p.Generation, p.GCLease, strings.Join(p.Slots, ","))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%v\t%s\n", p.Name, p.Version, p.Protocol, p.Pid, p.Restarts, health, p.Generation, p.GCLease, slotsWithHooks(p))
 	}
 	w.Flush()
 }

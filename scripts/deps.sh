@@ -3,11 +3,13 @@
 # demo. Idempotent and quiet when everything is present.
 set -euo pipefail
 need=()
-for tool in clang:clang llvm-strip:llvm bpftool:bpftool ip:iproute2 ethtool:ethtool iperf3:iperf3 nsenter:util-linux nft:nftables iptables-restore:iptables; do
+for tool in clang:clang llvm-strip:llvm bpftool:bpftool ip:iproute2 ethtool:ethtool iperf3:iperf3 nsenter:util-linux nft:nftables iptables-restore:iptables protoc:protobuf-compiler; do
 	cmd=${tool%%:*} pkg=${tool#*:}
 	command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
 [ -e /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
+# The well-known protos the plugin protocol's imports pull in.
+[ -e /usr/include/google/protobuf/timestamp.proto ] || need+=(libprotobuf-dev)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing: ${need[*]}"
 	if [ "$(id -u)" != 0 ]; then

@@ -44,6 +44,10 @@ type PluginStatus struct {
 	GCLease    bool     `json:"gc_lease"`
 	Path       string   `json:"path"`
 	Slots      []string `json:"slots"`
+	// What it claimed in Describe, given its config: hooks per slot, and
+	// the plugin protocol version it speaks (major.minor).
+	Hooks    map[string][]string `json:"hooks,omitempty"`
+	Protocol string              `json:"protocol,omitempty"`
 }
 
 // MapStatus describes one shared map.
@@ -206,6 +210,7 @@ func (s *Supervisor) Status() Status {
 		ps := PluginStatus{Name: name, Restarts: m.restarts, Healthy: m.healthy, Reason: m.reason, GCLease: m.lease, Path: m.cfg.Path}
 		if m.inst != nil {
 			ps.Version, ps.Pid, ps.Slots = m.inst.Desc.Version, m.inst.Pid, m.inst.Desc.Slots
+			ps.Hooks, ps.Protocol = m.inst.Desc.Hooks, plugin.VersionString(plugin.ProtocolVersion, m.inst.Desc.ProtocolMinor)
 		}
 		ps.Generation = s.gens.of(name)
 		st.Plugins = append(st.Plugins, ps)

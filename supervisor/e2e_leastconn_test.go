@@ -11,16 +11,20 @@ import (
 
 	"github.com/hotpath/hotpath/internal/e2e"
 	"github.com/hotpath/hotpath/lab"
-	"github.com/hotpath/hotpath/plugins/lb"
+	"github.com/hotpath/hotpath/supervisor"
 )
 
 // leastconnEnv is lbEnv with the out-of-tree example plugin leastconn
-// (examples/leastconn) in the lb-select slot. lb leaves the slot through
-// HOTPATH_LB_SELECT=external, inherited by the supervisor and its plugins.
+// (examples/leastconn) in the lb-select slot. lb leaves the slot because its
+// config says "select": "external".
 func leastconnEnv(t *testing.T) *e2e.Env {
-	t.Setenv(lb.SelectEnv, "external")
 	env := e2e.New(t, "client", "web1", "web2", "web3")
-	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"), env.PluginFlag("leastconn"))
+	env.WriteConfig(supervisor.Config{Plugins: []supervisor.PluginConfig{
+		{Name: "ct", Path: env.Bin + "/hotpath-ct"},
+		{Name: "lb", Path: env.Bin + "/hotpath-lb", Config: json.RawMessage(`{"select": "external"}`)},
+		{Name: "leastconn", Path: env.Bin + "/hotpath-leastconn"},
+	}})
+	env.StartSupervisor()
 	for _, w := range webs {
 		p := env.Lab.Pods[w]
 		if _, err := lab.ServeName(p.NS, p.IP.String()+":8080", w); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -73,7 +74,20 @@ func TestPrivilegedMetrics(t *testing.T) {
 	}
 	metricValue(t, body, `hotpath_map_max_entries{map="ct4"}`)
 	metricValue(t, body, `hotpath_pipeline_generation`)
-	metricValue(t, body, `hotpath_ct_gc_runs_total`)
+	// The ct plugin's own client_golang counter and histogram, merged
+	// into the supervisor's registry under hotpath_ct_, with their types.
+	if v := metricValue(t, body, `hotpath_ct_gc_runs_total`); v < 1 {
+		t.Errorf("ct gc runs %v, want >= 1 (a pass runs at activation)", v)
+	}
+	if v := metricValue(t, body, `hotpath_ct_gc_duration_seconds_count`); v < 1 {
+		t.Errorf("ct gc duration histogram count %v, want >= 1", v)
+	}
+	metricValue(t, body, `hotpath_ct_gc_duration_seconds_bucket{le="+Inf"}`)
+	for _, typ := range []string{"hotpath_ct_gc_runs_total counter", "hotpath_ct_gc_duration_seconds histogram", "hotpath_ct_gc_interval_seconds gauge"} {
+		if !strings.Contains(body, "\n# TYPE "+typ+"\n") {
+			t.Errorf("no # TYPE %s in /metrics", typ)
+		}
+	}
 	if v := metricValue(t, body, `hotpath_plugin_restarts_total{plugin="ct"}`); v != 0 {
 		t.Errorf("restarts %v before any crash", v)
 	}

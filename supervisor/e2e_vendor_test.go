@@ -2,13 +2,14 @@ package supervisor_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hotpath/hotpath/internal/e2e"
 	"github.com/hotpath/hotpath/lab"
-	"github.com/hotpath/hotpath/plugins/lb"
+	"github.com/hotpath/hotpath/supervisor"
 )
 
 // TestPrivilegedVendorSelectionPlugin: a separate plugin supplies backend
@@ -16,9 +17,14 @@ import (
 // over, and every new flow follows the vendor's algorithm (always the first
 // backend) instead of Maglev.
 func TestPrivilegedVendorSelectionPlugin(t *testing.T) {
-	t.Setenv(lb.SelectEnv, "external") // inherited by the supervisor and its plugins
 	env := e2e.New(t, "client", "web1", "web2", "web3")
-	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"), env.PluginFlag("first"))
+	// lb's config hands the slot over; nothing comes from the environment.
+	env.WriteConfig(supervisor.Config{Plugins: []supervisor.PluginConfig{
+		{Name: "ct", Path: env.Bin + "/hotpath-ct"},
+		{Name: "lb", Path: env.Bin + "/hotpath-lb", Config: json.RawMessage(`{"select": "external"}`)},
+		{Name: "first", Path: env.Bin + "/hotpath-first"},
+	}})
+	env.StartSupervisor()
 	for _, w := range webs {
 		p := env.Lab.Pods[w]
 		if _, err := lab.ServeName(p.NS, p.IP.String()+":8080", w); err != nil {
@@ -31,6 +37,15 @@ func TestPrivilegedVendorSelectionPlugin(t *testing.T) {
 	}
 	if slots["first"] != "lb-select" || strings.Contains(slots["lb"], "lb-select") {
 		t.Fatalf("slot claims %v: want lb-select with the vendor plugin only", slots)
+	}
+	// Status shows the hooks each claimed, from its Describe.
+	if lbp, fp := env.PluginStatus("lb"), env.PluginStatus("first"); lbp.Hooks["lb-select"] != nil ||
+		strings.Join(fp.Hooks["lb-select"], ",") != "ingress" || strings.Join(lbp.Hooks["lb-revnat"], ",") != "egress" {
+		t.Fatalf("hooks in status: lb %v, first %v", lbp.Hooks, fp.Hooks)
+	}
+	table, err := env.CLI("plugin", "list")
+	if err != nil || !strings.Contains(string(table), "lb-select(ingress)") || !strings.Contains(string(table), "lb-revnat(egress)") {
+		t.Fatalf("plugin list does not show the claimed hooks: %s %v", table, err)
 	}
 	const vip = "10.96.0.70:80"
 	addService(t, env, vip, "maglev")

@@ -2,33 +2,39 @@ package supervisor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/plugin"
 )
 
-// metrics exports datapath counters, map pressure, plugin state and every
-// plugin's own metrics (Invoke "metrics") at scrape time.
+// metrics exports datapath counters, map pressure and plugin state at
+// scrape time. Every plugin's own metrics come through pluginGatherer.
 type metrics struct {
-	s        *Supervisor
-	packets  *prometheus.Desc
-	bytes    *prometheus.Desc
-	drops    *prometheus.Desc
-	entries  *prometheus.Desc
-	capacity *prometheus.Desc
-	restarts *prometheus.Desc
-	up       *prometheus.Desc
-	gen      *prometheus.Desc
+	s           *Supervisor
+	counterOnce sync.Once
+	counter     *entryCounter // created at the first scrape: maps are open by then
+	packets     *prometheus.Desc
+	bytes       *prometheus.Desc
+	drops       *prometheus.Desc
+	entries     *prometheus.Desc
+	capacity    *prometheus.Desc
+	restarts    *prometheus.Desc
+	up          *prometheus.Desc
+	gen         *prometheus.Desc
 
 	upgrades  *prometheus.CounterVec
 	duration  prometheus.Histogram
@@ -44,7 +50,7 @@ func newMetrics(s *Supervisor) *metrics {
 		packets:  d("datapath_packets_total", "Packets that ended the pipeline, by reason and direction.", "reason", "direction"),
 		bytes:    d("datapath_bytes_total", "Bytes that ended the pipeline, by reason and direction.", "reason", "direction"),
 		drops:    d("datapath_drops_total", "Packets dropped by the datapath, by reason and direction.", "reason", "direction"),
-		entries:  d("map_entries", "Entries in a shared map (hash and LRU maps).", "map"),
+		entries:  d("map_entries", "Entries in a shared map (hash and LRU maps), counted at most every 5s.", "map"),
 		capacity: d("map_max_entries", "Capacity of a shared map.", "map"),
 		restarts: d("plugin_restarts_total", "Plugin process restarts after a crash.", "plugin"),
 		up:       d("plugin_healthy", "1 when the plugin is running and reports healthy.", "plugin"),
@@ -94,7 +100,6 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range st.Plugins {
 		ch <- prometheus.MustNewConstMetric(m.restarts, prometheus.CounterValue, float64(p.Restarts), p.Name)
 		ch <- prometheus.MustNewConstMetric(m.up, prometheus.GaugeValue, b2f(p.Healthy), p.Name)
-		m.collectPlugin(ch, p.Name)
 	}
 }
 
@@ -146,70 +151,91 @@ func (m *metrics) collectDatapath(ch chan<- prometheus.Metric) {
 	}
 }
 
-// countEntries counts a hash map's keys with NextKey; it copes with any key size.
-func countEntries(mp *ebpf.Map) int {
-	n := 0
-	key := make([]byte, mp.KeySize())
-	next := make([]byte, mp.KeySize())
-	var cur any
-	for {
-		if err := mp.NextKey(cur, &next); err != nil {
-			return n
-		}
-		n++
-		copy(key, next)
-		cur = key
-	}
-}
-
 func (m *metrics) collectMaps(ch chan<- prometheus.Metric) {
 	names := make([]string, 0, len(m.s.maps.ByName))
 	for n := range m.s.maps.ByName {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	m.counterOnce.Do(func() { m.counter = newEntryCounter(m.s.maps.ByName) })
+	counts, _ := m.counter.Counts()
 	for _, n := range names {
 		mp := m.s.maps.ByName[n]
 		ch <- prometheus.MustNewConstMetric(m.capacity, prometheus.GaugeValue, float64(mp.MaxEntries()), n)
-		switch mp.Type() {
-		case ebpf.Hash, ebpf.LRUHash, ebpf.HashOfMaps:
-			ch <- prometheus.MustNewConstMetric(m.entries, prometheus.GaugeValue, float64(countEntries(mp)), n)
+		if c, ok := counts[n]; ok {
+			ch <- prometheus.MustNewConstMetric(m.entries, prometheus.GaugeValue, float64(c), n)
 		}
 	}
 }
 
-// collectPlugin exports a plugin's own metrics as hotpath_<plugin>_<name>.
-func (m *metrics) collectPlugin(ch chan<- prometheus.Metric, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	raw, err := m.s.Invoke(ctx, name, &InvokeRequest{Command: "metrics"})
-	if err != nil {
-		return
+// pluginGatherer merges every plugin's own metric families (the Metrics
+// call) into the supervisor's /metrics, each renamed
+// hotpath_<plugin>_<name>. Plugins are asked in parallel, each with a
+// deadline; one that fails or is too slow is left out of that scrape, with
+// an error for the log, and the rest is served.
+type pluginGatherer struct{ s *Supervisor }
+
+const pluginMetricsTimeout = 2 * time.Second
+
+func (g pluginGatherer) Gather() ([]*dto.MetricFamily, error) {
+	type source struct {
+		name string
+		dp   plugin.Datapath
 	}
-	var ms []plugin.Metric
-	if json.Unmarshal(raw, &ms) != nil {
-		return
-	}
-	for _, pm := range ms {
-		keys := make([]string, 0, len(pm.Labels))
-		for k := range pm.Labels {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		vals := make([]string, len(keys))
-		for i, k := range keys {
-			vals[i] = pm.Labels[k]
-		}
-		desc := prometheus.NewDesc(prometheus.BuildFQName("hotpath", sanitize(name), pm.Name), pm.Help, keys, nil)
-		typ := prometheus.GaugeValue
-		if pm.Type == "counter" {
-			typ = prometheus.CounterValue
-		}
-		if cm, err := prometheus.NewConstMetric(desc, typ, pm.Value, vals...); err == nil {
-			ch <- cm
+	var srcs []source
+	g.s.mu.Lock()
+	for name, m := range g.s.plugins {
+		// Plugins older than MinorMetrics have no Metrics call.
+		if m.inst != nil && m.inst.Desc != nil && m.inst.Desc.ProtocolMinor >= plugin.MinorMetrics {
+			srcs = append(srcs, source{name, m.inst.Datapath})
 		}
 	}
+	g.s.mu.Unlock()
+	sort.Slice(srcs, func(i, j int) bool { return srcs[i].name < srcs[j].name })
+
+	results := make([][]*dto.MetricFamily, len(srcs))
+	errs := make([]error, len(srcs))
+	var wg sync.WaitGroup
+	for i, src := range srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), pluginMetricsTimeout)
+			defer cancel()
+			fams, err := src.dp.Metrics(ctx)
+			if err != nil {
+				errs[i] = fmt.Errorf("metrics of plugin %s: %w", src.name, err)
+				return
+			}
+			results[i] = prefixFamilies(src.name, fams)
+		}()
+	}
+	wg.Wait()
+	var out []*dto.MetricFamily
+	for _, r := range results {
+		out = append(out, r...)
+	}
+	return out, errors.Join(errs...)
 }
+
+// prefixFamilies renames a plugin's families hotpath_<plugin>_<name>.
+func prefixFamilies(plugin string, fams []*dto.MetricFamily) []*dto.MetricFamily {
+	prefix := "hotpath_" + sanitize(plugin) + "_"
+	out := fams[:0]
+	for _, f := range fams {
+		if f == nil || f.GetName() == "" {
+			continue
+		}
+		f.Name = proto.String(prefix + f.GetName())
+		out = append(out, f)
+	}
+	return out
+}
+
+// scrapeLog is promhttp's error log.
+type scrapeLog struct{ log hclog.Logger }
+
+func (l scrapeLog) Println(v ...any) { l.log.Warn("metrics scrape", "error", fmt.Sprint(v...)) }
 
 func sanitize(s string) string {
 	b := []byte(s)
@@ -230,7 +256,14 @@ func (s *Supervisor) ServeMetrics(ctx context.Context, addr string) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Gatherers checks the plugins' families against ours (no name used
+	// twice, consistent types); a plugin's broken family is logged and left
+	// out, never the whole scrape.
+	all := prometheus.Gatherers{reg, pluginGatherer{s}}
+	mux.Handle("/metrics", promhttp.HandlerFor(all, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      scrapeLog{s.log},
+	}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

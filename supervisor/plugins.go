@@ -33,6 +33,7 @@ func (s *Supervisor) spec(pc PluginConfig) host.Spec {
 		Name: pc.Name, Path: pc.Path, SHA256: strings.ToLower(pc.SHA256),
 		LogPath:   filepath.Join(s.logDir(), pc.Name+".log"),
 		SocketDir: s.socketDir(),
+		Config:    pc.Config,
 	}
 }
 
@@ -62,7 +63,7 @@ func (s *Supervisor) startPlugins(ctx context.Context) error {
 		}
 		s.plugins[base.Name] = m
 		if ps != nil && ps.Reattach != nil {
-			inst, err := host.Adopt(ctx, base.Name, *ps.Reattach, s.log.Named(base.Name))
+			inst, err := host.Adopt(ctx, base.Name, m.cfg.Config, *ps.Reattach, s.log.Named(base.Name))
 			if err == nil {
 				m.inst, m.adopted = inst, true
 				m.restartGC = ps.ConfigSHA != configSHA(m.cfg.Config)

@@ -52,7 +52,7 @@ func (s *Supervisor) beginUpgrade(name string, req UpgradeRequest) (*upgradeTx, 
 // prepare starts and checks the new instance and builds generation N+1.
 func (tx *upgradeTx) prepare(ctx context.Context) error {
 	s := tx.s
-	spec := s.spec(PluginConfig{Name: tx.name, Path: tx.req.Binary, SHA256: tx.req.SHA256})
+	spec := s.spec(PluginConfig{Name: tx.name, Path: tx.req.Binary, SHA256: tx.req.SHA256, Config: tx.m.cfg.Config})
 	inst, err := host.Start(ctx, spec, s.log.Named(tx.name))
 	if err != nil {
 		return err

@@ -3,21 +3,19 @@ package plugin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	pb "github.com/hotpath/hotpath/core/plugin/proto"
 )
 
-// ServiceName is the gRPC service a plugin registers. Every message is a
-// google.protobuf.BytesValue holding the JSON encoding of the structs in
-// plugin.go: the contract is the Go structs, so there is no .proto to keep in
-// sync and no protoc in the build.
-const ServiceName = "hotpath.plugin.v1.Datapath"
+// ServiceName is the gRPC service a plugin registers.
+const ServiceName = "hotpath.plugin.v2.Datapath"
 
 // RemoteError is an error returned by the plugin's implementation, as opposed
 // to a transport failure (which keeps its gRPC status, see status.Code). Its
@@ -29,154 +27,132 @@ type RemoteError struct {
 
 func (e *RemoteError) Error() string { return e.Message }
 
-// rpcServer adapts a Datapath to the hand-written service description.
-type rpcServer struct{ impl Datapath }
-
-// rpcHandler is the HandlerType grpc checks registered servers against.
-type rpcHandler interface {
-	call(ctx context.Context, method string, in []byte) ([]byte, error)
-}
-
-var serviceDesc = grpc.ServiceDesc{
-	ServiceName: ServiceName,
-	HandlerType: (*rpcHandler)(nil),
-	Methods: []grpc.MethodDesc{
-		method("Describe"), method("Load"), method("Activate"),
-		method("Deactivate"), method("Health"), method("Invoke"),
-	},
-	Metadata: "hotpath/core/plugin/grpc.go",
-}
-
-func method(name string) grpc.MethodDesc {
-	full := "/" + ServiceName + "/" + name
-	return grpc.MethodDesc{
-		MethodName: name,
-		Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
-			in := new(wrapperspb.BytesValue)
-			if err := dec(in); err != nil {
-				return nil, err
-			}
-			h := func(ctx context.Context, req any) (any, error) {
-				out, err := srv.(rpcHandler).call(ctx, name, req.(*wrapperspb.BytesValue).GetValue())
-				if err != nil {
-					return nil, err
-				}
-				return wrapperspb.Bytes(out), nil
-			}
-			if icpt == nil {
-				return h(ctx, in)
-			}
-			return icpt(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: full}, h)
-		},
-	}
+// server serves a Datapath as the generated DatapathServer.
+type server struct {
+	pb.UnimplementedDatapathServer
+	impl  Datapath
+	minor uint32 // the minor version it speaks, see servedMinor
 }
 
 // RegisterServer registers impl as the Datapath service on s.
 func RegisterServer(s grpc.ServiceRegistrar, impl Datapath) {
-	s.RegisterService(&serviceDesc, &rpcServer{impl: impl})
+	registerServer(s, impl, servedMinor())
 }
 
-func (s *rpcServer) call(ctx context.Context, method string, in []byte) ([]byte, error) {
-	out, err := s.dispatch(ctx, method, in)
-	var pe protocolError
-	switch {
-	case err == nil:
-		return out, nil
-	case errors.As(err, &pe):
-		return nil, pe.st.Err()
-	default:
-		// The implementation's error travels as codes.Unknown with its
-		// message untouched, even when it is itself a gRPC status from
-		// something the plugin called: the host must not mistake it for a
-		// transport failure of its own connection.
-		return nil, status.Error(codes.Unknown, err.Error())
+func registerServer(s grpc.ServiceRegistrar, impl Datapath, minor uint32) {
+	pb.RegisterDatapathServer(s, &server{impl: impl, minor: minor})
+}
+
+// implError sends the implementation's error as codes.Unknown with its
+// message untouched, even when it is itself a gRPC status from something the
+// plugin called: the host must not mistake it for a transport failure of its
+// own connection.
+func implError(err error) error {
+	if err == nil {
+		return nil
 	}
+	return status.Error(codes.Unknown, err.Error())
 }
 
-// protocolError is a failure of the transport layer itself (bad request,
-// unknown method), kept apart from the implementation's errors.
-type protocolError struct{ st *status.Status }
-
-func (e protocolError) Error() string { return e.st.Message() }
-
-func (s *rpcServer) dispatch(ctx context.Context, method string, in []byte) ([]byte, error) {
-	switch method {
-	case "Describe":
-		return marshal(s.impl.Describe(ctx))
-	case "Load":
-		var req LoadRequest
-		if err := decodeRequest(in, &req); err != nil {
-			return nil, err
-		}
-		return marshal(s.impl.Load(ctx, &req))
-	case "Activate":
-		var req ActivateRequest
-		if err := decodeRequest(in, &req); err != nil {
-			return nil, err
-		}
-		return nil, s.impl.Activate(ctx, &req)
-	case "Deactivate":
-		return nil, s.impl.Deactivate(ctx)
-	case "Health":
-		return marshal(s.impl.Health(ctx))
-	case "Invoke":
-		var req InvokeRequest
-		if err := decodeRequest(in, &req); err != nil {
-			return nil, err
-		}
-		return s.impl.Invoke(ctx, &req)
-	}
-	return nil, protocolError{status.Newf(codes.Unimplemented, "unknown method %s", method)}
-}
-
-func decodeRequest(in []byte, v any) error {
-	if err := json.Unmarshal(in, v); err != nil {
-		return protocolError{status.Newf(codes.InvalidArgument, "decode request: %v", err)}
-	}
-	return nil
-}
-
-func marshal[T any](v *T, err error) ([]byte, error) {
+func (s *server) Describe(ctx context.Context, in *pb.DescribeRequest) (*pb.Description, error) {
+	d, err := s.impl.Describe(ctx, &DescribeRequest{Config: in.GetConfig()})
 	if err != nil {
-		return nil, err
+		return nil, implError(err)
 	}
-	return json.Marshal(v)
+	out := descriptionToProto(d)
+	out.ProtocolMinor = s.minor
+	return out, nil
+}
+
+func (s *server) Load(ctx context.Context, in *pb.LoadRequest) (*pb.LoadResponse, error) {
+	r, err := s.impl.Load(ctx, &LoadRequest{Generation: in.GetGeneration(), BPFFS: in.GetBpffs(), Config: in.GetConfig()})
+	if err != nil {
+		return nil, implError(err)
+	}
+	return &pb.LoadResponse{Programs: r.Programs}, nil
+}
+
+func (s *server) Activate(ctx context.Context, in *pb.ActivateRequest) (*pb.Empty, error) {
+	err := s.impl.Activate(ctx, &ActivateRequest{
+		Generation: in.GetGeneration(), BPFFS: in.GetBpffs(), StateDir: in.GetStateDir(),
+		Config: in.GetConfig(), GCLease: in.GetGcLease(),
+	})
+	return &pb.Empty{}, implError(err)
+}
+
+func (s *server) Deactivate(ctx context.Context, _ *pb.Empty) (*pb.Empty, error) {
+	return &pb.Empty{}, implError(s.impl.Deactivate(ctx))
+}
+
+func (s *server) Health(ctx context.Context, _ *pb.Empty) (*pb.HealthResponse, error) {
+	h, err := s.impl.Health(ctx)
+	if err != nil {
+		return nil, implError(err)
+	}
+	return &pb.HealthResponse{Healthy: h.Healthy, Reason: h.Reason}, nil
+}
+
+func (s *server) Metrics(ctx context.Context, _ *pb.Empty) (*pb.MetricsResponse, error) {
+	if s.minor < MinorMetrics {
+		// What a server of that minor version answers: it has no Metrics.
+		return s.UnimplementedDatapathServer.Metrics(ctx, nil)
+	}
+	fams, err := s.impl.Metrics(ctx)
+	if err != nil {
+		return nil, implError(err)
+	}
+	return &pb.MetricsResponse{Families: fams}, nil
+}
+
+func (s *server) Invoke(ctx context.Context, in *pb.InvokeRequest) (*pb.InvokeResponse, error) {
+	out, err := s.impl.Invoke(ctx, &InvokeRequest{Command: in.GetCommand(), Args: in.GetArgs()})
+	if err != nil {
+		return nil, implError(err)
+	}
+	return &pb.InvokeResponse{Result: out}, nil
+}
+
+func descriptionToProto(d *Description) *pb.Description {
+	out := &pb.Description{
+		Name: d.Name, Version: d.Version, AbiVersion: d.ABIVersion, ProtocolMinor: d.ProtocolMinor,
+		Slots: d.Slots, PrivateMaps: d.PrivateMaps, Gc: d.GC, Commands: d.Commands,
+	}
+	if d.Hooks != nil {
+		out.Hooks = make(map[string]*pb.Hooks, len(d.Hooks))
+		for slot, hooks := range d.Hooks {
+			out.Hooks[slot] = &pb.Hooks{Hooks: hooks}
+		}
+	}
+	for _, m := range d.Maps {
+		out.Maps = append(out.Maps, &pb.MapSchema{Name: m.Name, Type: m.Type, KeySize: m.KeySize, ValueSize: m.ValueSize, MaxEntries: m.MaxEntries})
+	}
+	return out
+}
+
+func descriptionFromProto(d *pb.Description) *Description {
+	out := &Description{
+		Name: d.GetName(), Version: d.GetVersion(), ABIVersion: d.GetAbiVersion(), ProtocolMinor: d.GetProtocolMinor(),
+		Slots: d.GetSlots(), PrivateMaps: d.GetPrivateMaps(), GC: d.GetGc(), Commands: d.GetCommands(),
+	}
+	if d.GetHooks() != nil {
+		out.Hooks = make(map[string][]string, len(d.GetHooks()))
+		for slot, h := range d.GetHooks() {
+			out.Hooks[slot] = h.GetHooks()
+		}
+	}
+	for _, m := range d.GetMaps() {
+		out.Maps = append(out.Maps, MapSchema{Name: m.GetName(), Type: m.GetType(), KeySize: m.GetKeySize(), ValueSize: m.GetValueSize(), MaxEntries: m.GetMaxEntries()})
+	}
+	return out
 }
 
 // Client is the host side of the Datapath service.
-type Client struct{ cc grpc.ClientConnInterface }
+type Client struct{ rpc pb.DatapathClient }
 
 var _ Datapath = (*Client)(nil)
 
 // NewClient returns a Datapath that calls the plugin behind cc.
-func NewClient(cc grpc.ClientConnInterface) *Client { return &Client{cc: cc} }
-
-func (c *Client) call(ctx context.Context, method string, req, resp any) error {
-	in := &wrapperspb.BytesValue{}
-	if req != nil {
-		b, err := json.Marshal(req)
-		if err != nil {
-			return fmt.Errorf("encode %s request: %w", strings.ToLower(method), err)
-		}
-		in.Value = b
-	}
-	out := &wrapperspb.BytesValue{}
-	if err := c.cc.Invoke(ctx, "/"+ServiceName+"/"+method, in, out); err != nil {
-		return remoteError(method, err)
-	}
-	switch r := resp.(type) {
-	case nil:
-	case *json.RawMessage:
-		if len(out.Value) > 0 {
-			*r = out.Value
-		}
-	default:
-		if err := json.Unmarshal(out.Value, resp); err != nil {
-			return fmt.Errorf("decode %s response: %w", strings.ToLower(method), err)
-		}
-	}
-	return nil
-}
+func NewClient(cc grpc.ClientConnInterface) *Client { return &Client{rpc: pb.NewDatapathClient(cc)} }
 
 // remoteError turns the implementation's errors back into plain errors with
 // the plugin's text, and labels transport errors with the method.
@@ -188,42 +164,69 @@ func remoteError(method string, err error) error {
 	return fmt.Errorf("%s: %w", strings.ToLower(method), err)
 }
 
-func (c *Client) Describe(ctx context.Context) (*Description, error) {
-	var d Description
-	if err := c.call(ctx, "Describe", nil, &d); err != nil {
-		return nil, err
+func (c *Client) Describe(ctx context.Context, req *DescribeRequest) (*Description, error) {
+	var config []byte
+	if req != nil {
+		config = req.Config
 	}
-	return &d, nil
+	d, err := c.rpc.Describe(ctx, &pb.DescribeRequest{Config: config})
+	if err != nil {
+		return nil, remoteError("Describe", err)
+	}
+	return descriptionFromProto(d), nil
 }
 
 func (c *Client) Load(ctx context.Context, req *LoadRequest) (*LoadResponse, error) {
-	var r LoadResponse
-	if err := c.call(ctx, "Load", req, &r); err != nil {
-		return nil, err
+	r, err := c.rpc.Load(ctx, &pb.LoadRequest{Generation: req.Generation, Bpffs: req.BPFFS, Config: req.Config})
+	if err != nil {
+		return nil, remoteError("Load", err)
 	}
-	return &r, nil
+	return &LoadResponse{Programs: r.GetPrograms()}, nil
 }
 
 func (c *Client) Activate(ctx context.Context, req *ActivateRequest) error {
-	return c.call(ctx, "Activate", req, nil)
+	_, err := c.rpc.Activate(ctx, &pb.ActivateRequest{
+		Generation: req.Generation, Bpffs: req.BPFFS, StateDir: req.StateDir,
+		Config: req.Config, GcLease: req.GCLease,
+	})
+	if err != nil {
+		return remoteError("Activate", err)
+	}
+	return nil
 }
 
 func (c *Client) Deactivate(ctx context.Context) error {
-	return c.call(ctx, "Deactivate", nil, nil)
+	if _, err := c.rpc.Deactivate(ctx, &pb.Empty{}); err != nil {
+		return remoteError("Deactivate", err)
+	}
+	return nil
 }
 
 func (c *Client) Health(ctx context.Context) (*Health, error) {
-	var h Health
-	if err := c.call(ctx, "Health", nil, &h); err != nil {
-		return nil, err
+	h, err := c.rpc.Health(ctx, &pb.Empty{})
+	if err != nil {
+		return nil, remoteError("Health", err)
 	}
-	return &h, nil
+	return &Health{Healthy: h.GetHealthy(), Reason: h.GetReason()}, nil
+}
+
+// Metrics fails with codes.Unimplemented against a plugin older than
+// MinorMetrics; callers check Description.ProtocolMinor first.
+func (c *Client) Metrics(ctx context.Context) ([]*dto.MetricFamily, error) {
+	r, err := c.rpc.Metrics(ctx, &pb.Empty{})
+	if err != nil {
+		return nil, remoteError("Metrics", err)
+	}
+	return r.GetFamilies(), nil
 }
 
 func (c *Client) Invoke(ctx context.Context, req *InvokeRequest) (json.RawMessage, error) {
-	var out json.RawMessage
-	if err := c.call(ctx, "Invoke", req, &out); err != nil {
-		return nil, err
+	r, err := c.rpc.Invoke(ctx, &pb.InvokeRequest{Command: req.Command, Args: req.Args})
+	if err != nil {
+		return nil, remoteError("Invoke", err)
 	}
-	return out, nil
+	if len(r.GetResult()) == 0 {
+		return nil, nil
+	}
+	return r.GetResult(), nil
 }

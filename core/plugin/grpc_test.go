@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -18,16 +20,20 @@ import (
 
 // echoDatapath records what it was sent and answers with fixed values.
 type echoDatapath struct {
+	Registry
+	describe *DescribeRequest
 	load     *LoadRequest
 	activate *ActivateRequest
 	fail     error
 }
 
-func (d *echoDatapath) Describe(context.Context) (*Description, error) {
+func (d *echoDatapath) Describe(_ context.Context, req *DescribeRequest) (*Description, error) {
+	d.describe = req
 	return &Description{
-		Name: "echo", Version: "1.2.3", ABIVersion: 7, Slots: []string{"ct"},
-		Maps:     []MapSchema{{Name: "ct4", Type: "LRUHash", KeySize: 16, ValueSize: 64}},
-		Commands: []string{"echo"}, GC: true,
+		Name: "echo", Version: "1.2.3", ABIVersion: 7, Slots: []string{"ct", "lb"},
+		Hooks:       map[string][]string{"lb": {"ingress"}},
+		Maps:        []MapSchema{{Name: "ct4", Type: "LRUHash", KeySize: 16, ValueSize: 64}, {Name: "pctx", Type: "PerCPUArray", KeySize: 4, ValueSize: 128, MaxEntries: 1}},
+		PrivateMaps: []string{"state"}, Commands: []string{"echo"}, GC: true,
 	}, d.fail
 }
 
@@ -50,6 +56,13 @@ func (d *echoDatapath) Health(context.Context) (*Health, error) {
 	return &Health{Healthy: false, Reason: "tired"}, d.fail
 }
 
+func (d *echoDatapath) Metrics(ctx context.Context) ([]*dto.MetricFamily, error) {
+	if d.fail != nil {
+		return nil, d.fail
+	}
+	return d.Registry.Metrics(ctx)
+}
+
 func (d *echoDatapath) Invoke(_ context.Context, req *InvokeRequest) (json.RawMessage, error) {
 	switch req.Command {
 	case "echo":
@@ -62,14 +75,14 @@ func (d *echoDatapath) Invoke(_ context.Context, req *InvokeRequest) (json.RawMe
 	return nil, status.Error(codes.Unavailable, "backend down")
 }
 
-func serve(t *testing.T, impl Datapath) *Client {
+func serve(t *testing.T, impl Datapath, minor uint32) (*Client, *grpc.ClientConn) {
 	t.Helper()
 	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer()
-	RegisterServer(s, impl)
+	registerServer(s, impl, minor)
 	go s.Serve(l)
 	t.Cleanup(s.Stop)
 	cc, err := grpc.Dial("unix://"+l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -77,21 +90,26 @@ func serve(t *testing.T, impl Datapath) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	return NewClient(cc)
+	return NewClient(cc), cc
 }
 
 func TestGRPCRoundTrip(t *testing.T) {
 	impl := &echoDatapath{}
-	c := serve(t, impl)
+	c, _ := serve(t, impl, ProtocolMinor)
 	ctx := context.Background()
 
-	d, err := c.Describe(ctx)
+	dr := &DescribeRequest{Config: json.RawMessage(`{"select":"external"}`)}
+	d, err := c.Describe(ctx, dr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := impl.Describe(ctx)
+	want, _ := impl.Describe(ctx, dr)
+	want.ProtocolMinor = ProtocolMinor // filled in by the server
 	if !reflect.DeepEqual(d, want) {
 		t.Fatalf("describe: got %+v, want %+v", d, want)
+	}
+	if string(impl.describe.Config) != string(dr.Config) {
+		t.Fatalf("describe: plugin got config %s, sent %s", impl.describe.Config, dr.Config)
 	}
 
 	lr := &LoadRequest{Generation: 3, BPFFS: "/sys/fs/bpf/hp", Config: json.RawMessage(`{"a":1}`)}
@@ -103,7 +121,7 @@ func TestGRPCRoundTrip(t *testing.T) {
 		t.Fatalf("load: sent %+v, plugin got %+v, answer %+v", lr, impl.load, resp)
 	}
 
-	ar := &ActivateRequest{Generation: 3, StateDir: "/var/lib/hp", GCLease: true, Config: json.RawMessage(`{}`)}
+	ar := &ActivateRequest{Generation: 3, BPFFS: "/sys/fs/bpf/hp", StateDir: "/var/lib/hp", GCLease: true, Config: json.RawMessage(`{}`)}
 	if err := c.Activate(ctx, ar); err != nil {
 		t.Fatal(err)
 	}
@@ -127,17 +145,71 @@ func TestGRPCRoundTrip(t *testing.T) {
 	}
 }
 
+// A plugin's client_golang counter and histogram arrive as metric families
+// with their types and values.
+func TestGRPCMetrics(t *testing.T) {
+	impl := &echoDatapath{Registry: NewRegistry()}
+	runs := prometheus.NewCounter(prometheus.CounterOpts{Name: "runs_total", Help: "Runs."})
+	took := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "took_seconds", Help: "Took.", Buckets: []float64{0.1, 1}})
+	impl.MustRegister(runs, took)
+	runs.Add(3)
+	took.Observe(0.05)
+	took.Observe(0.5)
+	c, _ := serve(t, impl, ProtocolMinor)
+	fams, err := c.Metrics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		got[f.GetName()] = f
+	}
+	if f := got["runs_total"]; f.GetType() != dto.MetricType_COUNTER || f.GetMetric()[0].GetCounter().GetValue() != 3 {
+		t.Errorf("runs_total: %v", f)
+	}
+	f := got["took_seconds"]
+	if f.GetType() != dto.MetricType_HISTOGRAM || f.GetHelp() != "Took." {
+		t.Fatalf("took_seconds: %v", f)
+	}
+	h := f.GetMetric()[0].GetHistogram()
+	if h.GetSampleCount() != 2 || h.GetSampleSum() != 0.55 || h.GetBucket()[0].GetCumulativeCount() != 1 {
+		t.Errorf("took_seconds histogram: %v", h)
+	}
+
+	// The zero Registry: no metrics, no error.
+	c, _ = serve(t, &echoDatapath{}, ProtocolMinor)
+	if fams, err := c.Metrics(context.Background()); err != nil || len(fams) != 0 {
+		t.Errorf("zero registry: %v, %v", fams, err)
+	}
+}
+
+// A server of the previous minor version reports it and has no Metrics: the
+// host sees the minor version in Describe and a clean Unimplemented.
+func TestGRPCOlderMinor(t *testing.T) {
+	c, _ := serve(t, &echoDatapath{Registry: NewRegistry()}, MinorMetrics-1)
+	d, err := c.Describe(context.Background(), &DescribeRequest{})
+	if err != nil || d.ProtocolMinor != MinorMetrics-1 {
+		t.Fatalf("describe: minor %d, %v", minorOf(d), err)
+	}
+	_, err = c.Metrics(context.Background())
+	var re *RemoteError
+	if status.Code(errors.Unwrap(err)) != codes.Unimplemented || errors.As(err, &re) {
+		t.Fatalf("metrics of a %d.%d plugin: %v, want Unimplemented", ProtocolVersion, MinorMetrics-1, err)
+	}
+}
+
 func TestGRPCErrors(t *testing.T) {
 	impl := &echoDatapath{fail: errors.New(`load ct: map ct4: key size 12, want 16`)}
-	c := serve(t, impl)
+	c, _ := serve(t, impl, ProtocolMinor)
 	ctx := context.Background()
 
 	checks := map[string]error{}
-	_, checks["describe"] = c.Describe(ctx)
+	_, checks["describe"] = c.Describe(ctx, &DescribeRequest{})
 	_, checks["load"] = c.Load(ctx, &LoadRequest{})
 	checks["activate"] = c.Activate(ctx, &ActivateRequest{})
 	checks["deactivate"] = c.Deactivate(ctx)
 	_, checks["health"] = c.Health(ctx)
+	_, checks["metrics"] = c.Metrics(ctx)
 	for name, err := range checks {
 		if err == nil || err.Error() != impl.fail.Error() {
 			t.Errorf("%s: got %v, want %q", name, err, impl.fail)
@@ -161,18 +233,27 @@ func TestGRPCTransportError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	_, err = NewClient(cc).Describe(context.Background())
+	_, err = NewClient(cc).Describe(context.Background(), &DescribeRequest{})
 	var re *RemoteError
-	if err == nil || errors.As(err, &re) || status.Code(err) != codes.Unavailable {
+	if err == nil || errors.As(err, &re) || status.Code(errors.Unwrap(err)) != codes.Unavailable {
 		t.Fatalf("got %v (%T), want an Unavailable transport error", err, err)
 	}
 	t.Log(err)
 }
 
-func TestGRPCBadRequest(t *testing.T) {
-	c := serve(t, &echoDatapath{})
-	err := c.cc.Invoke(context.Background(), "/"+ServiceName+"/Load", wrapperspb.Bytes([]byte(`{not json`)), new(wrapperspb.BytesValue))
-	if status.Code(err) != codes.InvalidArgument {
-		t.Fatalf("got %v, want InvalidArgument", err)
+// A host of the JSON-in-BytesValue protocol (major version 1) calling a
+// plugin of this one gets Unimplemented, never a misdecoded answer.
+func TestGRPCOldMajorCall(t *testing.T) {
+	_, cc := serve(t, &echoDatapath{}, ProtocolMinor)
+	err := cc.Invoke(context.Background(), "/hotpath.plugin.v1.Datapath/Describe", wrapperspb.Bytes(nil), new(wrapperspb.BytesValue))
+	if status.Code(err) != codes.Unimplemented {
+		t.Fatalf("got %v, want Unimplemented", err)
 	}
+}
+
+func minorOf(d *Description) uint32 {
+	if d == nil {
+		return 0
+	}
+	return d.ProtocolMinor
 }

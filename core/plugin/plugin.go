@@ -1,17 +1,38 @@
 // Package plugin is the contract between the supervisor and a datapath
-// plugin: the interface every plugin implements, the go-plugin shim that
-// carries it over gRPC, and Serve for a plugin's main.
+// plugin: the Datapath interface every plugin implements, the gRPC client
+// and server that carry it (generated from proto/datapath.proto), the
+// go-plugin shim, and Serve for a plugin's main.
+//
+// A plugin in Go implements Datapath and calls Serve from main:
+//
+//	func main() { plugin.Serve(myplugin.New(plugin.Logger())) }
+//
+// A plugin in another language serves the Datapath service of
+// proto/datapath.proto behind go-plugin's handshake (see Handshake).
 package plugin
 
 import (
 	"context"
 	"encoding/json"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
-// ProtocolVersion is go-plugin's protocol version for hotpath plugins. It
-// changes when the gRPC methods change; the pipeline ABI has its own version
-// (abi.Version), checked after the handshake.
-const ProtocolVersion = 1
+// ProtocolVersion is the major version of the plugin protocol, go-plugin's
+// handshake ProtocolVersion: a plugin of another major version is refused
+// at the handshake, before any call. It changes only with an incompatible
+// change of proto/datapath.proto.
+const ProtocolVersion = 2
+
+// ProtocolMinor is the minor version of the protocol this package speaks.
+// Each minor version only adds fields or methods to the major version (see
+// the history at the top of proto/datapath.proto), so a supervisor loads a
+// plugin one minor version older by treating what came later as absent.
+// Serve reports it in Description.ProtocolMinor.
+const ProtocolMinor = 1
+
+// MinorMetrics is the first minor version with the Metrics call.
+const MinorMetrics = 1
 
 // Name is the key of the datapath plugin in go-plugin's plugin set.
 const Name = "datapath"
@@ -20,18 +41,28 @@ const Name = "datapath"
 // plugin whose expectation differs from the pinned map.
 type MapSchema struct {
 	Name       string `json:"name"`
-	Type       string `json:"type"`
+	Type       string `json:"type"` // cilium/ebpf's ebpf.MapType.String()
 	KeySize    uint32 `json:"key_size"`
 	ValueSize  uint32 `json:"value_size"`
 	MaxEntries uint32 `json:"max_entries,omitempty"` // 0: any size
 }
 
+// DescribeRequest carries the plugin's configuration, so what a plugin
+// claims (slots, hooks) can depend on it and shows in the supervisor's
+// config and state rather than in an environment.
+type DescribeRequest struct {
+	Config json.RawMessage `json:"config"` // the plugin's block of the supervisor config; may be empty
+}
+
 // Description is a plugin's answer to Describe.
 type Description struct {
-	Name       string   `json:"name"`
-	Version    string   `json:"version"`
-	ABIVersion uint32   `json:"abi_version"`
-	Slots      []string `json:"slots"` // pipeline slots it claims (abi.SlotName)
+	Name       string `json:"name"`
+	Version    string `json:"version"`
+	ABIVersion uint32 `json:"abi_version"` // must equal the supervisor's abi.Version
+	// ProtocolMinor is the plugin's minor protocol version. Serve fills it
+	// in; an implementation leaves it zero.
+	ProtocolMinor uint32   `json:"protocol_minor"`
+	Slots         []string `json:"slots"` // pipeline slots it claims (abi.SlotName)
 	// Hooks lists, per slot, the TCX hooks ("ingress", "egress") at which
 	// the slot's program has work; a slot not listed runs at both. Packets
 	// at other hooks skip the slot without a tail call.
@@ -70,29 +101,35 @@ type Health struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-// InvokeRequest carries a plugin-specific command, e.g. "service-add".
+// InvokeRequest carries a plugin-specific command, e.g. "service-add". Args
+// and the result are opaque bytes to the protocol; hotpath's plugins, its
+// control API and its CLI use JSON.
 type InvokeRequest struct {
 	Command string          `json:"command"`
 	Args    json.RawMessage `json:"args"`
 }
 
-// Datapath is implemented by every hotpath plugin.
+// Datapath is implemented by every hotpath plugin. The supervisor calls it
+// in this order: Describe, Load (once per pipeline generation), Activate,
+// then Health, Metrics and Invoke at any time, Deactivate before the GC
+// lease moves to another instance. Every call has a deadline in ctx.
 type Datapath interface {
-	Describe(ctx context.Context) (*Description, error)
+	// Describe says what the plugin needs and claims under the given
+	// config. It must not change anything: the supervisor may refuse the
+	// plugin after it.
+	Describe(ctx context.Context, req *DescribeRequest) (*Description, error)
+	// Load loads and pins the stage programs of one generation.
 	Load(ctx context.Context, req *LoadRequest) (*LoadResponse, error)
+	// Activate starts background work; with GCLease false it stops GC.
 	Activate(ctx context.Context, req *ActivateRequest) error
+	// Deactivate returns once no background work of this instance runs.
 	Deactivate(ctx context.Context) error
 	Health(ctx context.Context) (*Health, error)
+	// Metrics returns the plugin's Prometheus metric families, named
+	// without prefix: the supervisor exports gc_runs_total of plugin ct as
+	// hotpath_ct_gc_runs_total. Embed a Registry to answer it from
+	// client_golang collectors.
+	Metrics(ctx context.Context) ([]*dto.MetricFamily, error)
+	// Invoke runs a plugin-specific command.
 	Invoke(ctx context.Context, req *InvokeRequest) (json.RawMessage, error)
-}
-
-// Metric is one value a plugin reports through Invoke("metrics"); the
-// supervisor exports it as hotpath_<plugin>_<name>, so every plugin gets
-// Prometheus metrics through one mechanism.
-type Metric struct {
-	Name   string            `json:"name"`
-	Help   string            `json:"help"`
-	Type   string            `json:"type"` // counter or gauge
-	Labels map[string]string `json:"labels,omitempty"`
-	Value  float64           `json:"value"`
 }

@@ -78,8 +78,10 @@ func Serve(impl Datapath) {
 		fmt.Fprintln(os.Stderr, "plugin: Serve called with a nil Datapath")
 		os.Exit(1)
 	}
+	hs := Handshake
+	hs.ProtocolVersion = servedMajor()
 	goplugin.Serve(&goplugin.ServeConfig{
-		HandshakeConfig: Handshake,
+		HandshakeConfig: hs,
 		Plugins:         goplugin.PluginSet{Name: &GRPC{Impl: impl}},
 		GRPCServer:      goplugin.DefaultGRPCServer,
 		Logger:          log,

@@ -8,4 +8,4 @@ import (
 	"github.com/hotpath/hotpath/core/plugin"
 )
 
-func main() { plugin.Serve(&leastconn.Plugin{Log: plugin.Logger()}) }
+func main() { plugin.Serve(leastconn.New(plugin.Logger())) }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -20,14 +21,24 @@ var (
 // for upgrade tests.
 func Variant(t testing.TB, cmd, pkg, version string) string {
 	t.Helper()
-	return build(t, cmd+"-"+version, "./cmd/"+cmd, "-X", pkg+".Version="+version)
+	return build(t, cmd+"-"+version, "./cmd/"+cmd, pkg+".Version="+version)
+}
+
+// ProtocolVariant builds ./cmd/<cmd> with <pkg>.Version set to version and
+// announcing another plugin protocol version: field is serveMajor or
+// serveMinor of core/plugin, value the version number. For the
+// compatibility tests of the plugin protocol.
+func ProtocolVariant(t testing.TB, cmd, pkg, version, field, value string) string {
+	t.Helper()
+	return build(t, fmt.Sprintf("%s-%s-%s%s", cmd, version, field, value), "./cmd/"+cmd,
+		pkg+".Version="+version, "github.com/hotpath/hotpath/core/plugin."+field+"="+value)
 }
 
 // Faulty returns an executable that runs the ct plugin with one injected
 // fault (see internal/faultyct) and the given version.
 func Faulty(t testing.TB, fault, version string) string {
 	t.Helper()
-	bin := build(t, "faultyct", "./internal/faultyct", "-X", "github.com/hotpath/hotpath/plugins/ct.Version="+version)
+	bin := build(t, "faultyct", "./internal/faultyct", "github.com/hotpath/hotpath/plugins/ct.Version="+version)
 	script := filepath.Join(dir(t), fmt.Sprintf("faulty-%s-%s", sanitize(fault), version))
 	body := fmt.Sprintf("#!/bin/sh\nHOTPATH_FAULT='%s' exec %s \"$@\"\n", fault, bin)
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
@@ -59,7 +70,9 @@ func dir(t testing.TB) string {
 	return variantDir
 }
 
-func build(t testing.TB, name, pkg, xflag, xval string) string {
+// build builds pkg once per test binary under name, with one -X flag for
+// each of xs (IMPORTPATH.NAME=VALUE).
+func build(t testing.TB, name, pkg string, xs ...string) string {
 	d := dir(t)
 	variantMu.Lock()
 	defer variantMu.Unlock()
@@ -71,7 +84,11 @@ func build(t testing.TB, name, pkg, xflag, xval string) string {
 		t.Fatal(err)
 	}
 	out := filepath.Join(d, name)
-	c := exec.Command("go", "build", "-ldflags", xflag+" "+xval, "-o", out, pkg)
+	var ldflags []string
+	for _, x := range xs {
+		ldflags = append(ldflags, "-X", x)
+	}
+	c := exec.Command("go", "build", "-ldflags", strings.Join(ldflags, " "), "-o", out, pkg)
 	c.Dir = root
 	if b, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", name, err, b)

@@ -49,8 +49,8 @@ func main() {
 	}
 }
 
-func (f *faulty) Describe(ctx context.Context) (*plugin.Description, error) {
-	d, err := f.Plugin.Describe(ctx)
+func (f *faulty) Describe(ctx context.Context, req *plugin.DescribeRequest) (*plugin.Description, error) {
+	d, err := f.Plugin.Describe(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -8,8 +8,11 @@
 //	HOTPATH_TEST_UNHEALTHY_AFTER Health turns unhealthy this long after Activate
 //	HOTPATH_TEST_LOAD_ERROR      Load fails with this message
 //
+// Its config may name slots to claim: {"slots": ["ct"]}.
+//
 // Invoke commands: "echo" returns its args, "pid" the plugin's pid, "log"
-// logs its args (a JSON string) through plugin.Logger.
+// logs its args (a JSON string) through plugin.Logger. Each is counted in
+// the metrics invokes_total (a counter) and invoke_args_bytes (a histogram).
 package main
 
 import (
@@ -21,6 +24,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/plugin"
@@ -40,6 +45,9 @@ func main() {
 }
 
 type testPlugin struct {
+	plugin.Registry
+	invokes        *prometheus.CounterVec
+	argBytes       prometheus.Histogram
 	desc           plugin.Description
 	loadErr        string
 	unhealthyAfter time.Duration
@@ -56,8 +64,16 @@ func fromEnv() (*testPlugin, error) {
 			ABIVersion: abi.Version,
 			Commands:   []string{"echo", "pid", "log"},
 		},
-		loadErr: os.Getenv("HOTPATH_TEST_LOAD_ERROR"),
+		loadErr:  os.Getenv("HOTPATH_TEST_LOAD_ERROR"),
+		Registry: plugin.NewRegistry(),
+		invokes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invokes_total", Help: "Invoke calls, by command.",
+		}, []string{"command"}),
+		argBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "invoke_args_bytes", Help: "Size of Invoke arguments.", Buckets: []float64{1, 16, 256},
+		}),
 	}
+	tp.MustRegister(tp.invokes, tp.argBytes)
 	if s := os.Getenv("HOTPATH_TEST_ABI"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 32)
 		if err != nil {
@@ -82,8 +98,17 @@ func envOr(key, def string) string {
 	return def
 }
 
-func (tp *testPlugin) Describe(context.Context) (*plugin.Description, error) {
+func (tp *testPlugin) Describe(_ context.Context, req *plugin.DescribeRequest) (*plugin.Description, error) {
 	d := tp.desc
+	var cfg struct {
+		Slots []string `json:"slots"`
+	}
+	if len(req.Config) > 0 {
+		if err := json.Unmarshal(req.Config, &cfg); err != nil {
+			return nil, fmt.Errorf("testplugin config: %w", err)
+		}
+	}
+	d.Slots = cfg.Slots
 	return &d, nil
 }
 
@@ -120,6 +145,8 @@ func (tp *testPlugin) Health(context.Context) (*plugin.Health, error) {
 }
 
 func (tp *testPlugin) Invoke(_ context.Context, req *plugin.InvokeRequest) (json.RawMessage, error) {
+	tp.invokes.WithLabelValues(req.Command).Inc()
+	tp.argBytes.Observe(float64(len(req.Args)))
 	switch req.Command {
 	case "echo":
 		return req.Args, nil

@@ -21,6 +21,8 @@ type GC struct {
 	Maps map[string]*ebpf.Map // ct4, ct_any4
 	Cfg  GCConfig
 	Log  hclog.Logger
+	// Metrics, when set, records every pass (see NewMetrics).
+	Metrics *Metrics
 
 	mu       sync.Mutex
 	stats    GCStats
@@ -200,8 +202,10 @@ func (g *GC) RunOnce() (float64, error) {
 	g.stats.Kept += kept
 	g.stats.LastDuration = time.Since(start)
 	g.stats.LastRatio = maxRatio
+	took := g.stats.LastDuration
 	g.lastErr = nil
 	g.mu.Unlock()
+	g.Metrics.pass(scanned, deleted, kept, took, maxRatio)
 	if g.Log != nil {
 		g.Log.Debug("ct gc pass", "scanned", scanned, "deleted", deleted, "kept", kept, "took", time.Since(start))
 	}
@@ -215,6 +219,7 @@ func (g *GC) Run(ctx context.Context) {
 		g.mu.Lock()
 		g.stats.Interval = interval
 		g.mu.Unlock()
+		g.Metrics.setInterval(interval)
 		select {
 		case <-ctx.Done():
 			return

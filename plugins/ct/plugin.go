@@ -20,7 +20,9 @@ var Version = "0.1.0"
 
 // Plugin is the ct datapath plugin: the ct stage and CT garbage collection.
 type Plugin struct {
-	Log hclog.Logger
+	plugin.Registry // answers Metrics
+	Log             hclog.Logger
+	metrics         *Metrics
 
 	mu     sync.Mutex
 	gc     *GC
@@ -31,10 +33,16 @@ type Plugin struct {
 }
 
 // New returns a ct plugin logging to log.
-func New(log hclog.Logger) *Plugin { return &Plugin{Log: log} }
+func New(log hclog.Logger) *Plugin {
+	reg := plugin.NewRegistry()
+	return &Plugin{Registry: reg, Log: log, metrics: NewMetrics(reg)}
+}
 
 // Describe names the slot and maps the ct plugin uses.
-func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
+func (p *Plugin) Describe(ctx context.Context, req *plugin.DescribeRequest) (*plugin.Description, error) {
+	if _, err := ParseConfig(req.Config); err != nil {
+		return nil, err
+	}
 	schemas, err := plugin.Schemas(abi.MapCT4, abi.MapCTAny4, abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls)
 	if err != nil {
 		return nil, err
@@ -42,7 +50,7 @@ func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
 	return &plugin.Description{
 		Name: "ct", Version: Version, ABIVersion: abi.Version,
 		Slots: []string{Slot}, Maps: schemas, GC: true,
-		Commands: []string{"gc", "stats", "metrics"},
+		Commands: []string{"gc", "stats"},
 	}, nil
 }
 
@@ -81,7 +89,7 @@ func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 		return err
 	}
 	p.maps = maps
-	p.gc = &GC{Maps: maps, Cfg: cfg.GC, Log: p.Log}
+	p.gc = &GC{Maps: maps, Cfg: cfg.GC, Log: p.Log, Metrics: p.metrics}
 	p.gc.Prepare()
 	gctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan struct{})
@@ -141,7 +149,7 @@ func (p *Plugin) Health(ctx context.Context) (*plugin.Health, error) {
 	return &plugin.Health{Healthy: true}, nil
 }
 
-// Invoke runs ct commands: "gc" runs a pass now, "stats" and "metrics" report.
+// Invoke runs ct commands: "gc" runs a pass now, "stats" reports.
 func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.RawMessage, error) {
 	p.mu.Lock()
 	gc := p.gc
@@ -160,24 +168,6 @@ func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.Ra
 			return json.Marshal(GCStats{})
 		}
 		return json.Marshal(gc.Stats())
-	case "metrics":
-		var s GCStats
-		if gc != nil {
-			s = gc.Stats()
-		}
-		return json.Marshal(gcMetrics(s))
 	}
-	return nil, fmt.Errorf("ct: unknown command %q (have gc, stats, metrics)", req.Command)
-}
-
-func gcMetrics(s GCStats) []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "gc_runs_total", Help: "CT GC passes.", Type: "counter", Value: float64(s.Runs)},
-		{Name: "gc_deleted_total", Help: "CT entries deleted by GC.", Type: "counter", Value: float64(s.Deleted)},
-		{Name: "gc_kept_total", Help: "Expired CT entries refreshed by the datapath before GC deleted them.", Type: "counter", Value: float64(s.Kept)},
-		{Name: "gc_scanned_total", Help: "CT entries scanned by GC.", Type: "counter", Value: float64(s.Scanned)},
-		{Name: "gc_duration_seconds", Help: "Duration of the last GC pass.", Type: "gauge", Value: s.LastDuration.Seconds()},
-		{Name: "gc_interval_seconds", Help: "Current adaptive GC interval.", Type: "gauge", Value: s.Interval.Seconds()},
-		{Name: "gc_delete_ratio", Help: "Largest delete ratio of the last pass.", Type: "gauge", Value: s.LastRatio},
-	}
+	return nil, fmt.Errorf("ct: unknown command %q (have gc, stats)", req.Command)
 }

@@ -25,10 +25,17 @@ var Version = "0.1.0"
 var Slot = abi.SlotName(abi.AbiHpSlotHP_SLOT_LB_SELECT)
 
 // Plugin implements plugin.Datapath.
-type Plugin struct{ Log hclog.Logger }
+type Plugin struct {
+	plugin.Registry // no metrics of its own: the zero Registry reports none
+	Log             hclog.Logger
+}
 
-// Describe claims lb-select at ingress, where services are translated.
-func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
+// Describe claims lb-select at ingress, where services are translated. It
+// takes no config.
+func (p *Plugin) Describe(ctx context.Context, req *plugin.DescribeRequest) (*plugin.Description, error) {
+	if len(req.Config) > 0 && string(req.Config) != "null" && string(req.Config) != "{}" {
+		return nil, fmt.Errorf("first: takes no config, got %s", req.Config)
+	}
 	schemas, err := plugin.Schemas(abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls, "lb4_slots")
 	if err != nil {
 		return nil, err
@@ -79,10 +86,7 @@ func (p *Plugin) Health(ctx context.Context) (*plugin.Health, error) {
 	return &plugin.Health{Healthy: true}, nil
 }
 
-// Invoke knows only "metrics" (none).
+// Invoke knows no command.
 func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.RawMessage, error) {
-	if req.Command == "metrics" {
-		return json.Marshal([]plugin.Metric{})
-	}
 	return nil, fmt.Errorf("first: unknown command %q", req.Command)
 }

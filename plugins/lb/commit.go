@@ -135,8 +135,7 @@ func (s *Store) commit(old, next *service, want []services.Backend) error {
 		if err := s.swapTable(id, table); err != nil {
 			return fail(fmt.Errorf("swap maglev table: %w", err))
 		}
-		s.rebuilds++
-		s.lastDur = time.Since(start)
+		s.Metrics.tableBuilt(time.Since(start))
 	}
 	next.val.Count = uint16(len(fill))
 	if err := s.maps.Services.Put(keyOf(next.vip), next.val); err != nil {

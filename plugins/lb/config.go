@@ -22,7 +22,17 @@ type Config struct {
 	MaglevTableSize uint32 `json:"maglev_table_size"`
 	// Algorithm is used by services that do not name one.
 	Algorithm string `json:"algorithm"`
+	// Select is who supplies backend selection in the lb-select slot:
+	// "builtin" (this plugin, the default) or "external" (another plugin
+	// claims the slot, e.g. a vendor's algorithm).
+	Select string `json:"select,omitempty"`
 }
+
+// Values of Config.Select.
+const (
+	SelectBuiltin  = "builtin"
+	SelectExternal = "external"
+)
 
 // DefaultConfig is what the plugin runs with when nothing is configured.
 func DefaultConfig() Config {
@@ -30,6 +40,7 @@ func DefaultConfig() Config {
 		Lifetimes:       ctmap.DefaultLifetimes(),
 		MaglevTableSize: maglev.DefaultM,
 		Algorithm:       services.Random.String(),
+		Select:          SelectBuiltin,
 	}
 }
 
@@ -58,7 +69,32 @@ func (c Config) Validate() error {
 	if _, err := services.ParseAlgorithm(c.Algorithm); err != nil {
 		return fmt.Errorf("lb config: %w", err)
 	}
+	if c.Select != SelectBuiltin && c.Select != SelectExternal {
+		return fmt.Errorf("lb config: select %q: want %q or %q", c.Select, SelectBuiltin, SelectExternal)
+	}
 	return nil
+}
+
+// Slots are the slots a plugin with this config claims: all four, or three
+// when another plugin supplies selection.
+func (c Config) Slots() []string {
+	if c.Select == SelectExternal {
+		return []string{SlotLB, SlotDNAT, SlotRevNat}
+	}
+	return AllSlots
+}
+
+// Hooks are where each claimed slot has work: services are translated where
+// a client's packets enter the node, replies are reverse-translated where
+// they leave towards the client. Packets at the other hook skip these slots
+// without a tail call.
+func (c Config) Hooks() map[string][]string {
+	h := map[string][]string{}
+	for _, s := range c.Slots() {
+		h[s] = []string{"ingress"}
+	}
+	h[SlotRevNat] = []string{"egress"}
+	return h
 }
 
 func (c Config) algorithm() services.Algorithm {

@@ -2,32 +2,88 @@ package lb
 
 import (
 	"errors"
-	"fmt"
+	"time"
 
 	"github.com/cilium/ebpf"
-
-	"github.com/hotpath/hotpath/core/plugin"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics reports the lb plugin's gauges and counters; the supervisor
-// exports them as hotpath_lb_<name>.
-func (s *Store) Metrics() ([]plugin.Metric, error) {
+// Metrics are the lb plugin's own Prometheus metrics; the supervisor exports
+// them as hotpath_lb_<name>. They live as long as the plugin process.
+type Metrics struct {
+	rebuilds prometheus.Counter
+	build    prometheus.Histogram
+	commands *prometheus.CounterVec
+	services *prometheus.Desc
+	backends *prometheus.Desc
+	store    func() *Store // the active store, nil before Activate
+}
+
+// NewMetrics creates the lb metrics and registers them on reg; store returns
+// the store whose maps the service and backend gauges count.
+func NewMetrics(reg prometheus.Registerer, store func() *Store) *Metrics {
+	m := &Metrics{
+		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "table_rebuilds_total", Help: "Maglev tables built and swapped in by this plugin instance.",
+		}),
+		build: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "table_build_seconds", Help: "Duration of Maglev table builds and swaps.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 3, 10), // 100 µs .. 2 s
+		}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "commands_total", Help: "Invoke commands handled, by command and result (ok, error).",
+		}, []string{"command", "result"}),
+		services: prometheus.NewDesc("services", "Services in lb4_services.", nil, nil),
+		backends: prometheus.NewDesc("backends", "Backends in lb4_backends, over all services.", nil, nil),
+		store:    store,
+	}
+	reg.MustRegister(m.rebuilds, m.build, m.commands, m)
+	return m
+}
+
+// tableBuilt records one Maglev table built and swapped in. A nil Metrics
+// records nothing (stores used outside a plugin, in tests and benchmarks).
+func (m *Metrics) tableBuilt(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.rebuilds.Inc()
+	m.build.Observe(d.Seconds())
+}
+
+func (m *Metrics) command(cmd string, err error) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.commands.WithLabelValues(cmd, result).Inc()
+}
+
+// Describe and Collect make the service and backend counts a collector:
+// they are read from the maps at scrape time, the maps being the only record.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.services
+	ch <- m.backends
+}
+
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	s := m.store()
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	svcs, err := countEntries(s.maps.Services)
-	if err != nil {
-		return nil, fmt.Errorf("count services: %w", err)
+	for desc, mp := range map[*prometheus.Desc]*ebpf.Map{m.services: s.maps.Services, m.backends: s.maps.Backends} {
+		n, err := countEntries(mp)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(desc, err)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n))
 	}
-	bes, err := countEntries(s.maps.Backends)
-	if err != nil {
-		return nil, fmt.Errorf("count backends: %w", err)
-	}
-	return []plugin.Metric{
-		{Name: "services", Help: "Services in lb4_services.", Type: "gauge", Value: float64(svcs)},
-		{Name: "backends", Help: "Backends in lb4_backends, over all services.", Type: "gauge", Value: float64(bes)},
-		{Name: "table_rebuilds_total", Help: "Maglev tables built and swapped in by this plugin instance.", Type: "counter", Value: float64(s.rebuilds)},
-		{Name: "table_build_seconds", Help: "Duration of the last Maglev table build and swap.", Type: "gauge", Value: s.lastDur.Seconds()},
-	}, nil
 }
 
 // countEntries walks the keys of a hash map; lb maps are small enough.

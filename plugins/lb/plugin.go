@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 
@@ -20,14 +19,11 @@ import (
 // Version is the lb plugin's version; release builds set it with -ldflags -X.
 var Version = "0.1.0"
 
-// SelectEnv, set to "external" in the environment of the supervisor (which
-// plugins inherit), makes the lb plugin leave the lb-select slot to another
-// plugin. Describe sees no config, so this cannot live in the config block.
-const SelectEnv = "HOTPATH_LB_SELECT"
-
 // Plugin is the lb datapath plugin: the lb stages and the service maps.
 type Plugin struct {
-	Log hclog.Logger
+	plugin.Registry // answers Metrics
+	Log             hclog.Logger
+	metrics         *Metrics
 
 	mu    sync.Mutex
 	store *Store
@@ -36,38 +32,31 @@ type Plugin struct {
 }
 
 // New returns an lb plugin logging to log.
-func New(log hclog.Logger) *Plugin { return &Plugin{Log: log} }
-
-// Slots are the slots this instance claims: all four, or three when
-// SelectEnv hands lb-select to another plugin.
-func Slots() []string {
-	if os.Getenv(SelectEnv) == "external" {
-		return []string{SlotLB, SlotDNAT, SlotRevNat}
-	}
-	return AllSlots
+func New(log hclog.Logger) *Plugin {
+	p := &Plugin{Registry: plugin.NewRegistry(), Log: log}
+	p.metrics = NewMetrics(p.Registry, p.currentStore)
+	return p
 }
 
-// Hooks are where each lb slot has work: services are translated where a
-// client's packets enter the node, replies are reverse-translated where they
-// leave towards the client. Packets at the other hook skip these slots
-// without a tail call.
-func Hooks() map[string][]string {
-	h := map[string][]string{}
-	for _, s := range Slots() {
-		h[s] = []string{"ingress"}
-	}
-	h[SlotRevNat] = []string{"egress"}
-	return h
+func (p *Plugin) currentStore() *Store {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.store
 }
 
 // Commands are the Invoke commands of the lb plugin.
 var Commands = []string{
 	"service-add", "service-apply", "service-del", "service-list", "service-set-algorithm",
-	"backend-add", "backend-del", "metrics",
+	"backend-add", "backend-del",
 }
 
-// Describe names the slots and maps the lb plugin uses.
-func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
+// Describe names the slots and maps the lb plugin uses; its config decides
+// whether it claims lb-select (see Config.Select).
+func (p *Plugin) Describe(ctx context.Context, req *plugin.DescribeRequest) (*plugin.Description, error) {
+	cfg, err := ParseConfig(req.Config)
+	if err != nil {
+		return nil, err
+	}
 	schemas, err := plugin.Schemas(append(slices.Clone(sharedNames),
 		abi.MapCT4, abi.MapCTAny4, abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls)...)
 	if err != nil {
@@ -75,7 +64,7 @@ func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
 	}
 	return &plugin.Description{
 		Name: "lb", Version: Version, ABIVersion: abi.Version,
-		Slots: Slots(), Hooks: Hooks(), Maps: schemas, PrivateMaps: []string{StateMap}, GC: false,
+		Slots: cfg.Slots(), Hooks: cfg.Hooks(), Maps: schemas, PrivateMaps: []string{StateMap}, GC: false,
 		Commands: Commands,
 	}, nil
 }
@@ -86,7 +75,7 @@ func (p *Plugin) Load(ctx context.Context, req *plugin.LoadRequest) (*plugin.Loa
 	if err != nil {
 		return nil, err
 	}
-	st, err := LoadStages(pin.Layout{Root: req.BPFFS}, req.Generation, cfg, Slots())
+	st, err := LoadStages(pin.Layout{Root: req.BPFFS}, req.Generation, cfg, cfg.Slots())
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +97,7 @@ func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 		return err
 	}
 	store := NewStore(maps, cfg)
+	store.Metrics = p.metrics
 	n, err := store.Reseed()
 	if err != nil {
 		maps.Close()
@@ -152,12 +142,13 @@ func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.Ra
 		return nil, fmt.Errorf("lb %s: plugin not activated yet", req.Command)
 	}
 	res, err := Run(store, req.Command, req.Args)
+	p.metrics.command(req.Command, err)
 	if err != nil {
 		return nil, err
 	}
 	if req.Command == "service-apply" {
 		p.Log.Info("lb command", "command", req.Command, "bytes", len(req.Args))
-	} else if req.Command != "service-list" && req.Command != "metrics" {
+	} else if req.Command != "service-list" {
 		p.Log.Info("lb command", "command", req.Command, "args", string(req.Args))
 	}
 	return json.Marshal(res)
@@ -218,8 +209,6 @@ func Run(store *Store, command string, args json.RawMessage) (any, error) {
 			return done(store.AddBackend(vip, b))
 		}
 		return done(store.DelBackend(vip, b))
-	case "metrics":
-		return store.Metrics()
 	}
 	return nil, fmt.Errorf("lb: unknown command %q (have %v)", command, Commands)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/hashicorp/go-hclog"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/plugin"
@@ -187,16 +188,28 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	}
 
 	// Metrics.
-	var ms []plugin.Metric
-	if err := json.Unmarshal(mustInvoke(t, p, "metrics", nil), &ms); err != nil {
+	fams, err := p.Metrics(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
-	byName := map[string]float64{}
-	for _, m := range ms {
-		byName[m.Name] = m.Value
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
 	}
-	if byName["services"] != 1 || byName["backends"] != 2 || byName["table_rebuilds_total"] != 6 || byName["table_build_seconds"] <= 0 {
-		t.Fatalf("metrics %v", byName)
+	value := func(name string, typ dto.MetricType) float64 {
+		f := byName[name]
+		if f.GetType() != typ || len(f.GetMetric()) == 0 {
+			t.Fatalf("metric %s: %v, want a %v", name, f, typ)
+		}
+		m := f.GetMetric()[0]
+		return m.GetGauge().GetValue() + m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+	}
+	if value("services", dto.MetricType_GAUGE) != 1 || value("backends", dto.MetricType_GAUGE) != 2 ||
+		value("table_rebuilds_total", dto.MetricType_COUNTER) != 6 || value("table_build_seconds", dto.MetricType_HISTOGRAM) != 6 {
+		t.Fatalf("metrics %v", fams)
+	}
+	if value("commands_total", dto.MetricType_COUNTER) == 0 {
+		t.Fatalf("no command counted: %v", byName["commands_total"])
 	}
 
 	// Delete leaves nothing behind.
@@ -374,7 +387,7 @@ func TestPrivilegedLBPluginRestart(t *testing.T) {
 func TestPrivilegedLBPluginDescribeAndLoad(t *testing.T) {
 	h := plugintest.New(t)
 	p := New(hclog.NewNullLogger())
-	d, err := p.Describe(context.Background())
+	d, err := p.Describe(context.Background(), &plugin.DescribeRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,12 +406,21 @@ func TestPrivilegedLBPluginDescribeAndLoad(t *testing.T) {
 			t.Errorf("slot %s pinned at %q", slot, path)
 		}
 	}
-	t.Setenv(SelectEnv, "external")
-	d, _ = p.Describe(context.Background())
-	if slices.Contains(d.Slots, SlotSelect) {
-		t.Fatalf("with %s=external the plugin still claims %s", SelectEnv, SlotSelect)
+	external := json.RawMessage(`{"select": "external"}`)
+	d, err = p.Describe(context.Background(), &plugin.DescribeRequest{Config: external})
+	if err != nil {
+		t.Fatal(err)
 	}
-	resp, err = p.Load(context.Background(), &plugin.LoadRequest{Generation: 4, BPFFS: h.Layout.Root})
+	if slices.Contains(d.Slots, SlotSelect) || len(d.Slots) != 3 {
+		t.Fatalf("with select external the plugin claims %v, want all but %s", d.Slots, SlotSelect)
+	}
+	if _, ok := d.Hooks[SlotSelect]; ok {
+		t.Fatalf("hooks given for %s, which it does not claim: %v", SlotSelect, d.Hooks)
+	}
+	if _, err := p.Describe(context.Background(), &plugin.DescribeRequest{Config: json.RawMessage(`{"select": "vendor"}`)}); err == nil || !strings.Contains(err.Error(), "select") {
+		t.Fatalf("select vendor: %v, want an error naming select", err)
+	}
+	resp, err = p.Load(context.Background(), &plugin.LoadRequest{Generation: 4, BPFFS: h.Layout.Root, Config: external})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -22,13 +21,14 @@ var ErrNotFound = errors.New("not found")
 // sees exactly what the datapath uses. Its methods are safe for concurrent
 // use; changes are serialised.
 type Store struct {
-	mu       sync.Mutex
-	maps     *Maps
-	seed     uint32
-	defAlg   services.Algorithm
-	defM     uint32
-	rebuilds uint64
-	lastDur  time.Duration
+	// Metrics, when set, records table builds.
+	Metrics *Metrics
+
+	mu     sync.Mutex
+	maps   *Maps
+	seed   uint32
+	defAlg services.Algorithm
+	defM   uint32
 }
 
 // NewStore returns a store over maps that builds tables with cfg's seed and

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -19,18 +20,18 @@ import (
 // nothing: a stale pid may by now be any process. A verified plugin with the
 // wrong ABI version is killed, as Start would; one that answers to another
 // name is left alone.
-func Adopt(ctx context.Context, name string, r Reattach, log hclog.Logger) (*Instance, error) {
+func Adopt(ctx context.Context, name string, config json.RawMessage, r Reattach, log hclog.Logger) (*Instance, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	inst, err := adopt(ctx, name, r, log)
+	inst, err := adopt(ctx, name, config, r, log)
 	if err != nil {
 		return nil, fmt.Errorf("adopt plugin %s: %w", name, err)
 	}
 	return inst, nil
 }
 
-func adopt(ctx context.Context, name string, r Reattach, log hclog.Logger) (*Instance, error) {
+func adopt(ctx context.Context, name string, config json.RawMessage, r Reattach, log hclog.Logger) (*Instance, error) {
 	if r.ProtocolVersion != 0 && r.ProtocolVersion != plugin.ProtocolVersion {
 		// go-plugin does not negotiate on reattach.
 		return nil, fmt.Errorf("protocol version %d, want %d", r.ProtocolVersion, plugin.ProtocolVersion)
@@ -79,7 +80,7 @@ func adopt(ctx context.Context, name string, r Reattach, log hclog.Logger) (*Ins
 	}
 	inst.rpc, err = client.Client()
 	if err == nil {
-		err = inst.describe(ctx, name)
+		err = inst.describe(ctx, name, config)
 	}
 	if err != nil {
 		if errors.Is(err, errABI) {

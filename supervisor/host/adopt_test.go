@@ -40,7 +40,7 @@ func TestAdopt(t *testing.T) {
 	}
 	t.Logf("reattach %s", saved)
 	first.Close()
-	if _, err := first.Datapath.Describe(context.Background()); err == nil {
+	if _, err := first.Datapath.Describe(context.Background(), &plugin.DescribeRequest{}); err == nil {
 		t.Fatal("Datapath works after Close")
 	}
 	if !alive(first.Pid) {
@@ -51,7 +51,7 @@ func TestAdopt(t *testing.T) {
 	if err := json.Unmarshal(saved, &r); err != nil {
 		t.Fatal(err)
 	}
-	inst, err := Adopt(context.Background(), "test", r, testLogger(t))
+	inst, err := Adopt(context.Background(), "test", nil, r, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,14 +64,14 @@ func TestAdopt(t *testing.T) {
 	}
 
 	// Adopting under another name fails and leaves the plugin alone.
-	if _, err := Adopt(context.Background(), "lb", r, nil); err == nil ||
+	if _, err := Adopt(context.Background(), "lb", nil, r, nil); err == nil ||
 		err.Error() != `adopt plugin lb: plugin describes itself as "test"` {
 		t.Fatalf("adopt as lb: got %v", err)
 	}
 	// A socket that is not the pid's is refused.
 	wrong := r
 	wrong.Pid = os.Getpid()
-	if _, err := Adopt(context.Background(), "test", wrong, nil); err == nil ||
+	if _, err := Adopt(context.Background(), "test", nil, wrong, nil); err == nil ||
 		!strings.Contains(err.Error(), "belongs to pid "+strconv.Itoa(r.Pid)) {
 		t.Fatalf("adopt with the wrong pid: got %v", err)
 	}
@@ -91,7 +91,7 @@ func TestAdopt(t *testing.T) {
 
 	// Now the pid is gone: adoption fails, quickly.
 	begin := time.Now()
-	if _, err := Adopt(context.Background(), "test", r, nil); err == nil {
+	if _, err := Adopt(context.Background(), "test", nil, r, nil); err == nil {
 		t.Fatal("adopted a dead plugin")
 	} else {
 		t.Log(err)
@@ -108,7 +108,7 @@ func TestAdoptBadReattach(t *testing.T) {
 		{Pid: os.Getpid(), Network: "unix", Address: filepath.Join(t.TempDir(), "none")},
 		{Pid: os.Getpid(), Network: "unix", Address: "x", ProtocolVersion: 9},
 	} {
-		if _, err := Adopt(context.Background(), "test", r, nil); err == nil || !strings.HasPrefix(err.Error(), "adopt plugin test: ") {
+		if _, err := Adopt(context.Background(), "test", nil, r, nil); err == nil || !strings.HasPrefix(err.Error(), "adopt plugin test: ") {
 			t.Errorf("%+v: got %v", r, err)
 		} else {
 			t.Log(err)
@@ -187,7 +187,7 @@ func survive(t *testing.T, logToFile bool) {
 		t.Fatalf("plugin %d died with its host", r.Pid)
 	}
 
-	inst, err := Adopt(context.Background(), "test", r, testLogger(t))
+	inst, err := Adopt(context.Background(), "test", nil, r, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@
 package host
 
 import (
+	"encoding/json"
 	"os"
 	"sync"
 	"syscall"
@@ -28,12 +29,13 @@ const (
 
 // Spec says how to start a plugin.
 type Spec struct {
-	Name      string   // expected Description.Name
-	Path      string   // plugin binary
-	SHA256    string   // hex; empty: not verified
-	LogPath   string   // HOTPATH_PLUGIN_LOG for the plugin; empty: its stderr
-	SocketDir string   // root-only directory for the plugin's socket; empty: $TMPDIR
-	Env       []string // extra environment, KEY=value
+	Name      string          // expected Description.Name
+	Path      string          // plugin binary
+	SHA256    string          // hex; empty: not verified
+	LogPath   string          // HOTPATH_PLUGIN_LOG for the plugin; empty: its stderr
+	SocketDir string          // root-only directory for the plugin's socket; empty: $TMPDIR
+	Env       []string        // extra environment, KEY=value
+	Config    json.RawMessage // the plugin's config block, sent with Describe
 }
 
 // Instance is one running plugin process, started or adopted.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -135,7 +137,7 @@ func start(ctx context.Context, spec Spec, log hclog.Logger) (*Instance, error) 
 	}
 	inst.Reattach = ReattachFrom(client.ReattachConfig(), client.NegotiatedVersion())
 	inst.Reattach.Exe, _ = Exe(inst.Pid)
-	if err := inst.describe(ctx, spec.Name); err != nil {
+	if err := inst.describe(ctx, spec.Name, spec.Config); err != nil {
 		inst.Kill()
 		return nil, err
 	}
@@ -177,8 +179,10 @@ func abort(c *goplugin.Client, cmd *exec.Cmd, p *proc, log hclog.Logger) bool {
 // errABI marks a plugin built against another pipeline ABI.
 var errABI = errors.New("abi version mismatch")
 
-// describe fetches and checks the Description of a freshly connected plugin.
-func (i *Instance) describe(ctx context.Context, name string) error {
+// describe fetches and checks the Description of a freshly connected plugin,
+// given its config. Any minor protocol version of our major version is
+// accepted: callers check ProtocolMinor before using a later feature.
+func (i *Instance) describe(ctx context.Context, name string, config json.RawMessage) error {
 	raw, err := i.rpc.Dispense(plugin.Name)
 	if err != nil {
 		return fmt.Errorf("dispense: %w", err)
@@ -186,7 +190,7 @@ func (i *Instance) describe(ctx context.Context, name string) error {
 	i.Datapath = raw.(plugin.Datapath)
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	desc, err := i.Datapath.Describe(ctx)
+	desc, err := i.Datapath.Describe(ctx, &plugin.DescribeRequest{Config: config})
 	if err != nil {
 		return fmt.Errorf("describe: %w", err)
 	}
@@ -195,6 +199,10 @@ func (i *Instance) describe(ctx context.Context, name string) error {
 	}
 	if desc.Name != name {
 		return fmt.Errorf("plugin describes itself as %q", desc.Name)
+	}
+	if desc.ProtocolMinor != plugin.ProtocolMinor {
+		i.log.Info("plugin speaks another minor protocol version", "plugin", plugin.VersionString(plugin.ProtocolVersion, desc.ProtocolMinor),
+			"supervisor", plugin.VersionString(plugin.ProtocolVersion, plugin.ProtocolMinor))
 	}
 	i.Desc = desc
 	return nil
@@ -237,6 +245,13 @@ func makeSocketDir(dir string) error {
 	return nil
 }
 
+// ErrProtocol marks a plugin of another major protocol version, refused at
+// the handshake.
+var ErrProtocol = errors.New("plugin protocol major version mismatch")
+
+// incompatible is go-plugin's handshake error for another ProtocolVersion.
+var incompatible = regexp.MustCompile(`^incompatible API version with plugin\. Plugin version: (\d+)`)
+
 // handshakeError turns go-plugin's start errors, written for humans running
 // Terraform, into one line that says what went wrong with which binary.
 func handshakeError(err error, spec Spec, cmd *exec.Cmd, stderr *tail, timeout time.Duration) error {
@@ -249,6 +264,10 @@ func handshakeError(err error, spec Spec, cmd *exec.Cmd, stderr *tail, timeout t
 	}
 	msg := err.Error()
 	first, _, _ := strings.Cut(msg, "\n")
+	if m := incompatible.FindStringSubmatch(first); m != nil {
+		return fmt.Errorf("binary %s: %w: plugin speaks protocol %s.x, supervisor speaks %s",
+			spec.Path, ErrProtocol, m[1], plugin.VersionString(plugin.ProtocolVersion, plugin.ProtocolMinor))
+	}
 	notPlugin := "binary " + spec.Path + " is not a hotpath plugin"
 	var out error
 	switch {

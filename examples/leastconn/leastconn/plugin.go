@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
@@ -24,11 +25,15 @@ var Version = "0.1.0"
 var Slot = abi.SlotName(abi.AbiHpSlotHP_SLOT_LB_SELECT)
 
 // Commands are its Invoke commands.
-var Commands = []string{"counts", "metrics"}
+var Commands = []string{"counts"}
 
-// Plugin implements plugin.Datapath.
+// Plugin implements plugin.Datapath. Make one with New.
 type Plugin struct {
-	Log hclog.Logger
+	plugin.Registry // answers Metrics from the collectors below
+	Log             hclog.Logger
+	refreshes       prometheus.Counter
+	failures        prometheus.Counter
+	active          *prometheus.GaugeVec
 
 	life    sync.Mutex // serialises Activate and Deactivate
 	refresh *refresher // running while this instance holds the GC lease
@@ -37,7 +42,27 @@ type Plugin struct {
 	stats stats
 }
 
-// stats are what the refresh loop reports, for metrics and health.
+// New returns the plugin with its metrics registered; the supervisor
+// exports them as hotpath_leastconn_<name>.
+func New(log hclog.Logger) *Plugin {
+	p := &Plugin{
+		Registry: plugin.NewRegistry(),
+		Log:      log,
+		refreshes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "refreshes_total", Help: "Rebuilds of the connection counts from the CT maps.",
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "refresh_failures_total", Help: "Rebuilds of the connection counts that failed.",
+		}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "active_connections", Help: "Active connections per backend at the last refresh.",
+		}, []string{"backend"}),
+	}
+	p.MustRegister(p.refreshes, p.failures, p.active)
+	return p
+}
+
+// stats are what the refresh loop reports, for health and "counts".
 type stats struct {
 	refreshes uint64
 	failures  uint64
@@ -46,8 +71,12 @@ type stats struct {
 }
 
 // Describe claims lb-select at ingress, where services are translated, and
-// the GC lease: only the lease holder rewrites the counts.
-func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
+// the GC lease: only the lease holder rewrites the counts. A config it
+// cannot parse is refused here, before anything changes.
+func (p *Plugin) Describe(ctx context.Context, req *plugin.DescribeRequest) (*plugin.Description, error) {
+	if _, err := ParseConfig(req.Config); err != nil {
+		return nil, err
+	}
 	schemas, err := plugin.Schemas(abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls,
 		abi.MapCT4, abi.MapCTAny4, abi.AbiMapLb4Slots, abi.AbiMapLb4Backends, abi.AbiMapLb4Maglev, abi.AbiMapLb4Affinity)
 	if err != nil {
@@ -122,6 +151,9 @@ func (p *Plugin) record(counts map[uint32]uint64, err error) {
 	p.stats.lastErr = err
 	if err != nil {
 		p.stats.failures++
+		if p.failures != nil {
+			p.failures.Inc()
+		}
 		if p.Log != nil {
 			p.Log.Warn("refresh connection counts", "error", err)
 		}
@@ -129,6 +161,13 @@ func (p *Plugin) record(counts map[uint32]uint64, err error) {
 	}
 	p.stats.refreshes++
 	p.stats.counts = counts
+	if p.refreshes != nil {
+		p.refreshes.Inc()
+		p.active.Reset() // backends gone since the last refresh disappear
+		for id, n := range counts {
+			p.active.WithLabelValues(strconv.FormatUint(uint64(id), 10)).Set(float64(n))
+		}
+	}
 }
 
 // Health is bad while the last refresh failed: selection then works from
@@ -143,7 +182,7 @@ func (p *Plugin) Health(ctx context.Context) (*plugin.Health, error) {
 }
 
 // Invoke answers "counts" (backend id -> active connections at the last
-// refresh) and "metrics".
+// refresh).
 func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.RawMessage, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -154,22 +193,6 @@ func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.Ra
 			out[strconv.FormatUint(uint64(id), 10)] = n
 		}
 		return json.Marshal(out)
-	case "metrics":
-		return json.Marshal(p.metrics())
 	}
 	return nil, fmt.Errorf("leastconn: unknown command %q (have %v)", req.Command, Commands)
-}
-
-func (p *Plugin) metrics() []plugin.Metric {
-	out := []plugin.Metric{
-		{Name: "refreshes_total", Help: "Rebuilds of the connection counts from the CT maps.", Type: "counter", Value: float64(p.stats.refreshes)},
-		{Name: "refresh_failures_total", Help: "Rebuilds of the connection counts that failed.", Type: "counter", Value: float64(p.stats.failures)},
-	}
-	for id, n := range p.stats.counts {
-		out = append(out, plugin.Metric{
-			Name: "active_connections", Help: "Active connections per backend at the last refresh.", Type: "gauge",
-			Labels: map[string]string{"backend": strconv.FormatUint(uint64(id), 10)}, Value: float64(n),
-		})
-	}
-	return out
 }

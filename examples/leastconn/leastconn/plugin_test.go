@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/plugin"
@@ -19,8 +21,8 @@ func TestPrivilegedPluginLifecycle(t *testing.T) {
 	s.service(t, 7, vendor, 11, 12)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p := &Plugin{}
-	d, err := p.Describe(ctx)
+	p := New(nil)
+	d, err := p.Describe(ctx, &plugin.DescribeRequest{})
 	if err != nil || d.Name != Name || len(d.Slots) != 1 || d.Slots[0] != "lb-select" || !d.GC {
 		t.Fatalf("describe: %+v %v", d, err)
 	}
@@ -66,6 +68,28 @@ func TestPrivilegedPluginLifecycle(t *testing.T) {
 	}
 	if _, err := p.Invoke(ctx, &plugin.InvokeRequest{Command: "nonsense"}); err == nil {
 		t.Fatal("unknown command accepted")
+	}
+	// Its client_golang metrics agree with the counts.
+	fams, err := p.Metrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
+	}
+	if r := byName["refreshes_total"]; r.GetType() != dto.MetricType_COUNTER || r.GetMetric()[0].GetCounter().GetValue() < 2 {
+		t.Fatalf("refreshes_total: %v", r)
+	}
+	active := map[string]float64{}
+	for _, m := range byName["active_connections"].GetMetric() {
+		active[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+	}
+	if active["11"] != 0 || active["12"] != 1 || byName["active_connections"].GetType() != dto.MetricType_GAUGE {
+		t.Fatalf("active_connections: %v", byName["active_connections"])
+	}
+	if _, err := p.Describe(ctx, &plugin.DescribeRequest{Config: json.RawMessage(`{"refresh": 5}`)}); err == nil {
+		t.Fatal("describe accepted a bad config")
 	}
 	put(11)
 	time.Sleep(300 * time.Millisecond)

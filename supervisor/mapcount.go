@@ -1,0 +1,130 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+)
+
+// entryCounter keeps the entry counts of the shared hash maps for /metrics.
+// The kernel keeps no count a user-space program can read, so counting
+// means reading the map; a scrape must not do that every time: walking a
+// full 512Ki ct4 key by key costs ~1.5 s of syscalls. A scrape takes the
+// cached counts, and refreshes them only when they are older than minAge,
+// waiting at most budget for the refresh (the counts of the previous
+// refresh are served meanwhile). One refresh runs at a time and reads each
+// map in batches of batchSize entries.
+type entryCounter struct {
+	maps   map[string]*ebpf.Map
+	minAge time.Duration
+	budget time.Duration
+
+	mu      sync.Mutex
+	counts  map[string]int
+	at      time.Time     // when counts were taken
+	running chan struct{} // closed when the refresh in flight is done; nil: none
+	walks   int           // refreshes started, for tests
+}
+
+const (
+	countMinAge = 5 * time.Second
+	countBudget = 200 * time.Millisecond
+	batchSize   = 4096
+)
+
+// newEntryCounter counts the hash maps among maps.
+func newEntryCounter(maps map[string]*ebpf.Map) *entryCounter {
+	c := &entryCounter{maps: map[string]*ebpf.Map{}, minAge: countMinAge, budget: countBudget}
+	for name, m := range maps {
+		switch m.Type() {
+		case ebpf.Hash, ebpf.LRUHash, ebpf.HashOfMaps:
+			c.maps[name] = m
+		}
+	}
+	return c
+}
+
+// Counts returns the latest counts (nil before the first refresh is done)
+// and their age.
+func (c *entryCounter) Counts() (map[string]int, time.Duration) {
+	c.mu.Lock()
+	done := c.running
+	if done == nil && time.Since(c.at) >= c.minAge {
+		done = make(chan struct{})
+		c.running = done
+		c.walks++
+		go c.refresh(done)
+	}
+	c.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-time.After(c.budget):
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts, time.Since(c.at)
+}
+
+func (c *entryCounter) refresh(done chan struct{}) {
+	counts := make(map[string]int, len(c.maps))
+	for name, m := range c.maps {
+		n, err := countEntries(m)
+		if err != nil {
+			continue // not exported rather than wrong
+		}
+		counts[name] = n
+	}
+	c.mu.Lock()
+	c.counts, c.at, c.running = counts, time.Now(), nil
+	c.mu.Unlock()
+	close(done)
+}
+
+// countEntries counts a hash map's entries with batch lookups, batchSize
+// entries per syscall, or key by key where the map type has no batch
+// operations.
+func countEntries(m *ebpf.Map) (int, error) {
+	keys := byteRows(int(m.KeySize()), batchSize)
+	vals := byteRows(int(m.ValueSize()), batchSize)
+	var cursor ebpf.MapBatchCursor
+	total := 0
+	for {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		total += n
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return total, nil
+		case errors.Is(err, ebpf.ErrNotSupported) || (err != nil && total == 0):
+			return countByKey(m)
+		case err != nil:
+			return 0, fmt.Errorf("count %s: %w", m, err)
+		}
+	}
+}
+
+// byteRows makes a slice of n byte arrays of the given size, the shape
+// BatchLookup wants for keys and values of any size.
+func byteRows(size, n int) any {
+	return reflect.MakeSlice(reflect.SliceOf(reflect.ArrayOf(size, reflect.TypeFor[byte]())), n, n).Interface()
+}
+
+func countByKey(m *ebpf.Map) (int, error) {
+	cur, next := make([]byte, m.KeySize()), make([]byte, m.KeySize())
+	var key any // nil: start at the first key
+	for n := 0; ; n++ {
+		if err := m.NextKey(key, next); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				return n, nil
+			}
+			return n, err
+		}
+		copy(cur, next)
+		key = cur
+	}
+}
