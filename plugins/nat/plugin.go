@@ -20,23 +20,31 @@ import (
 var Version = "0.1.0"
 
 // Commands are the Invoke commands of the nat plugin.
-var Commands = []string{"gc", "stats", "metrics"}
+var Commands = []string{"gc", "stats"}
 
 // Plugin is the nat datapath plugin.
 type Plugin struct {
-	Log hclog.Logger
+	plugin.Registry // answers Metrics: the datapath's counters, read at scrape time
+	Log             hclog.Logger
 
 	mu sync.Mutex
 	rt *runtime // while activated
 }
 
 // New returns a nat plugin logging to log.
-func New(log hclog.Logger) *Plugin { return &Plugin{Log: log} }
+func New(log hclog.Logger) *Plugin {
+	p := &Plugin{Registry: plugin.NewRegistry(), Log: log}
+	p.MustRegister(collector{p})
+	return p
+}
 
 // Describe names the slots, hooks and maps the nat plugin uses. It needs
 // the CT maps: a mapping lives as long as its flow's CT entry, so the ct
 // plugin must run too.
-func (p *Plugin) Describe(ctx context.Context) (*plugin.Description, error) {
+func (p *Plugin) Describe(ctx context.Context, req *plugin.DescribeRequest) (*plugin.Description, error) {
+	if _, err := settings(req.Config); err != nil {
+		return nil, err
+	}
 	schemas, err := plugin.Schemas(abi.MapNAT4, abi.MapCT4, abi.MapCTAny4, abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls)
 	if err != nil {
 		return nil, err
@@ -129,7 +137,7 @@ func (p *Plugin) Health(ctx context.Context) (*plugin.Health, error) {
 }
 
 // Invoke runs nat commands: "gc" purges orphans now (lease holder only),
-// "stats" and "metrics" report.
+// "stats" reports.
 func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.RawMessage, error) {
 	p.mu.Lock()
 	rt := p.rt
@@ -153,28 +161,6 @@ func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.Ra
 			return nil, err
 		}
 		return json.Marshal(st)
-	case "metrics":
-		st, err := rt.stats()
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(st.Metrics())
 	}
-	return nil, fmt.Errorf("nat: unknown command %q (have gc, stats, metrics)", req.Command)
-}
-
-// Metrics are the stats as the supervisor exports them (hotpath_nat_<name>).
-func (s Stats) Metrics() []plugin.Metric {
-	return []plugin.Metric{
-		{Name: "mappings", Help: "Masqueraded flows with a mapping.", Type: "gauge", Value: float64(s.Mappings)},
-		{Name: "allocations_total", Help: "Ports handed out to new flows.", Type: "counter", Value: float64(s.Allocations)},
-		{Name: "collisions_total", Help: "Port probes that found the port taken by a live flow.", Type: "counter", Value: float64(s.Collisions)},
-		{Name: "exhaustion_drops_total", Help: "New flows dropped because no port was free.", Type: "counter", Value: float64(s.Exhausted)},
-		{Name: "reclaimed_total", Help: "Ports taken over by the datapath from flows whose CT entry ended.", Type: "counter", Value: float64(s.Reclaimed)},
-		{Name: "repaired_total", Help: "Reply entries re-created after LRU eviction.", Type: "counter", Value: float64(s.Repaired)},
-		{Name: "icmp_errors_total", Help: "ICMP errors translated back to a pod.", Type: "counter", Value: float64(s.ICMPErrors)},
-		{Name: "orphans_purged_total", Help: "Mappings deleted by GC because their flow's CT entry was gone.", Type: "counter", Value: float64(s.GC.Purged)},
-		{Name: "gc_runs_total", Help: "NAT GC passes.", Type: "counter", Value: float64(s.GC.Runs)},
-		{Name: "gc_signals_total", Help: "NAT GC passes started by an exhaustion signal from the datapath.", Type: "counter", Value: float64(s.GC.Signals)},
-	}
+	return nil, fmt.Errorf("nat: unknown command %q (have gc, stats)", req.Command)
 }
