@@ -22,6 +22,7 @@ const (
 	entryMapCtAny4          = "ct_any4"
 	entryMapEvents          = "events"
 	entryMapFrag4           = "frag4"
+	entryMapIpcache         = "ipcache"
 	entryMapLb4Affinity     = "lb4_affinity"
 	entryMapLb4Backends     = "lb4_backends"
 	entryMapLb4Maglev       = "lb4_maglev"
@@ -30,6 +31,7 @@ const (
 	entryMapLb4Slots        = "lb4_slots"
 	entryMapMetrics         = "metrics"
 	entryMapPctx            = "pctx"
+	entryMapPolicy          = "policy"
 	entryProgHpEntryEgress  = "hp_entry_egress"
 	entryProgHpEntryIngress = "hp_entry_ingress"
 )
@@ -90,6 +92,7 @@ type entryMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -98,6 +101,7 @@ type entryMapSpecs struct {
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // entryVariableSpecs contains global variables before they are loaded into the kernel.
@@ -132,6 +136,7 @@ type entryMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -140,6 +145,7 @@ type entryMaps struct {
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *entryMaps) Close() error {
@@ -150,6 +156,7 @@ func (m *entryMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -158,6 +165,7 @@ func (m *entryMaps) Close() error {
 		m.Lb4Slots,
 		m.Metrics,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

@@ -22,6 +22,7 @@ const (
 	monoMapCtAny4           = "ct_any4"
 	monoMapEvents           = "events"
 	monoMapFrag4            = "frag4"
+	monoMapIpcache          = "ipcache"
 	monoMapLb4Affinity      = "lb4_affinity"
 	monoMapLb4Backends      = "lb4_backends"
 	monoMapLb4Maglev        = "lb4_maglev"
@@ -30,6 +31,7 @@ const (
 	monoMapLb4Slots         = "lb4_slots"
 	monoMapMetrics          = "metrics"
 	monoMapPctx             = "pctx"
+	monoMapPolicy           = "policy"
 	monoProgHpMonoEgress    = "hp_mono_egress"
 	monoProgHpMonoIngress   = "hp_mono_ingress"
 	monoVarCtLifetimeClose  = "ct_lifetime_close"
@@ -96,6 +98,7 @@ type monoMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -104,6 +107,7 @@ type monoMapSpecs struct {
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // monoVariableSpecs contains global variables before they are loaded into the kernel.
@@ -144,6 +148,7 @@ type monoMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -152,6 +157,7 @@ type monoMaps struct {
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *monoMaps) Close() error {
@@ -162,6 +168,7 @@ func (m *monoMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -170,6 +177,7 @@ func (m *monoMaps) Close() error {
 		m.Lb4Slots,
 		m.Metrics,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

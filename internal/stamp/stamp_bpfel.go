@@ -22,6 +22,7 @@ const (
 	stampMapCtAny4      = "ct_any4"
 	stampMapEvents      = "events"
 	stampMapFrag4       = "frag4"
+	stampMapIpcache     = "ipcache"
 	stampMapLb4Affinity = "lb4_affinity"
 	stampMapLb4Backends = "lb4_backends"
 	stampMapLb4Maglev   = "lb4_maglev"
@@ -30,6 +31,7 @@ const (
 	stampMapLb4Slots    = "lb4_slots"
 	stampMapMetrics     = "metrics"
 	stampMapPctx        = "pctx"
+	stampMapPolicy      = "policy"
 	stampProgHpCheck    = "hp_check"
 	stampProgHpStampA   = "hp_stamp_a"
 	stampProgHpStampB   = "hp_stamp_b"
@@ -93,6 +95,7 @@ type stampMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -101,6 +104,7 @@ type stampMapSpecs struct {
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // stampVariableSpecs contains global variables before they are loaded into the kernel.
@@ -136,6 +140,7 @@ type stampMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -144,6 +149,7 @@ type stampMaps struct {
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *stampMaps) Close() error {
@@ -154,6 +160,7 @@ func (m *stampMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -162,6 +169,7 @@ func (m *stampMaps) Close() error {
 		m.Lb4Slots,
 		m.Metrics,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

@@ -22,6 +22,7 @@ const (
 	ctMapCtAny4           = "ct_any4"
 	ctMapEvents           = "events"
 	ctMapFrag4            = "frag4"
+	ctMapIpcache          = "ipcache"
 	ctMapLb4Affinity      = "lb4_affinity"
 	ctMapLb4Backends      = "lb4_backends"
 	ctMapLb4Maglev        = "lb4_maglev"
@@ -30,6 +31,7 @@ const (
 	ctMapLb4Slots         = "lb4_slots"
 	ctMapMetrics          = "metrics"
 	ctMapPctx             = "pctx"
+	ctMapPolicy           = "policy"
 	ctProgHpCt            = "hp_ct"
 	ctVarCtLifetimeClose  = "ct_lifetime_close"
 	ctVarCtLifetimeNontcp = "ct_lifetime_nontcp"
@@ -93,6 +95,7 @@ type ctMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -101,6 +104,7 @@ type ctMapSpecs struct {
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // ctVariableSpecs contains global variables before they are loaded into the kernel.
@@ -140,6 +144,7 @@ type ctMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -148,6 +153,7 @@ type ctMaps struct {
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *ctMaps) Close() error {
@@ -158,6 +164,7 @@ func (m *ctMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -166,6 +173,7 @@ func (m *ctMaps) Close() error {
 		m.Lb4Slots,
 		m.Metrics,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

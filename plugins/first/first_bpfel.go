@@ -22,6 +22,7 @@ const (
 	firstMapCtAny4           = "ct_any4"
 	firstMapEvents           = "events"
 	firstMapFrag4            = "frag4"
+	firstMapIpcache          = "ipcache"
 	firstMapLb4Affinity      = "lb4_affinity"
 	firstMapLb4Backends      = "lb4_backends"
 	firstMapLb4Maglev        = "lb4_maglev"
@@ -30,6 +31,7 @@ const (
 	firstMapLb4Slots         = "lb4_slots"
 	firstMapMetrics          = "metrics"
 	firstMapPctx             = "pctx"
+	firstMapPolicy           = "policy"
 	firstProgHpFirstSelect   = "hp_first_select"
 	firstVarCtLifetimeClose  = "ct_lifetime_close"
 	firstVarCtLifetimeNontcp = "ct_lifetime_nontcp"
@@ -94,6 +96,7 @@ type firstMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -102,6 +105,7 @@ type firstMapSpecs struct {
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // firstVariableSpecs contains global variables before they are loaded into the kernel.
@@ -142,6 +146,7 @@ type firstMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -150,6 +155,7 @@ type firstMaps struct {
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *firstMaps) Close() error {
@@ -160,6 +166,7 @@ func (m *firstMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -168,6 +175,7 @@ func (m *firstMaps) Close() error {
 		m.Lb4Slots,
 		m.Metrics,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

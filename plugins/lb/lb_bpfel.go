@@ -22,6 +22,7 @@ const (
 	lbMapCtAny4           = "ct_any4"
 	lbMapEvents           = "events"
 	lbMapFrag4            = "frag4"
+	lbMapIpcache          = "ipcache"
 	lbMapLb4Affinity      = "lb4_affinity"
 	lbMapLb4Backends      = "lb4_backends"
 	lbMapLb4Maglev        = "lb4_maglev"
@@ -30,6 +31,7 @@ const (
 	lbMapLb4Slots         = "lb4_slots"
 	lbMapMetrics          = "metrics"
 	lbMapPctx             = "pctx"
+	lbMapPolicy           = "policy"
 	lbProgHpLb            = "hp_lb"
 	lbProgHpLbDnat        = "hp_lb_dnat"
 	lbProgHpLbRevnat      = "hp_lb_revnat"
@@ -100,6 +102,7 @@ type lbMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -108,6 +111,7 @@ type lbMapSpecs struct {
 	Lb4Slots    *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // lbVariableSpecs contains global variables before they are loaded into the kernel.
@@ -148,6 +152,7 @@ type lbMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -156,6 +161,7 @@ type lbMaps struct {
 	Lb4Slots    *ebpf.Map `ebpf:"lb4_slots"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *lbMaps) Close() error {
@@ -166,6 +172,7 @@ func (m *lbMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -174,6 +181,7 @@ func (m *lbMaps) Close() error {
 		m.Lb4Slots,
 		m.Metrics,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

@@ -22,6 +22,7 @@ const (
 	leastconnMapCtAny4             = "ct_any4"
 	leastconnMapEvents             = "events"
 	leastconnMapFrag4              = "frag4"
+	leastconnMapIpcache            = "ipcache"
 	leastconnMapLb4Affinity        = "lb4_affinity"
 	leastconnMapLb4Backends        = "lb4_backends"
 	leastconnMapLb4Maglev          = "lb4_maglev"
@@ -31,6 +32,7 @@ const (
 	leastconnMapLcActive           = "lc_active"
 	leastconnMapMetrics            = "metrics"
 	leastconnMapPctx               = "pctx"
+	leastconnMapPolicy             = "policy"
 	leastconnProgHpLeastconnSelect = "hp_leastconn_select"
 	leastconnVarCtLifetimeClose    = "ct_lifetime_close"
 	leastconnVarCtLifetimeNontcp   = "ct_lifetime_nontcp"
@@ -95,6 +97,7 @@ type leastconnMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -104,6 +107,7 @@ type leastconnMapSpecs struct {
 	LcActive    *ebpf.MapSpec `ebpf:"lc_active"`
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // leastconnVariableSpecs contains global variables before they are loaded into the kernel.
@@ -144,6 +148,7 @@ type leastconnMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -153,6 +158,7 @@ type leastconnMaps struct {
 	LcActive    *ebpf.Map `ebpf:"lc_active"`
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *leastconnMaps) Close() error {
@@ -163,6 +169,7 @@ func (m *leastconnMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -172,6 +179,7 @@ func (m *leastconnMaps) Close() error {
 		m.LcActive,
 		m.Metrics,
 		m.Pctx,
+		m.Policy,
 	)
 }
 
