@@ -21,7 +21,7 @@ import (
 // maps are never rebuilt from scratch at start: a restarted or upgraded
 // plugin reads this file and reconciles, so enforcement never lapses.
 type State struct {
-	Endpoints  map[string]netpol.Endpoint              `json:"endpoints"`  // by IP
+	Endpoints  map[string]netpol.Endpoint            `json:"endpoints"`  // by IP
 	Policies   map[string]networkingv1.NetworkPolicy `json:"policies"`   // by namespace/name
 	Identities map[string]uint32                     `json:"identities"` // identity key -> label identity
 	CIDRs      map[string]uint32                     `json:"cidrs"`      // prefix -> CIDR identity
