@@ -104,9 +104,14 @@ func (c *cluster) setPolicies(t *testing.T, yml string) {
 			t.Fatal(err)
 		}
 	}
-	if yml == "" {
-		return
+	if yml != "" {
+		c.apply(t, yml)
 	}
+}
+
+// apply adds or replaces the policies of yml.
+func (c *cluster) apply(t *testing.T, yml string) {
+	t.Helper()
 	nps, err := netpol.Parse([]byte(yml))
 	if err != nil {
 		t.Fatal(err)
