@@ -33,6 +33,9 @@ func App() *cli.App {
 			pluginCommand(),
 			ctCommand(),
 			lbCommand(),
+			endpointCommand(),
+			policyCommand(),
+			monitorCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err != nil {
