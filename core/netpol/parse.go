@@ -28,7 +28,8 @@ func Parse(data []byte) ([]networkingv1.NetworkPolicy, error) {
 		}
 		var np networkingv1.NetworkPolicy
 		if err := yaml.UnmarshalStrict(doc, &np); err != nil {
-			return nil, fmt.Errorf("document %d: %w", n, err)
+			msg := strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: ")
+			return nil, fmt.Errorf("document %d: %s", n, strings.TrimPrefix(msg, "json: "))
 		}
 		if np.Namespace == "" {
 			np.Namespace = "default"
