@@ -48,6 +48,7 @@ func Suites() []Suite {
 		{"lab", "TCP throughput and connection rate through a namespace lab vs iptables/nftables DNAT", labSuite},
 		{"memory", "peak RSS of the supervisor and the ct plugin under traffic", memorySuite},
 		{"upgrade", "plugin upgrade swap latency and packets lost per swap", upgradeSuite},
+		{"policy", "NetworkPolicy: 1000-rule apply time, connection rate with 1000 rules vs none", policySuite},
 	}
 }
 
