@@ -40,7 +40,11 @@ func endpointCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return fmt.Errorf("endpoint del: want IP")
 					}
-					return newClient(c).invoke(c.String("plugin"), "endpoint-del", netpol.EndpointDelArgs{IP: c.Args().First()}, nil)
+					if err := newClient(c).invoke(c.String("plugin"), "endpoint-del", netpol.EndpointDelArgs{IP: c.Args().First()}, nil); err != nil {
+						return err
+					}
+					fmt.Printf("endpoint %s deleted\n", c.Args().First())
+					return nil
 				},
 			},
 			{

@@ -40,7 +40,11 @@ func policyCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return newClient(c).invoke(c.String("plugin"), "policy-delete", ref, nil)
+					if err := newClient(c).invoke(c.String("plugin"), "policy-delete", ref, nil); err != nil {
+						return err
+					}
+					fmt.Printf("networkpolicy %s/%s deleted\n", ref.Namespace, ref.Name)
+					return nil
 				},
 			},
 			{

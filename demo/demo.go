@@ -34,7 +34,7 @@ type Demo struct {
 // Run sets the lab up, tells the story and tears everything down again.
 func Run(ctx context.Context, opts Options) error {
 	d := &Demo{opts: opts}
-	for _, b := range []string{"hotpath", "hotpath-ct", "hotpath-lb"} {
+	for _, b := range []string{"hotpath", "hotpath-ct", "hotpath-lb", "hotpath-policy"} {
 		if _, err := os.Stat(filepath.Join(opts.Bin, b)); err != nil {
 			return fmt.Errorf("demo needs %s in %s (run make build): %w", b, opts.Bin, err)
 		}
@@ -61,6 +61,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := d.upgrade(ctx); err != nil {
+		return err
+	}
+	if err := d.policy(ctx); err != nil {
 		return err
 	}
 	d.summary()
@@ -113,12 +116,13 @@ func indent(s string) string {
 }
 
 func (d *Demo) startSupervisor() error {
-	d.step("Supervisor: pinned maps, pipeline prog array, TCX links on every pod device, ct and lb plugins")
+	d.step("Supervisor: pinned maps, pipeline prog array, TCX links on every pod device, ct, lb and policy plugins")
 	args := []string{"--metrics-addr", "127.0.0.1:9400"}
 	for _, dev := range d.node.Devices() {
 		args = append(args, "--device", dev)
 	}
-	args = append(args, "--plugin", "ct="+filepath.Join(d.opts.Bin, "hotpath-ct"), "--plugin", "lb="+filepath.Join(d.opts.Bin, "hotpath-lb"))
+	args = append(args, "--plugin", "ct="+filepath.Join(d.opts.Bin, "hotpath-ct"), "--plugin", "lb="+filepath.Join(d.opts.Bin, "hotpath-lb"),
+		"--plugin", "policy="+filepath.Join(d.opts.Bin, "hotpath-policy"))
 	d.say("$ hotpath --bpffs %s --state-dir %s supervisor run %s   (in the node namespace)", d.lab.BPFFS, d.node.StateDir, strings.Join(args, " "))
 	if err := d.node.Start(args...); err != nil {
 		return err
