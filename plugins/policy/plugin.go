@@ -66,6 +66,9 @@ func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 	if !req.GCLease {
 		return p.Deactivate(ctx)
 	}
+	if req.StateDir == "" {
+		return fmt.Errorf("policy: activate without a state dir: nowhere to keep endpoints and policies")
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.store != nil {
