@@ -11,7 +11,7 @@
 
 /* Constants are enums so bpf2go mirrors them into core/abi. */
 enum hp_abi_const {
-	HP_ABI_VERSION = 2,
+	HP_ABI_VERSION = 3, /* 3: hp_ctx.slot, hp_ctx.dst_sec_id, versioned hp_event, monitor flags */
 };
 
 /* Pipeline slots, in the order a packet visits them. Vendor slots sit between
