@@ -15,8 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/monitor"
 	"github.com/hotpath/hotpath/core/netpol"
+	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/internal/e2e"
 	"github.com/hotpath/hotpath/lab"
 )
@@ -99,6 +103,11 @@ func TestPrivilegedPolicyMonitorDrop(t *testing.T) {
 		b, _ := os.ReadFile(log)
 		t.Fatalf("no policy drop from %s in the monitor's output:\n%s", za.IP, b)
 	}
+	if f := monitorFlags(t, env); f != uint32(abi.AbiHpMonitorFlagHP_MON_DROP) {
+		t.Errorf("config flags %#x while a drop monitor is connected, want the drop bit alone", f)
+	}
+	mon.Stop(2 * time.Second)
+	waitFor(t, "monitor bits cleared after the monitor left", 5*time.Second, func() bool { return monitorFlags(t, env) == 0 })
 	if found.SrcIdentity != ids[za.IP.String()] || found.DstIdentity != ids[xa.IP.String()] ||
 		found.Stage != "policy" || found.Proto != "tcp" || found.Interface != xa.HostIf || found.Dir != "egress" {
 		t.Errorf("drop event %+v: want stage policy, tcp, at %s egress, identities %d -> %d",
@@ -119,6 +128,21 @@ func TestPrivilegedPolicyMonitorDrop(t *testing.T) {
 	if len(ps) != 1 || ps[0].Name != "clients-only" {
 		t.Errorf("policies after a refused apply: %+v, want clients-only alone", ps)
 	}
+}
+
+// monitorFlags reads hp_config.flags from the pinned config map.
+func monitorFlags(t *testing.T, env *e2e.Env) uint32 {
+	t.Helper()
+	m, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.Lab.BPFFS}.Map(abi.MapConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var cfg abi.Config
+	if err := m.Lookup(uint32(0), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Flags
 }
 
 func findDrop(t *testing.T, log, src, dst string) *monitor.Event {
