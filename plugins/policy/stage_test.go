@@ -190,6 +190,19 @@ func TestPrivilegedMonitorEvents(t *testing.T) {
 		}
 		got = append(got, ev)
 	}
+	// A drop of another stage, here the entry program's parse error, is
+	// reported too, with the stage that decided it.
+	trunc := pkt[:14+20+8] // TCP header cut short
+	if res, err := e.h.Run(plugintest.Ingress, trunc); err != nil || res.Code != 2 {
+		t.Fatalf("truncated packet: code %d, %v", res.Code, err)
+	}
+	rec, err := rd.Read()
+	if err != nil {
+		t.Fatalf("read parse error event: %v", err)
+	}
+	if ev, err := monitor.Decode(rec.RawSample); err != nil || ev.Type != "drop" || ev.Reason != "parse_error" || ev.Stage != "entry" || ev.Dir != "ingress" {
+		t.Errorf("parse error event: %+v %v, want a drop (parse_error) at stage entry, ingress", ev, err)
+	}
 	for i, want := range []string{"policy-verdict", "drop"} {
 		ev := got[i]
 		if ev.Type != want || ev.Reason != "policy_denied" || ev.Stage != "policy" || ev.Verdict != "drop" ||

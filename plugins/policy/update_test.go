@@ -3,9 +3,11 @@ package policy
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -279,4 +281,39 @@ func TestPrivilegedReplaceUnderTraffic(t *testing.T) {
 		t.Errorf("denied UDP flow: %d datagrams sent, %d received, want 0 received", sentDenied, got)
 	}
 	t.Logf("20 replaces: allowed UDP %d/%d, denied UDP sent %d received 0, %d denied TCP probes", udp.from(xb.ip.String()), sentAllowed, sentDenied, probesPassed.Load())
+}
+
+// TestPrivilegedRelatedICMPPasses: x/a may send nothing (egress deny-all),
+// yet the port unreachable it answers to a datagram from x/b reaches x/b:
+// the ct stage marks it RELATED and policy lets it through.
+func TestPrivilegedRelatedICMPPasses(t *testing.T) {
+	c := newCluster(t)
+	xa, xb := c.pod("xa"), c.pod("xb")
+	c.setPolicies(t, `
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: no-egress, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Egress]
+`)
+	// Sanity: x/a's own new traffic is denied.
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	if err := xa.p.NS.Echo(ctx, "udp", xb.ip.String()+":53", []byte("out")); err == nil {
+		t.Fatal("x/a sent a datagram despite egress deny-all")
+	}
+	cancel()
+	conn, err := xb.p.NS.Dial(context.Background(), "udp", xa.ip.String()+":9999") // nothing listens
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := conn.Write([]byte("anyone?")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Read(make([]byte, 16))
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("read after sending to a closed port: %v, want ECONNREFUSED (the ICMP error passed as RELATED)", err)
+	}
 }
