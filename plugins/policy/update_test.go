@@ -280,7 +280,7 @@ func TestPrivilegedReplaceUnderTraffic(t *testing.T) {
 	if got := udp.from(zc.ip.String()); got != 0 || sentDenied == 0 {
 		t.Errorf("denied UDP flow: %d datagrams sent, %d received, want 0 received", sentDenied, got)
 	}
-	t.Logf("20 replaces: allowed UDP %d/%d, denied UDP sent %d received 0, %d denied TCP probes", udp.from(xb.ip.String()), sentAllowed, sentDenied, probesPassed.Load())
+	t.Logf("20 replaces: allowed UDP %d/%d, denied UDP sent %d received %d, %d denied TCP probes", udp.from(xb.ip.String()), sentAllowed, sentDenied, udp.from(zc.ip.String()), probesPassed.Load())
 }
 
 // TestPrivilegedRelatedICMPPasses: x/a may send nothing (egress deny-all),
