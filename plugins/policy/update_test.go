@@ -183,11 +183,14 @@ spec:
     ports: [{port: 80}]
   - from:
     - ipBlock: {cidr: 10.240.2.0/24}
+    - ipBlock: {cidr: 10.240.5.0/24}
     ports: [{protocol: UDP, port: 5353}]
 `
 
 // replaceB allows the same flows as replaceA, written differently, with
 // other prefixes: replacing one by the other exercises every step of commit.
+// z/b's UDP flow is allowed by an ipBlock alone in both, so it depends on
+// the CIDR identities staying consistent with the rule table throughout.
 const replaceB = `
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -236,6 +239,10 @@ func TestPrivilegedReplaceUnderTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	byCIDR, err := blast(zb.p.NS, xa.ip.String()+":5353", time.Millisecond, stop)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var probesPassed atomic.Int64
 	probeDone := make(chan struct{})
 	go func() {
@@ -259,7 +266,7 @@ func TestPrivilegedReplaceUnderTraffic(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
-	sentAllowed, sentDenied := allowed(), denied()
+	sentAllowed, sentDenied, sentCIDR := allowed(), denied(), byCIDR()
 	<-probeDone
 	for i, s := range streams {
 		st := s.Stop()
@@ -276,6 +283,9 @@ func TestPrivilegedReplaceUnderTraffic(t *testing.T) {
 	}
 	if got := udp.from(xb.ip.String()); got != sentAllowed {
 		t.Errorf("allowed UDP flow: %d datagrams sent, %d received", sentAllowed, got)
+	}
+	if got := udp.from(zb.ip.String()); got != sentCIDR {
+		t.Errorf("UDP flow allowed by ipBlock: %d datagrams sent, %d received", sentCIDR, got)
 	}
 	if got := udp.from(zc.ip.String()); got != 0 || sentDenied == 0 {
 		t.Errorf("denied UDP flow: %d datagrams sent, %d received, want 0 received", sentDenied, got)
