@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/hotpath/hotpath/core/abi"
 )
@@ -51,21 +52,28 @@ func union(a, b map[netip.Prefix]uint32) map[netip.Prefix]uint32 {
 // the ipcache covering its address. A rule table compiled against a prefix
 // set U gives the same verdicts whatever subset T of U the ipcache holds, as
 // long as T holds every cidr and except of the policies compiled (see
-// inBlock). So, with U the union of old and next prefixes:
+// inBlock). Likewise, until the ipcache is rewritten, endpoints carry their
+// old label identities: the tables in force meanwhile also cover those
+// (ghosts, judged by the labels they stand for). So, with U the union of old
+// and next prefixes and G old's identities:
 //  1. swap in old's policies compiled against U (verdicts unchanged);
 //  2. add next's prefixes to the ipcache (verdicts still old's);
-//  3. swap in next's policies compiled against U: the one atomic change;
+//  3. swap in next's policies compiled against U and G: the one atomic
+//     change of verdicts;
 //  4. write next's endpoints and drop prefixes next does not name;
-//  5. swap in next compiled against its own prefixes (verdicts unchanged).
+//  5. swap in next compiled against its own prefixes and identities
+//     (verdicts unchanged).
 //
-// Steps 1 and 5 are skipped when the prefix sets are equal (the usual
-// policy edit); the rule table swap is one map update (ARRAY_OF_MAPS).
+// Step 1 is skipped when no prefix is added, step 5 when nothing is left
+// over; the rule table swap is one map update (ARRAY_OF_MAPS).
 func (m *Maps) commit(old, next *State) (entries, swaps int, err error) {
 	op, np := old.prefixes(), next.prefixes()
 	u := union(op, np)
-	grow, shrink := len(u) != len(op), len(u) != len(np)
+	ghosts := identities(old)
+	grow := len(u) != len(op)
+	leftover := len(u) != len(np) || !sameIDs(ghosts, identities(next))
 	if grow {
-		if err := m.swapRules(compile(old, u)); err != nil {
+		if err := m.swapRules(compile(old, u, nil)); err != nil {
 			return 0, swaps, err
 		}
 		swaps++
@@ -73,7 +81,7 @@ func (m *Maps) commit(old, next *State) (entries, swaps int, err error) {
 			return 0, swaps, err
 		}
 	}
-	rules := compile(next, u)
+	rules := compile(next, u, ghosts)
 	if err := m.swapRules(rules); err != nil {
 		return 0, swaps, err
 	}
@@ -81,12 +89,17 @@ func (m *Maps) commit(old, next *State) (entries, swaps int, err error) {
 	if err := m.writeIPCache(desiredIPCache(next, np), true); err != nil {
 		return 0, swaps, err
 	}
-	if shrink {
-		rules = compile(next, np)
+	if leftover {
+		rules = compile(next, np, nil)
 		if err := m.swapRules(rules); err != nil {
 			return 0, swaps, err
 		}
 		swaps++
 	}
 	return len(rules), swaps, nil
+}
+
+// sameIDs: both lists (sorted by identities) hold the same identities.
+func sameIDs(a, b []identity) bool {
+	return slices.EqualFunc(a, b, func(x, y identity) bool { return x.id == y.id })
 }

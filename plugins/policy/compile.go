@@ -3,6 +3,7 @@ package policy
 import (
 	"math/bits"
 	"net/netip"
+	"slices"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -46,10 +47,17 @@ func identities(s *State) []identity {
 
 // compile turns the policies of s into rule table entries, with CIDR
 // identities drawn from prefixes (a superset of s's own during an update,
-// see commit). An identity that some policy selects for a direction gets the
-// marker for it; each rule adds (peer, protocol, port prefix) entries.
-func compile(s *State, prefixes map[netip.Prefix]uint32) Rules {
+// see commit) and label identities of s plus ghosts: identities endpoints
+// still carry in the ipcache during an update, judged by their labels. An
+// identity that some policy selects for a direction gets the marker for it;
+// each rule adds (peer, protocol, port prefix) entries.
+func compile(s *State, prefixes map[netip.Prefix]uint32, ghosts []identity) Rules {
 	ids := identities(s)
+	for _, g := range ghosts {
+		if !slices.ContainsFunc(ids, func(i identity) bool { return i.id == g.id }) {
+			ids = append(ids, g)
+		}
+	}
 	out := Rules{}
 	refs := make([]string, 0, len(s.Policies))
 	for r := range s.Policies {

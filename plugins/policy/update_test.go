@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/netpol"
 	"github.com/hotpath/hotpath/core/plugintest"
 	"github.com/hotpath/hotpath/lab"
 )
@@ -325,5 +327,63 @@ spec:
 	_, err = conn.Read(make([]byte, 16))
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("read after sending to a closed port: %v, want ECONNREFUSED (the ICMP error passed as RELATED)", err)
+	}
+}
+
+// TestPrivilegedRelabelUnderTraffic: x/b changes labels 20 times (a new
+// identity each time) while it sends to x/a, which admits pod=b: every
+// datagram arrives, since the tables in force while the ipcache still holds
+// the old identity also judge that one. z/c, never allowed, gets nothing
+// through.
+func TestPrivilegedRelabelUnderTraffic(t *testing.T) {
+	c := newCluster(t)
+	xa, xb, zc := c.pod("xa"), c.pod("xb"), c.pod("zc")
+	c.setPolicies(t, `
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-b, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {pod: b}}}]
+    ports: [{protocol: UDP, port: 5353}]
+`)
+	udp := countUDP(t, xa.p.NS, xa.ip.String()+":5353")
+	stop := make(chan struct{})
+	allowed, err := blast(xb.p.NS, xa.ip.String()+":5353", time.Millisecond, stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied, err := blast(zc.p.NS, xa.ip.String()+":5353", time.Millisecond, stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		time.Sleep(40 * time.Millisecond)
+		labels := map[string]string{"pod": "b", "rev": fmt.Sprint(i)}
+		if _, err := c.store.AddEndpoint(netpol.Endpoint{IP: xb.ip.String(), Namespace: "x", Labels: labels}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	sentAllowed, sentDenied := allowed(), denied()
+	time.Sleep(100 * time.Millisecond)
+	if got := udp.from(xb.ip.String()); got != sentAllowed {
+		t.Errorf("relabelled sender: %d datagrams sent, %d received", sentAllowed, got)
+	}
+	if got := udp.from(zc.ip.String()); got != 0 || sentDenied == 0 {
+		t.Errorf("denied sender: %d sent, %d received, want 0", sentDenied, got)
+	}
+	eps, err := c.store.Endpoints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[uint32]bool{}
+	for _, e := range eps {
+		ids[e.Identity] = true
+	}
+	if len(ids) != 6 {
+		t.Errorf("%d identities for 6 endpoints of 6 label sets: old identities not released", len(ids))
 	}
 }
