@@ -203,6 +203,19 @@ func TestPrivilegedMonitorEvents(t *testing.T) {
 	if ev, err := monitor.Decode(rec.RawSample); err != nil || ev.Type != "drop" || ev.Reason != "parse_error" || ev.Stage != "entry" || ev.Dir != "ingress" {
 		t.Errorf("parse error event: %+v %v, want a drop (parse_error) at stage entry, ingress", ev, err)
 	}
+	// Trace: a packet that passes, reported only while the trace bit is set.
+	setFlags(t, e.h, uint32(abi.AbiHpMonitorFlagHP_MON_TRACE))
+	ok := packet.TCP(netip.MustParseAddrPort("10.0.0.2:40000"), dst, 0x02, nil)
+	if res, err := e.h.Run(plugintest.Egress, ok); err != nil || res.Code != 0 {
+		t.Fatalf("allowed packet: code %d, %v", res.Code, err)
+	}
+	rec, err = rd.Read()
+	if err != nil {
+		t.Fatalf("read trace event: %v", err)
+	}
+	if ev, err := monitor.Decode(rec.RawSample); err != nil || ev.Type != "trace" || ev.Reason != "forward" || ev.Verdict != "pass" || ev.Src != "10.0.0.2:40000" || ev.DstIdentity != ids["10.0.0.1"] {
+		t.Errorf("trace event: %+v %v, want a pass (forward) 10.0.0.2:40000 -> web", ev, err)
+	}
 	for i, want := range []string{"policy-verdict", "drop"} {
 		ev := got[i]
 		if ev.Type != want || ev.Reason != "policy_denied" || ev.Stage != "policy" || ev.Verdict != "drop" ||
