@@ -26,5 +26,6 @@ enum hp_event_type abi_event_type __attribute__((unused));
 enum hp_monitor_flag abi_monitor_flag __attribute__((unused));
 enum hp_identity abi_identity __attribute__((unused));
 enum hp_policy_dir abi_policy_dir __attribute__((unused));
+enum hp_ipcache_flag abi_ipcache_flag __attribute__((unused));
 
 char __license[] SEC("license") = "Dual BSD/GPL";

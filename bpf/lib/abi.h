@@ -373,7 +373,13 @@ struct hp_ipcache_val {
 	__u32 sec_id;
 	__u32 cidr_id;
 	__u16 ep_id;
-	__u16 flags;
+	__u16 flags; /* hp_ipcache_flag */
+};
+
+/* hp_ipcache_val.flags: who wrote an entry, so a plugin that reconciles the
+ * ipcache (policy, later tunnel) deletes only its own. */
+enum hp_ipcache_flag {
+	HP_IPCACHE_F_POLICY = 0x1,
 };
 
 /* policy: a one-slot ARRAY_OF_MAPS whose inner LPM_TRIE is the whole rule

@@ -195,6 +195,12 @@ const (
 	AbiHpIdentityHP_ID_SELECTED  AbiHpIdentity = 4294967295
 )
 
+type AbiHpIpcacheFlag uint32
+
+const (
+	AbiHpIpcacheFlagHP_IPCACHE_F_POLICY AbiHpIpcacheFlag = 1
+)
+
 type AbiHpIpcacheKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -422,6 +428,7 @@ const (
 	AbiVarAbiEventConst   = "abi_event_const"
 	AbiVarAbiEventType    = "abi_event_type"
 	AbiVarAbiIdentity     = "abi_identity"
+	AbiVarAbiIpcacheFlag  = "abi_ipcache_flag"
 	AbiVarAbiLbAlgorithm  = "abi_lb_algorithm"
 	AbiVarAbiLbFlag       = "abi_lb_flag"
 	AbiVarAbiMetricsConst = "abi_metrics_const"
@@ -516,6 +523,7 @@ type AbiVariableSpecs struct {
 	AbiEventConst   *ebpf.VariableSpec `ebpf:"abi_event_const"`
 	AbiEventType    *ebpf.VariableSpec `ebpf:"abi_event_type"`
 	AbiIdentity     *ebpf.VariableSpec `ebpf:"abi_identity"`
+	AbiIpcacheFlag  *ebpf.VariableSpec `ebpf:"abi_ipcache_flag"`
 	AbiLbAlgorithm  *ebpf.VariableSpec `ebpf:"abi_lb_algorithm"`
 	AbiLbFlag       *ebpf.VariableSpec `ebpf:"abi_lb_flag"`
 	AbiMetricsConst *ebpf.VariableSpec `ebpf:"abi_metrics_const"`
@@ -603,6 +611,7 @@ type AbiVariables struct {
 	AbiEventConst   *ebpf.Variable `ebpf:"abi_event_const"`
 	AbiEventType    *ebpf.Variable `ebpf:"abi_event_type"`
 	AbiIdentity     *ebpf.Variable `ebpf:"abi_identity"`
+	AbiIpcacheFlag  *ebpf.Variable `ebpf:"abi_ipcache_flag"`
 	AbiLbAlgorithm  *ebpf.Variable `ebpf:"abi_lb_algorithm"`
 	AbiLbFlag       *ebpf.Variable `ebpf:"abi_lb_flag"`
 	AbiMetricsConst *ebpf.Variable `ebpf:"abi_metrics_const"`

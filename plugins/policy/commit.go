@@ -7,6 +7,9 @@ import (
 	"github.com/hotpath/hotpath/core/abi"
 )
 
+// ipcacheOwned marks the ipcache entries the policy plugin writes.
+const ipcacheOwned = uint16(abi.AbiHpIpcacheFlagHP_IPCACHE_F_POLICY)
+
 // desiredIPCache is the ipcache for endpoints eps and CIDR identities
 // prefixes: one entry per prefix, and a /32 per endpoint carrying both its
 // label identity and the CIDR identity its address has under prefixes (so
@@ -14,11 +17,11 @@ import (
 func desiredIPCache(s *State, prefixes map[netip.Prefix]uint32) map[netip.Prefix]abi.AbiHpIpcacheVal {
 	out := make(map[netip.Prefix]abi.AbiHpIpcacheVal, len(prefixes)+len(s.Endpoints))
 	for p, id := range prefixes {
-		out[p] = abi.AbiHpIpcacheVal{SecId: id, CidrId: id}
+		out[p] = abi.AbiHpIpcacheVal{SecId: id, CidrId: id, Flags: ipcacheOwned}
 	}
 	for ip, e := range s.Endpoints {
 		a := netip.MustParseAddr(ip)
-		out[netip.PrefixFrom(a, 32)] = abi.AbiHpIpcacheVal{SecId: e.Identity, CidrId: cidrOf(a, prefixes), EpId: e.ID}
+		out[netip.PrefixFrom(a, 32)] = abi.AbiHpIpcacheVal{SecId: e.Identity, CidrId: cidrOf(a, prefixes), EpId: e.ID, Flags: ipcacheOwned}
 	}
 	return out
 }

@@ -158,7 +158,7 @@ func prefixOf(k abi.AbiHpIpcacheKey) netip.Prefix {
 
 // writeIPCache makes the ipcache hold want: every entry of want is written
 // (an update of one entry is atomic), then, when prune is set, every other
-// entry is deleted.
+// entry this plugin wrote is deleted (another plugin's entries stay).
 func (m *Maps) writeIPCache(want map[netip.Prefix]abi.AbiHpIpcacheVal, prune bool) error {
 	have := map[netip.Prefix]abi.AbiHpIpcacheVal{}
 	var k abi.AbiHpIpcacheKey
@@ -181,8 +181,8 @@ func (m *Maps) writeIPCache(want map[netip.Prefix]abi.AbiHpIpcacheVal, prune boo
 	if !prune {
 		return nil
 	}
-	for p := range have {
-		if _, ok := want[p]; ok {
+	for p, v := range have {
+		if _, ok := want[p]; ok || v.Flags&ipcacheOwned == 0 {
 			continue
 		}
 		if err := m.IPCache.Delete(ipKey(p)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {

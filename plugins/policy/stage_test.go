@@ -226,3 +226,25 @@ func TestPrivilegedMonitorEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivilegedIPCacheKeepsForeignEntries: reconciling the ipcache deletes
+// the plugin's stale entries, never another plugin's.
+func TestPrivilegedIPCacheKeepsForeignEntries(t *testing.T) {
+	e := newStageEnv(t)
+	ipc := e.h.Maps[abi.AbiMapIpcache]
+	foreign := ipKey(netip.MustParsePrefix("172.30.0.0/16"))
+	if err := ipc.Put(foreign, abi.AbiHpIpcacheVal{SecId: 77, CidrId: 77}); err != nil {
+		t.Fatal(err)
+	}
+	web := ipKey(netip.MustParsePrefix("192.168.1.0/24")) // an except of stagePolicy
+	if err := e.store.Delete(netpol.DeleteArgs{Namespace: "a", Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	var v abi.AbiHpIpcacheVal
+	if err := ipc.Lookup(foreign, &v); err != nil || v.SecId != 77 {
+		t.Errorf("foreign entry after a reconcile: %+v, %v", v, err)
+	}
+	if err := ipc.Lookup(web, &v); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Errorf("prefix of a deleted policy still in the ipcache: %+v, %v", v, err)
+	}
+}
