@@ -194,6 +194,9 @@ func checkPorts(field string, ports []networkingv1.NetworkPolicyPort) error {
 			}
 			continue
 		}
+		if p.Protocol != nil && *p.Protocol == corev1.ProtocolSCTP {
+			return fmt.Errorf("%s.port: SCTP ports are not parsed by the datapath yet: use protocol SCTP without a port", f)
+		}
 		if p.Port.Type != 0 { // intstr.String
 			return fmt.Errorf("%s.port: named port %q is not supported (no container port names on hotpath endpoints): use a number", f, p.Port.StrVal)
 		}

@@ -40,6 +40,7 @@ func TestParseErrorsNameDocumentAndField(t *testing.T) {
 		{"unknown field", strings.Replace(good, "podSelector:", "podSelectr:", 1), `unknown field "podSelectr"`},
 		{"kind", strings.Replace(good, "kind: NetworkPolicy", "kind: Pod", 1), "apiVersion/kind"},
 		{"named port", strings.Replace(good, "port: 80, endPort: 90", "port: http", 1), "spec.ingress[0].ports[0].port: named port"},
+		{"sctp port", strings.Replace(good, "port: 80, endPort: 90", "port: 80, protocol: SCTP", 1), "SCTP ports are not parsed"},
 		{"end before port", strings.Replace(good, "endPort: 90", "endPort: 70", 1), "spec.ingress[0].ports[0].endPort"},
 		{"protocol", strings.Replace(good, "port: 80, endPort: 90", "port: 80, protocol: ICMP", 1), "spec.ingress[0].ports[0].protocol"},
 		{"except outside", strings.Replace(good, "10.1.0.0/16", "11.0.0.0/16", 1), "spec.ingress[0].from[0].ipBlock: except[0]"},
