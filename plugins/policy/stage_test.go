@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -246,5 +247,28 @@ func TestPrivilegedIPCacheKeepsForeignEntries(t *testing.T) {
 	}
 	if err := ipc.Lookup(web, &v); !errors.Is(err, ebpf.ErrKeyNotExist) {
 		t.Errorf("prefix of a deleted policy still in the ipcache: %+v, %v", v, err)
+	}
+}
+
+// TestPrivilegedLostStateKeepsRules: a writer without the state file (state
+// dir lost or changed) refuses to start rather than reconcile the maps to
+// nothing; the rules stay in force.
+func TestPrivilegedLostStateKeepsRules(t *testing.T) {
+	e := newStageEnv(t)
+	maps, err := OpenMaps(e.h.Layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer maps.Close()
+	before, err := maps.installedRules()
+	if err != nil || len(before) == 0 {
+		t.Fatalf("rules installed: %d, %v", len(before), err)
+	}
+	if _, err := OpenStore(maps, t.TempDir()); err == nil || !strings.Contains(err.Error(), "no state") {
+		t.Fatalf("store over an empty state dir: %v, want a refusal", err)
+	}
+	after, err := maps.installedRules()
+	if err != nil || len(after) != len(before) {
+		t.Errorf("rules after the refusal: %d (%v), want %d", len(after), err, len(before))
 	}
 }

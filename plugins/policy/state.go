@@ -54,20 +54,21 @@ func (s *State) clone() *State {
 
 func statePath(dir string) string { return filepath.Join(dir, "policy", "state.json") }
 
-// loadState reads the state file; a missing one is an empty state.
-func loadState(dir string) (*State, error) {
+// loadState reads the state file; a missing one is an empty state
+// (found=false).
+func loadState(dir string) (st *State, found bool, err error) {
 	b, err := os.ReadFile(statePath(dir))
 	if errors.Is(err, os.ErrNotExist) {
-		return newState(), nil
+		return newState(), false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read policy state: %w", err)
+		return nil, false, fmt.Errorf("read policy state: %w", err)
 	}
 	s := newState()
 	if err := json.Unmarshal(b, s); err != nil {
-		return nil, fmt.Errorf("parse policy state %s: %w", statePath(dir), err)
+		return nil, false, fmt.Errorf("parse policy state %s: %w", statePath(dir), err)
 	}
-	return s, nil
+	return s, true, nil
 }
 
 // save writes the state atomically: write, fsync, rename, fsync the dir.

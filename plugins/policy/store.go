@@ -26,11 +26,22 @@ type Store struct {
 
 // OpenStore reads the saved state under dir and reconciles the maps with it
 // (same verdicts as before when the maps already match: the rule table is
-// swapped whole, never emptied).
+// swapped whole, never emptied). Without a state file it refuses to replace
+// a rule table that is not empty: that is a state dir lost or changed, and
+// reconciling would drop every rule in force.
 func OpenStore(maps *Maps, dir string) (*Store, error) {
-	st, err := loadState(dir)
+	st, found, err := loadState(dir)
 	if err != nil {
 		return nil, err
+	}
+	if !found {
+		installed, err := maps.installedRules()
+		if err != nil {
+			return nil, err
+		}
+		if len(installed) > 0 {
+			return nil, fmt.Errorf("policy maps hold %d rule entries but there is no state at %s (another --state-dir?): leaving them in force, refusing to replace them", len(installed), statePath(dir))
+		}
 	}
 	s := &Store{maps: maps, dir: dir, state: st}
 	if _, _, err := maps.commit(st, st); err != nil {
