@@ -49,6 +49,7 @@ func Suites() []Suite {
 		{"masquerade", "new connections/s from a pod to an external server through masquerade vs iptables MASQUERADE", masqSuite},
 		{"memory", "peak RSS of the supervisor and the ct plugin under traffic", memorySuite},
 		{"upgrade", "plugin upgrade swap latency and packets lost per swap", upgradeSuite},
+		{"policy", "NetworkPolicy: 1000-rule apply time, connection rate with 1000 rules vs none", policySuite},
 	}
 }
 

@@ -6,6 +6,8 @@
 /* Referenced so their BTF is emitted for bpf2go -type. */
 struct hp_ctx abi_ctx __attribute__((unused));
 struct hp_event abi_event __attribute__((unused));
+struct hp_policy_key abi_policy_key __attribute__((unused));
+struct hp_policy_val abi_policy_val __attribute__((unused));
 enum hp_slot abi_slot __attribute__((unused));
 enum hp_reason abi_reason __attribute__((unused));
 enum hp_dir abi_dir __attribute__((unused));
@@ -22,5 +24,11 @@ enum hp_lb_flag abi_lb_flag __attribute__((unused));
 enum hp_nat_dir abi_nat_dir __attribute__((unused));
 struct hp_nat4_key abi_nat4_key __attribute__((unused));
 struct hp_nat4_entry abi_nat4_entry __attribute__((unused));
+enum hp_event_const abi_event_const __attribute__((unused));
+enum hp_event_type abi_event_type __attribute__((unused));
+enum hp_monitor_flag abi_monitor_flag __attribute__((unused));
+enum hp_identity abi_identity __attribute__((unused));
+enum hp_policy_dir abi_policy_dir __attribute__((unused));
+enum hp_ipcache_flag abi_ipcache_flag __attribute__((unused));
 
 char __license[] SEC("license") = "Dual BSD/GPL";

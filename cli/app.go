@@ -34,6 +34,9 @@ func App() *cli.App {
 			ctCommand(),
 			natCommand(),
 			lbCommand(),
+			endpointCommand(),
+			policyCommand(),
+			monitorCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err != nil {

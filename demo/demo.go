@@ -34,7 +34,7 @@ type Demo struct {
 // Run sets the lab up, tells the story and tears everything down again.
 func Run(ctx context.Context, opts Options) error {
 	d := &Demo{opts: opts}
-	for _, b := range []string{"hotpath", "hotpath-ct", "hotpath-lb", "hotpath-nat"} {
+	for _, b := range []string{"hotpath", "hotpath-ct", "hotpath-lb", "hotpath-nat", "hotpath-policy"} {
 		if _, err := os.Stat(filepath.Join(opts.Bin, b)); err != nil {
 			return fmt.Errorf("demo needs %s in %s (run make build): %w", b, opts.Bin, err)
 		}
@@ -65,6 +65,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := d.upgrade(ctx); err != nil {
+		return err
+	}
+	if err := d.policy(ctx); err != nil {
 		return err
 	}
 	d.summary()
@@ -117,7 +120,7 @@ func indent(s string) string {
 }
 
 func (d *Demo) startSupervisor() error {
-	d.step("Supervisor: pinned maps, pipeline prog array, TCX links on every pod device and the uplink, ct, lb and nat plugins")
+	d.step("Supervisor: pinned maps, pipeline prog array, TCX links on every pod device and the uplink, ct, lb, nat and policy plugins")
 	cfg, err := d.natConfig()
 	if err != nil {
 		return err
@@ -126,7 +129,8 @@ func (d *Demo) startSupervisor() error {
 	for _, dev := range append(d.node.Devices(), lab.UplinkDevice) {
 		args = append(args, "--device", dev)
 	}
-	args = append(args, "--plugin", "ct="+filepath.Join(d.opts.Bin, "hotpath-ct"), "--plugin", "lb="+filepath.Join(d.opts.Bin, "hotpath-lb"))
+	args = append(args, "--plugin", "ct="+filepath.Join(d.opts.Bin, "hotpath-ct"), "--plugin", "lb="+filepath.Join(d.opts.Bin, "hotpath-lb"),
+		"--plugin", "policy="+filepath.Join(d.opts.Bin, "hotpath-policy"))
 	d.say("$ hotpath --bpffs %s --state-dir %s supervisor run %s   (in the node namespace)", d.lab.BPFFS, d.node.StateDir, strings.Join(args, " "))
 	if err := d.node.Start(args...); err != nil {
 		return err

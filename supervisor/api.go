@@ -86,6 +86,8 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/plugins/{name}/invoke", s.handleInvoke)
 	mux.HandleFunc("POST /v1/plugins/{name}/restart", s.handleRestart)
 	mux.HandleFunc("POST /v1/plugins/{name}/upgrade", s.handleUpgrade)
+	mux.HandleFunc("GET /v1/monitor", s.handleMonitor)
+	s.mon.reset(s)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -50,6 +50,7 @@ type Supervisor struct {
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 	metrics *metrics
+	mon     monitorHub // `hotpath monitor` streams (monitor.go)
 }
 
 // Adoption reports what a start found already in place.

@@ -11,7 +11,7 @@
 
 /* Constants are enums so bpf2go mirrors them into core/abi. */
 enum hp_abi_const {
-	HP_ABI_VERSION = 2, /* 2: context fields for ICMP errors and fragments, frag4 and nat4 maps, slot rev-snat before ct (later slots renumbered) */
+	HP_ABI_VERSION = 2, /* 2: context fields for ICMP errors, fragments, the slot and dst_sec_id; frag4, nat4, ipcache and policy maps; slot rev-snat before ct (later slots renumbered); versioned hp_event and monitor flags */
 };
 
 /* Pipeline slots, in the order a packet visits them. Vendor slots sit between
@@ -132,7 +132,8 @@ struct hp_ctx {
 	__u8 ct_status;
 	__u8 svc_flags;
 	__u16 rev_nat_index;
-	__u16 pad0;
+	__u8 slot;       /* slot running now (set before each tail call); HP_SLOTS: the entry program */
+	__u8 pad0;
 	__u32 backend_id;
 	__u32 svc_id;
 	__u32 src_sec_id;
@@ -154,6 +155,10 @@ struct hp_ctx {
 	__u16 inner_l3_off;
 	__u16 inner_l4_off;
 	__u16 pad1;
+	/* Identity of the destination, filled by the policy stage beside
+	 * src_sec_id (0: no policy stage ran). In what was tail padding, so the
+	 * size is unchanged. */
+	__u32 dst_sec_id;
 };
 
 /* Conntrack: direction flags, as Cilium's TUPLE_F_*. */
@@ -330,19 +335,103 @@ struct hp_nat4_entry {
 	__u32 claim;   /* bumped by whoever takes over a dead mapping's port */
 };
 
-/* Events ring buffer record header. */
+/* Events ring buffer record (`hotpath monitor`). Nothing is written unless
+ * the supervisor set the matching HP_MON_* bit in hp_config.flags (it does
+ * while a monitor of that type is connected), so an unwatched datapath pays
+ * one load and a branch. A record starts with its own layout version. */
+enum hp_event_const {
+	HP_EVENT_VERSION = 1,
+};
+
+enum hp_event_type {
+	HP_EV_DROP = 1,   /* a packet was dropped, any stage, any reason */
+	HP_EV_TRACE = 2,  /* a packet ended its pipeline without being dropped */
+	HP_EV_POLICY = 3, /* the policy stage judged a packet of a flow's original direction */
+};
+
+/* hp_config.flags bits */
+enum hp_monitor_flag {
+	HP_MON_DROP = 0x1,
+	HP_MON_TRACE = 0x2,
+	HP_MON_POLICY = 0x4,
+};
+
 struct hp_event {
-	__u16 type;
-	__u8 reason;
-	__u8 dir;
+	__u8 version;   /* HP_EVENT_VERSION */
+	__u8 type;      /* hp_event_type */
+	__u8 reason;    /* hp_reason */
+	__u8 dir;       /* hook */
+	__u8 slot;      /* stage that decided; HP_SLOTS: the entry program */
+	__u8 proto;
+	__u8 verdict;   /* hp_verdict */
+	__u8 ct_status;
 	__u32 ifindex;
 	__u32 saddr;
 	__u32 daddr;
 	__u16 sport;
 	__u16 dport;
-	__u8 proto;
-	__u8 pad[3];
 	__u32 gen;
+	__u32 src_id;   /* security identities, 0 when no policy stage ran */
+	__u32 dst_id;
+	__u32 len;
+	__u64 ts_ns;    /* CLOCK_MONOTONIC */
+};
+
+/* Policy (policy plugin). Reserved identities; label identities start at
+ * HP_ID_LABEL_MIN, CIDR identities at HP_ID_CIDR_MIN (as Cilium's local
+ * CIDR identities). */
+enum hp_identity {
+	HP_ID_ANY = 0,            /* in a rule: every peer */
+	HP_ID_WORLD = 2,          /* an address no ipcache entry covers */
+	HP_ID_LABEL_MIN = 256,
+	HP_ID_CIDR_MIN = 0x01000000,
+	HP_ID_SELECTED = 0xffffffff, /* marker: the local identity is selected for that direction */
+};
+
+/* Direction of a policy rule (not of a hook). */
+enum hp_policy_dir {
+	HP_POL_INGRESS = 0,
+	HP_POL_EGRESS = 1,
+};
+
+/* ipcache: LPM_TRIE of every known prefix. Local endpoints are /32 entries
+ * with ep_id != 0. cidr_id is the identity of the longest policy prefix
+ * covering the address without the endpoint's own /32 entry, so an ipBlock
+ * selects endpoint addresses too. */
+struct hp_ipcache_key {
+	__u32 prefixlen;
+	__u32 addr;
+};
+
+struct hp_ipcache_val {
+	__u32 sec_id;
+	__u32 cidr_id;
+	__u16 ep_id;
+	__u16 flags; /* hp_ipcache_flag */
+};
+
+/* hp_ipcache_val.flags: who wrote an entry, so a plugin that reconciles the
+ * ipcache (policy, later tunnel) deletes only its own. */
+enum hp_ipcache_flag {
+	HP_IPCACHE_F_POLICY = 0x1,
+};
+
+/* policy: a one-slot ARRAY_OF_MAPS whose inner LPM_TRIE is the whole rule
+ * table; replacing the inner map swaps every rule at once. A key's data is
+ * (local, peer, dir, proto, port): prefixlen 72 covers local/peer/dir (any
+ * protocol and port), 80 adds the protocol, 80+k the top k bits of the port
+ * (big-endian), so a port range is a handful of prefixes. */
+struct hp_policy_key {
+	__u32 prefixlen;
+	__u32 local_id;
+	__u32 peer_id;
+	__u8 dir;
+	__u8 proto;
+	__u16 port;
+};
+
+struct hp_policy_val {
+	__u32 rule; /* index of the allowing rule, for the monitor; 0 for the marker */
 };
 
 #endif /* HOTPATH_ABI_H */

@@ -26,6 +26,7 @@ static __always_inline int hp_entry_begin(struct __sk_buff *skb, __u32 dir, stru
 	c->dir = dir;
 	c->len = skb->len;
 	c->ifindex = skb->ifindex;
+	c->slot = HP_SLOTS; /* drops before the first stage are the entry program's */
 
 	r = hp_parse(skb, c);
 	if (r != HP_PARSE_OK) {

@@ -143,4 +143,33 @@ struct {
 	__type(value, struct hp_nat4_entry);
 } nat4 SEC(".maps");
 
+/* Policy plugin: identities of addresses and the rule table (abi.h). */
+#define HP_IPCACHE_SIZE (64 * 1024)
+#define HP_POLICY_SIZE (256 * 1024)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, HP_IPCACHE_SIZE);
+	__type(key, struct hp_ipcache_key);
+	__type(value, struct hp_ipcache_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} ipcache SEC(".maps");
+
+struct hp_policy_inner {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, HP_POLICY_SIZE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	/* Sizes, not types: clang emits an inner map's struct types as
+	 * forward declarations, which loaders cannot size. */
+	__uint(key_size, sizeof(struct hp_policy_key));
+	__uint(value_size, sizeof(struct hp_policy_val));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct hp_policy_inner);
+} policy SEC(".maps");
+
 #endif /* HOTPATH_MAPS_H */

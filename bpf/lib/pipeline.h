@@ -45,11 +45,58 @@ static __always_inline void hp_count(__u32 reason, __u32 dir, __u32 len)
 	}
 }
 
-/* hp_finish ends the pipeline: counts the packet under its reason and turns
+/* hp_monitoring tells whether a monitor wants events of kind bit
+ * (HP_MON_*). The config map is an ARRAY, so the lookup is inlined: an
+ * unwatched datapath pays a load and a branch, never ring buffer space. */
+static __always_inline int hp_monitoring(__u32 bit)
+{
+	__u32 zero = 0;
+	struct hp_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	return cfg && (*(volatile __u32 *)&cfg->flags & bit);
+}
+
+/* hp_emit writes one event about the packet to the events ring buffer. A
+ * full ring loses the event, never the packet. */
+static __always_inline void hp_emit(struct hp_ctx *c, __u8 type)
+{
+	struct hp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e)
+		return;
+	e->version = HP_EVENT_VERSION;
+	e->type = type;
+	e->reason = c->reason;
+	e->dir = c->dir;
+	e->slot = c->slot;
+	e->proto = c->proto;
+	e->verdict = c->verdict;
+	e->ct_status = c->ct_status;
+	e->ifindex = c->ifindex;
+	e->saddr = c->saddr;
+	e->daddr = c->daddr;
+	e->sport = c->sport;
+	e->dport = c->dport;
+	e->gen = c->gen;
+	e->src_id = c->src_sec_id;
+	e->dst_id = c->dst_sec_id;
+	e->len = c->len;
+	e->ts_ns = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* hp_finish ends the pipeline: counts the packet under its reason, reports
+ * it to a watching monitor (every drop of every stage passes here) and turns
  * the context's verdict into a tc return code. */
 static __always_inline int hp_finish(struct __sk_buff *skb, struct hp_ctx *c)
 {
 	hp_count(c->reason, c->dir, c->len);
+	if (c->verdict == HP_V_DROP) {
+		if (hp_monitoring(HP_MON_DROP))
+			hp_emit(c, HP_EV_DROP);
+	} else if (hp_monitoring(HP_MON_TRACE)) {
+		hp_emit(c, HP_EV_TRACE);
+	}
 	switch (c->verdict) {
 	case HP_V_DROP:
 		return TC_ACT_SHOT;
@@ -85,6 +132,7 @@ static __always_inline int hp_next_from(struct __sk_buff *skb, struct hp_ctx *c,
 			break;
 		}
 	}
+	c->slot = next;
 	bpf_tail_call(skb, &calls, (c->gen % HP_BANKS) * HP_SLOTS + next);
 	return hp_drop(skb, c, HP_R_MISSED_TAIL_CALL);
 }

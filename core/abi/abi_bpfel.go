@@ -104,7 +104,8 @@ type AbiHpCtx struct {
 	CtStatus        uint8
 	SvcFlags        uint8
 	RevNatIndex     uint16
-	Pad0            uint16
+	Slot            uint8
+	Pad0            uint8
 	BackendId       uint32
 	SvcId           uint32
 	SrcSecId        uint32
@@ -122,7 +123,7 @@ type AbiHpCtx struct {
 	InnerL3Off      uint16
 	InnerL4Off      uint16
 	Pad1            uint16
-	_               [4]byte
+	DstSecId        uint32
 }
 
 type AbiHpDir uint32
@@ -134,19 +135,40 @@ const (
 )
 
 type AbiHpEvent struct {
-	_       structs.HostLayout
-	Type    uint16
-	Reason  uint8
-	Dir     uint8
-	Ifindex uint32
-	Saddr   uint32
-	Daddr   uint32
-	Sport   uint16
-	Dport   uint16
-	Proto   uint8
-	Pad     [3]uint8
-	Gen     uint32
+	_        structs.HostLayout
+	Version  uint8
+	Type     uint8
+	Reason   uint8
+	Dir      uint8
+	Slot     uint8
+	Proto    uint8
+	Verdict  uint8
+	CtStatus uint8
+	Ifindex  uint32
+	Saddr    uint32
+	Daddr    uint32
+	Sport    uint16
+	Dport    uint16
+	Gen      uint32
+	SrcId    uint32
+	DstId    uint32
+	Len      uint32
+	TsNs     uint64
 }
+
+type AbiHpEventConst uint32
+
+const (
+	AbiHpEventConstHP_EVENT_VERSION AbiHpEventConst = 1
+)
+
+type AbiHpEventType uint32
+
+const (
+	AbiHpEventTypeHP_EV_DROP   AbiHpEventType = 1
+	AbiHpEventTypeHP_EV_TRACE  AbiHpEventType = 2
+	AbiHpEventTypeHP_EV_POLICY AbiHpEventType = 3
+)
 
 type AbiHpFrag4Key struct {
 	_     structs.HostLayout
@@ -161,6 +183,36 @@ type AbiHpFrag4Ports struct {
 	_     structs.HostLayout
 	Sport uint16
 	Dport uint16
+}
+
+type AbiHpIdentity uint32
+
+const (
+	AbiHpIdentityHP_ID_ANY       AbiHpIdentity = 0
+	AbiHpIdentityHP_ID_WORLD     AbiHpIdentity = 2
+	AbiHpIdentityHP_ID_LABEL_MIN AbiHpIdentity = 256
+	AbiHpIdentityHP_ID_CIDR_MIN  AbiHpIdentity = 16777216
+	AbiHpIdentityHP_ID_SELECTED  AbiHpIdentity = 4294967295
+)
+
+type AbiHpIpcacheFlag uint32
+
+const (
+	AbiHpIpcacheFlagHP_IPCACHE_F_POLICY AbiHpIpcacheFlag = 1
+)
+
+type AbiHpIpcacheKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      uint32
+}
+
+type AbiHpIpcacheVal struct {
+	_      structs.HostLayout
+	SecId  uint32
+	CidrId uint32
+	EpId   uint16
+	Flags  uint16
 }
 
 type AbiHpLb4Affinity struct {
@@ -244,6 +296,14 @@ const (
 	AbiHpMetricsConstHP_METRICS_SIZE AbiHpMetricsConst = 64
 )
 
+type AbiHpMonitorFlag uint32
+
+const (
+	AbiHpMonitorFlagHP_MON_DROP   AbiHpMonitorFlag = 1
+	AbiHpMonitorFlagHP_MON_TRACE  AbiHpMonitorFlag = 2
+	AbiHpMonitorFlagHP_MON_POLICY AbiHpMonitorFlag = 4
+)
+
 type AbiHpNat4Entry struct {
 	_       structs.HostLayout
 	Addr    uint32
@@ -280,6 +340,28 @@ const (
 	AbiHpParseBitHP_P_FRAG_NOHDR AbiHpParseBit = 8
 	AbiHpParseBitHP_P_ICMP_ERR   AbiHpParseBit = 16
 )
+
+type AbiHpPolicyDir uint32
+
+const (
+	AbiHpPolicyDirHP_POL_INGRESS AbiHpPolicyDir = 0
+	AbiHpPolicyDirHP_POL_EGRESS  AbiHpPolicyDir = 1
+)
+
+type AbiHpPolicyKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	LocalId   uint32
+	PeerId    uint32
+	Dir       uint8
+	Proto     uint8
+	Port      uint16
+}
+
+type AbiHpPolicyVal struct {
+	_    structs.HostLayout
+	Rule uint32
+}
 
 type AbiHpReason uint32
 
@@ -356,6 +438,7 @@ const (
 	AbiMapCtAny4          = "ct_any4"
 	AbiMapEvents          = "events"
 	AbiMapFrag4           = "frag4"
+	AbiMapIpcache         = "ipcache"
 	AbiMapLb4Affinity     = "lb4_affinity"
 	AbiMapLb4Backends     = "lb4_backends"
 	AbiMapLb4Maglev       = "lb4_maglev"
@@ -365,6 +448,7 @@ const (
 	AbiMapMetrics         = "metrics"
 	AbiMapNat4            = "nat4"
 	AbiMapPctx            = "pctx"
+	AbiMapPolicy          = "policy"
 	AbiVarAbiBankConst    = "abi_bank_const"
 	AbiVarAbiConst        = "abi_const"
 	AbiVarAbiCtFlag       = "abi_ct_flag"
@@ -372,13 +456,21 @@ const (
 	AbiVarAbiCtx          = "abi_ctx"
 	AbiVarAbiDir          = "abi_dir"
 	AbiVarAbiEvent        = "abi_event"
+	AbiVarAbiEventConst   = "abi_event_const"
+	AbiVarAbiEventType    = "abi_event_type"
+	AbiVarAbiIdentity     = "abi_identity"
+	AbiVarAbiIpcacheFlag  = "abi_ipcache_flag"
 	AbiVarAbiLbAlgorithm  = "abi_lb_algorithm"
 	AbiVarAbiLbFlag       = "abi_lb_flag"
 	AbiVarAbiMetricsConst = "abi_metrics_const"
+	AbiVarAbiMonitorFlag  = "abi_monitor_flag"
 	AbiVarAbiNat4Entry    = "abi_nat4_entry"
 	AbiVarAbiNat4Key      = "abi_nat4_key"
 	AbiVarAbiNatDir       = "abi_nat_dir"
 	AbiVarAbiParseBit     = "abi_parse_bit"
+	AbiVarAbiPolicyDir    = "abi_policy_dir"
+	AbiVarAbiPolicyKey    = "abi_policy_key"
+	AbiVarAbiPolicyVal    = "abi_policy_val"
 	AbiVarAbiReason       = "abi_reason"
 	AbiVarAbiSlot         = "abi_slot"
 	AbiVarAbiTupleFlag    = "abi_tuple_flag"
@@ -439,6 +531,7 @@ type AbiMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -448,6 +541,7 @@ type AbiMapSpecs struct {
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // AbiVariableSpecs contains global variables before they are loaded into the kernel.
@@ -461,13 +555,21 @@ type AbiVariableSpecs struct {
 	AbiCtx          *ebpf.VariableSpec `ebpf:"abi_ctx"`
 	AbiDir          *ebpf.VariableSpec `ebpf:"abi_dir"`
 	AbiEvent        *ebpf.VariableSpec `ebpf:"abi_event"`
+	AbiEventConst   *ebpf.VariableSpec `ebpf:"abi_event_const"`
+	AbiEventType    *ebpf.VariableSpec `ebpf:"abi_event_type"`
+	AbiIdentity     *ebpf.VariableSpec `ebpf:"abi_identity"`
+	AbiIpcacheFlag  *ebpf.VariableSpec `ebpf:"abi_ipcache_flag"`
 	AbiLbAlgorithm  *ebpf.VariableSpec `ebpf:"abi_lb_algorithm"`
 	AbiLbFlag       *ebpf.VariableSpec `ebpf:"abi_lb_flag"`
 	AbiMetricsConst *ebpf.VariableSpec `ebpf:"abi_metrics_const"`
+	AbiMonitorFlag  *ebpf.VariableSpec `ebpf:"abi_monitor_flag"`
 	AbiNat4Entry    *ebpf.VariableSpec `ebpf:"abi_nat4_entry"`
 	AbiNat4Key      *ebpf.VariableSpec `ebpf:"abi_nat4_key"`
 	AbiNatDir       *ebpf.VariableSpec `ebpf:"abi_nat_dir"`
 	AbiParseBit     *ebpf.VariableSpec `ebpf:"abi_parse_bit"`
+	AbiPolicyDir    *ebpf.VariableSpec `ebpf:"abi_policy_dir"`
+	AbiPolicyKey    *ebpf.VariableSpec `ebpf:"abi_policy_key"`
+	AbiPolicyVal    *ebpf.VariableSpec `ebpf:"abi_policy_val"`
 	AbiReason       *ebpf.VariableSpec `ebpf:"abi_reason"`
 	AbiSlot         *ebpf.VariableSpec `ebpf:"abi_slot"`
 	AbiTupleFlag    *ebpf.VariableSpec `ebpf:"abi_tuple_flag"`
@@ -500,6 +602,7 @@ type AbiMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -509,6 +612,7 @@ type AbiMaps struct {
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *AbiMaps) Close() error {
@@ -519,6 +623,7 @@ func (m *AbiMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -528,6 +633,7 @@ func (m *AbiMaps) Close() error {
 		m.Metrics,
 		m.Nat4,
 		m.Pctx,
+		m.Policy,
 	)
 }
 
@@ -542,13 +648,21 @@ type AbiVariables struct {
 	AbiCtx          *ebpf.Variable `ebpf:"abi_ctx"`
 	AbiDir          *ebpf.Variable `ebpf:"abi_dir"`
 	AbiEvent        *ebpf.Variable `ebpf:"abi_event"`
+	AbiEventConst   *ebpf.Variable `ebpf:"abi_event_const"`
+	AbiEventType    *ebpf.Variable `ebpf:"abi_event_type"`
+	AbiIdentity     *ebpf.Variable `ebpf:"abi_identity"`
+	AbiIpcacheFlag  *ebpf.Variable `ebpf:"abi_ipcache_flag"`
 	AbiLbAlgorithm  *ebpf.Variable `ebpf:"abi_lb_algorithm"`
 	AbiLbFlag       *ebpf.Variable `ebpf:"abi_lb_flag"`
 	AbiMetricsConst *ebpf.Variable `ebpf:"abi_metrics_const"`
+	AbiMonitorFlag  *ebpf.Variable `ebpf:"abi_monitor_flag"`
 	AbiNat4Entry    *ebpf.Variable `ebpf:"abi_nat4_entry"`
 	AbiNat4Key      *ebpf.Variable `ebpf:"abi_nat4_key"`
 	AbiNatDir       *ebpf.Variable `ebpf:"abi_nat_dir"`
 	AbiParseBit     *ebpf.Variable `ebpf:"abi_parse_bit"`
+	AbiPolicyDir    *ebpf.Variable `ebpf:"abi_policy_dir"`
+	AbiPolicyKey    *ebpf.Variable `ebpf:"abi_policy_key"`
+	AbiPolicyVal    *ebpf.Variable `ebpf:"abi_policy_val"`
 	AbiReason       *ebpf.Variable `ebpf:"abi_reason"`
 	AbiSlot         *ebpf.Variable `ebpf:"abi_slot"`
 	AbiTupleFlag    *ebpf.Variable `ebpf:"abi_tuple_flag"`

@@ -22,6 +22,7 @@ const (
 	entryMapCtAny4          = "ct_any4"
 	entryMapEvents          = "events"
 	entryMapFrag4           = "frag4"
+	entryMapIpcache         = "ipcache"
 	entryMapLb4Affinity     = "lb4_affinity"
 	entryMapLb4Backends     = "lb4_backends"
 	entryMapLb4Maglev       = "lb4_maglev"
@@ -31,6 +32,7 @@ const (
 	entryMapMetrics         = "metrics"
 	entryMapNat4            = "nat4"
 	entryMapPctx            = "pctx"
+	entryMapPolicy          = "policy"
 	entryProgHpEntryEgress  = "hp_entry_egress"
 	entryProgHpEntryIngress = "hp_entry_ingress"
 )
@@ -91,6 +93,7 @@ type entryMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -100,6 +103,7 @@ type entryMapSpecs struct {
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // entryVariableSpecs contains global variables before they are loaded into the kernel.
@@ -134,6 +138,7 @@ type entryMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -143,6 +148,7 @@ type entryMaps struct {
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *entryMaps) Close() error {
@@ -153,6 +159,7 @@ func (m *entryMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -162,6 +169,7 @@ func (m *entryMaps) Close() error {
 		m.Metrics,
 		m.Nat4,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

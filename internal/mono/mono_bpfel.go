@@ -22,6 +22,7 @@ const (
 	monoMapCtAny4           = "ct_any4"
 	monoMapEvents           = "events"
 	monoMapFrag4            = "frag4"
+	monoMapIpcache          = "ipcache"
 	monoMapLb4Affinity      = "lb4_affinity"
 	monoMapLb4Backends      = "lb4_backends"
 	monoMapLb4Maglev        = "lb4_maglev"
@@ -31,6 +32,7 @@ const (
 	monoMapMetrics          = "metrics"
 	monoMapNat4             = "nat4"
 	monoMapPctx             = "pctx"
+	monoMapPolicy           = "policy"
 	monoProgHpMonoEgress    = "hp_mono_egress"
 	monoProgHpMonoIngress   = "hp_mono_ingress"
 	monoVarCtLifetimeClose  = "ct_lifetime_close"
@@ -97,6 +99,7 @@ type monoMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -106,6 +109,7 @@ type monoMapSpecs struct {
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // monoVariableSpecs contains global variables before they are loaded into the kernel.
@@ -146,6 +150,7 @@ type monoMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -155,6 +160,7 @@ type monoMaps struct {
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *monoMaps) Close() error {
@@ -165,6 +171,7 @@ func (m *monoMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -174,6 +181,7 @@ func (m *monoMaps) Close() error {
 		m.Metrics,
 		m.Nat4,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

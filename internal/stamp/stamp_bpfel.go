@@ -22,6 +22,7 @@ const (
 	stampMapCtAny4      = "ct_any4"
 	stampMapEvents      = "events"
 	stampMapFrag4       = "frag4"
+	stampMapIpcache     = "ipcache"
 	stampMapLb4Affinity = "lb4_affinity"
 	stampMapLb4Backends = "lb4_backends"
 	stampMapLb4Maglev   = "lb4_maglev"
@@ -31,6 +32,7 @@ const (
 	stampMapMetrics     = "metrics"
 	stampMapNat4        = "nat4"
 	stampMapPctx        = "pctx"
+	stampMapPolicy      = "policy"
 	stampProgHpCheck    = "hp_check"
 	stampProgHpStampA   = "hp_stamp_a"
 	stampProgHpStampB   = "hp_stamp_b"
@@ -95,6 +97,7 @@ type stampMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -104,6 +107,7 @@ type stampMapSpecs struct {
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // stampVariableSpecs contains global variables before they are loaded into the kernel.
@@ -140,6 +144,7 @@ type stampMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -149,6 +154,7 @@ type stampMaps struct {
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *stampMaps) Close() error {
@@ -159,6 +165,7 @@ func (m *stampMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -168,6 +175,7 @@ func (m *stampMaps) Close() error {
 		m.Metrics,
 		m.Nat4,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

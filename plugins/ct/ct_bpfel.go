@@ -22,6 +22,7 @@ const (
 	ctMapCtAny4           = "ct_any4"
 	ctMapEvents           = "events"
 	ctMapFrag4            = "frag4"
+	ctMapIpcache          = "ipcache"
 	ctMapLb4Affinity      = "lb4_affinity"
 	ctMapLb4Backends      = "lb4_backends"
 	ctMapLb4Maglev        = "lb4_maglev"
@@ -31,6 +32,7 @@ const (
 	ctMapMetrics          = "metrics"
 	ctMapNat4             = "nat4"
 	ctMapPctx             = "pctx"
+	ctMapPolicy           = "policy"
 	ctProgHpCt            = "hp_ct"
 	ctVarCtLifetimeClose  = "ct_lifetime_close"
 	ctVarCtLifetimeNontcp = "ct_lifetime_nontcp"
@@ -94,6 +96,7 @@ type ctMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -103,6 +106,7 @@ type ctMapSpecs struct {
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // ctVariableSpecs contains global variables before they are loaded into the kernel.
@@ -142,6 +146,7 @@ type ctMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -151,6 +156,7 @@ type ctMaps struct {
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *ctMaps) Close() error {
@@ -161,6 +167,7 @@ func (m *ctMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -170,6 +177,7 @@ func (m *ctMaps) Close() error {
 		m.Metrics,
 		m.Nat4,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

@@ -22,6 +22,7 @@ const (
 	firstMapCtAny4           = "ct_any4"
 	firstMapEvents           = "events"
 	firstMapFrag4            = "frag4"
+	firstMapIpcache          = "ipcache"
 	firstMapLb4Affinity      = "lb4_affinity"
 	firstMapLb4Backends      = "lb4_backends"
 	firstMapLb4Maglev        = "lb4_maglev"
@@ -31,6 +32,7 @@ const (
 	firstMapMetrics          = "metrics"
 	firstMapNat4             = "nat4"
 	firstMapPctx             = "pctx"
+	firstMapPolicy           = "policy"
 	firstProgHpFirstSelect   = "hp_first_select"
 	firstVarCtLifetimeClose  = "ct_lifetime_close"
 	firstVarCtLifetimeNontcp = "ct_lifetime_nontcp"
@@ -95,6 +97,7 @@ type firstMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -104,6 +107,7 @@ type firstMapSpecs struct {
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // firstVariableSpecs contains global variables before they are loaded into the kernel.
@@ -144,6 +148,7 @@ type firstMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -153,6 +158,7 @@ type firstMaps struct {
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *firstMaps) Close() error {
@@ -163,6 +169,7 @@ func (m *firstMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -172,6 +179,7 @@ func (m *firstMaps) Close() error {
 		m.Metrics,
 		m.Nat4,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

@@ -22,6 +22,7 @@ const (
 	lbMapCtAny4           = "ct_any4"
 	lbMapEvents           = "events"
 	lbMapFrag4            = "frag4"
+	lbMapIpcache          = "ipcache"
 	lbMapLb4Affinity      = "lb4_affinity"
 	lbMapLb4Backends      = "lb4_backends"
 	lbMapLb4Maglev        = "lb4_maglev"
@@ -31,6 +32,7 @@ const (
 	lbMapMetrics          = "metrics"
 	lbMapNat4             = "nat4"
 	lbMapPctx             = "pctx"
+	lbMapPolicy           = "policy"
 	lbProgHpLb            = "hp_lb"
 	lbProgHpLbDnat        = "hp_lb_dnat"
 	lbProgHpLbRevnat      = "hp_lb_revnat"
@@ -101,6 +103,7 @@ type lbMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -110,6 +113,7 @@ type lbMapSpecs struct {
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // lbVariableSpecs contains global variables before they are loaded into the kernel.
@@ -150,6 +154,7 @@ type lbMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -159,6 +164,7 @@ type lbMaps struct {
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *lbMaps) Close() error {
@@ -169,6 +175,7 @@ func (m *lbMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -178,6 +185,7 @@ func (m *lbMaps) Close() error {
 		m.Metrics,
 		m.Nat4,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

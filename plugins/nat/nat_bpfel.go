@@ -22,6 +22,7 @@ const (
 	natMapCtAny4         = "ct_any4"
 	natMapEvents         = "events"
 	natMapFrag4          = "frag4"
+	natMapIpcache        = "ipcache"
 	natMapLb4Affinity    = "lb4_affinity"
 	natMapLb4Backends    = "lb4_backends"
 	natMapLb4Maglev      = "lb4_maglev"
@@ -34,6 +35,7 @@ const (
 	natMapNatSignal      = "nat_signal"
 	natMapNatStats       = "nat_stats"
 	natMapPctx           = "pctx"
+	natMapPolicy         = "policy"
 	natProgHpNat         = "hp_nat"
 	natProgHpRevSnat     = "hp_rev_snat"
 	natVarNatAddr        = "nat_addr"
@@ -105,6 +107,7 @@ type natMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -117,6 +120,7 @@ type natMapSpecs struct {
 	NatSignal   *ebpf.MapSpec `ebpf:"nat_signal"`
 	NatStats    *ebpf.MapSpec `ebpf:"nat_stats"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // natVariableSpecs contains global variables before they are loaded into the kernel.
@@ -162,6 +166,7 @@ type natMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -174,6 +179,7 @@ type natMaps struct {
 	NatSignal   *ebpf.Map `ebpf:"nat_signal"`
 	NatStats    *ebpf.Map `ebpf:"nat_stats"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *natMaps) Close() error {
@@ -184,6 +190,7 @@ func (m *natMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -196,6 +203,7 @@ func (m *natMaps) Close() error {
 		m.NatSignal,
 		m.NatStats,
 		m.Pctx,
+		m.Policy,
 	)
 }
 

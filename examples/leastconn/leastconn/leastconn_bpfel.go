@@ -22,6 +22,7 @@ const (
 	leastconnMapCtAny4             = "ct_any4"
 	leastconnMapEvents             = "events"
 	leastconnMapFrag4              = "frag4"
+	leastconnMapIpcache            = "ipcache"
 	leastconnMapLb4Affinity        = "lb4_affinity"
 	leastconnMapLb4Backends        = "lb4_backends"
 	leastconnMapLb4Maglev          = "lb4_maglev"
@@ -32,6 +33,7 @@ const (
 	leastconnMapMetrics            = "metrics"
 	leastconnMapNat4               = "nat4"
 	leastconnMapPctx               = "pctx"
+	leastconnMapPolicy             = "policy"
 	leastconnProgHpLeastconnSelect = "hp_leastconn_select"
 	leastconnVarCtLifetimeClose    = "ct_lifetime_close"
 	leastconnVarCtLifetimeNontcp   = "ct_lifetime_nontcp"
@@ -96,6 +98,7 @@ type leastconnMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.MapSpec `ebpf:"lb4_maglev"`
@@ -106,6 +109,7 @@ type leastconnMapSpecs struct {
 	Metrics     *ebpf.MapSpec `ebpf:"metrics"`
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // leastconnVariableSpecs contains global variables before they are loaded into the kernel.
@@ -146,6 +150,7 @@ type leastconnMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
 	Lb4Maglev   *ebpf.Map `ebpf:"lb4_maglev"`
@@ -156,6 +161,7 @@ type leastconnMaps struct {
 	Metrics     *ebpf.Map `ebpf:"metrics"`
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
+	Policy      *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *leastconnMaps) Close() error {
@@ -166,6 +172,7 @@ func (m *leastconnMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
 		m.Lb4Maglev,
@@ -176,6 +183,7 @@ func (m *leastconnMaps) Close() error {
 		m.Metrics,
 		m.Nat4,
 		m.Pctx,
+		m.Policy,
 	)
 }
 
