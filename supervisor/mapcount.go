@@ -1,13 +1,12 @@
 package supervisor
 
 import (
-	"errors"
-	"fmt"
-	"reflect"
 	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/pin"
 )
 
 // entryCounter keeps the entry counts of the shared hash maps for /metrics.
@@ -33,7 +32,6 @@ type entryCounter struct {
 const (
 	countMinAge = 5 * time.Second
 	countBudget = 200 * time.Millisecond
-	batchSize   = 4096
 )
 
 // newEntryCounter counts the hash maps among maps.
@@ -74,7 +72,7 @@ func (c *entryCounter) Counts() (map[string]int, time.Duration) {
 func (c *entryCounter) refresh(done chan struct{}) {
 	counts := make(map[string]int, len(c.maps))
 	for name, m := range c.maps {
-		n, err := countEntries(m)
+		n, err := pin.Count(m)
 		if err != nil {
 			continue // not exported rather than wrong
 		}
@@ -84,47 +82,4 @@ func (c *entryCounter) refresh(done chan struct{}) {
 	c.counts, c.at, c.running = counts, time.Now(), nil
 	c.mu.Unlock()
 	close(done)
-}
-
-// countEntries counts a hash map's entries with batch lookups, batchSize
-// entries per syscall, or key by key where the map type has no batch
-// operations.
-func countEntries(m *ebpf.Map) (int, error) {
-	keys := byteRows(int(m.KeySize()), batchSize)
-	vals := byteRows(int(m.ValueSize()), batchSize)
-	var cursor ebpf.MapBatchCursor
-	total := 0
-	for {
-		n, err := m.BatchLookup(&cursor, keys, vals, nil)
-		total += n
-		switch {
-		case errors.Is(err, ebpf.ErrKeyNotExist):
-			return total, nil
-		case errors.Is(err, ebpf.ErrNotSupported) || (err != nil && total == 0):
-			return countByKey(m)
-		case err != nil:
-			return 0, fmt.Errorf("count %s: %w", m, err)
-		}
-	}
-}
-
-// byteRows makes a slice of n byte arrays of the given size, the shape
-// BatchLookup wants for keys and values of any size.
-func byteRows(size, n int) any {
-	return reflect.MakeSlice(reflect.SliceOf(reflect.ArrayOf(size, reflect.TypeFor[byte]())), n, n).Interface()
-}
-
-func countByKey(m *ebpf.Map) (int, error) {
-	cur, next := make([]byte, m.KeySize()), make([]byte, m.KeySize())
-	var key any // nil: start at the first key
-	for n := 0; ; n++ {
-		if err := m.NextKey(key, next); err != nil {
-			if errors.Is(err, ebpf.ErrKeyNotExist) {
-				return n, nil
-			}
-			return n, err
-		}
-		copy(cur, next)
-		key = cur
-	}
 }

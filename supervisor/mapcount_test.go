@@ -96,25 +96,3 @@ func TestPrivilegedMapCountBounded(t *testing.T) {
 		t.Fatalf("small counted %d after a delete, want %d", counts["small"], 1<<10-1)
 	}
 }
-
-// The batch count and the key-by-key walk agree, on a map type with batch
-// operations and one without (LRU hash has them too; hash of maps may not).
-func TestPrivilegedCountEntries(t *testing.T) {
-	lab.Privileged(t)
-	m := fullMap(t, 10000)
-	n, err := countEntries(m)
-	if err != nil || n != 10000 {
-		t.Fatalf("batch count %d, %v", n, err)
-	}
-	if k, err := countByKey(m); err != nil || k != n {
-		t.Fatalf("key count %d, %v; batch %d", k, err, n)
-	}
-	empty, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.LRUHash, KeySize: 8, ValueSize: 8, MaxEntries: 128})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer empty.Close()
-	if n, err := countEntries(empty); err != nil || n != 0 {
-		t.Fatalf("empty LRU: %d, %v", n, err)
-	}
-}

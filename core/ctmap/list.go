@@ -153,17 +153,10 @@ func Flush(l pin.Layout) (int, error) {
 	defer pin.CloseAll(maps)
 	total := 0
 	for _, name := range Maps {
-		var keys []abi.CTTuple
-		if err := Scan(maps[name], func(k *abi.CTTuple, _ *abi.CTEntry) bool {
-			keys = append(keys, *k)
-			return true
-		}); err != nil {
+		n, err := pin.DeleteAll[abi.CTTuple, abi.CTEntry](maps[name])
+		total += n
+		if err != nil {
 			return total, fmt.Errorf("flush %s: %w", name, err)
-		}
-		for i := range keys {
-			if err := maps[name].Delete(&keys[i]); err == nil {
-				total++
-			}
 		}
 	}
 	return total, nil

@@ -89,18 +89,9 @@ func Flush(l pin.Layout) (int, error) {
 		return 0, err
 	}
 	defer m.Close()
-	var keys []abi.NAT4Key
-	if err := Scan(m, func(k *abi.NAT4Key, _ *abi.NAT4Entry) bool {
-		keys = append(keys, *k)
-		return true
-	}); err != nil {
-		return 0, fmt.Errorf("flush %s: %w", abi.MapNAT4, err)
-	}
-	n := 0
-	for i := range keys {
-		if err := m.Delete(&keys[i]); err == nil {
-			n++
-		}
+	n, err := pin.DeleteAll[abi.NAT4Key, abi.NAT4Entry](m)
+	if err != nil {
+		return n, fmt.Errorf("flush %s: %w", abi.MapNAT4, err)
 	}
 	return n, nil
 }

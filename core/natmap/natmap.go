@@ -6,7 +6,6 @@ package natmap
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -16,8 +15,6 @@ import (
 	"github.com/hotpath/hotpath/core/pin"
 )
 
-// batchSize is the number of entries fetched per BPF_MAP_LOOKUP_BATCH call.
-const batchSize = 4096
 
 // Open opens the pinned nat4 map.
 func Open(l pin.Layout) (*ebpf.Map, error) {
@@ -31,23 +28,7 @@ func Open(l pin.Layout) (*ebpf.Map, error) {
 // Scan visits every entry of nat4 with batch lookups. fn sees copies;
 // returning false stops.
 func Scan(m *ebpf.Map, fn func(k *abi.NAT4Key, v *abi.NAT4Entry) bool) error {
-	keys := make([]abi.NAT4Key, batchSize)
-	vals := make([]abi.NAT4Entry, batchSize)
-	var cursor ebpf.MapBatchCursor
-	for {
-		n, err := m.BatchLookup(&cursor, keys, vals, nil)
-		for i := 0; i < n; i++ {
-			if !fn(&keys[i], &vals[i]) {
-				return nil
-			}
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("batch lookup: %w", err)
-		}
-	}
+	return pin.Scan(m, fn)
 }
 
 // Flow is the original tuple of a masqueraded flow, as the pod sent it.

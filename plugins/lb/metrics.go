@@ -1,11 +1,12 @@
 package lb
 
 import (
-	"errors"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hotpath/hotpath/core/pin"
 )
 
 // Metrics are the lb plugin's own Prometheus metrics; the supervisor exports
@@ -77,7 +78,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for desc, mp := range map[*prometheus.Desc]*ebpf.Map{m.services: s.maps.Services, m.backends: s.maps.Backends} {
-		n, err := countEntries(mp)
+		n, err := pin.Count(mp)
 		if err != nil {
 			ch <- prometheus.NewInvalidMetric(desc, err)
 			continue
@@ -86,22 +87,3 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// countEntries walks the keys of a hash map; lb maps are small enough.
-func countEntries(m *ebpf.Map) (int, error) {
-	info, err := m.Info()
-	if err != nil {
-		return 0, err
-	}
-	cur, next := make([]byte, info.KeySize), make([]byte, info.KeySize)
-	var key any // nil: start at the first key
-	for n := 0; ; n++ {
-		if err := m.NextKey(key, next); err != nil {
-			if errors.Is(err, ebpf.ErrKeyNotExist) {
-				return n, nil
-			}
-			return n, err
-		}
-		copy(cur, next)
-		key = cur
-	}
-}

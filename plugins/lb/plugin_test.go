@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugin"
 	"github.com/hotpath/hotpath/core/plugintest"
 	"github.com/hotpath/hotpath/core/services"
@@ -252,7 +253,7 @@ func slotsOf(t *testing.T, h *plugintest.Harness, svcID uint32) map[uint32]int {
 
 func entries(t *testing.T, h *plugintest.Harness, name string) int {
 	t.Helper()
-	n, err := countEntries(h.Maps[name])
+	n, err := pin.Count(h.Maps[name])
 	if err != nil {
 		t.Fatal(err)
 	}
