@@ -15,7 +15,6 @@ import (
 	"github.com/hotpath/hotpath/core/pin"
 )
 
-
 // Open opens the pinned nat4 map.
 func Open(l pin.Layout) (*ebpf.Map, error) {
 	m, err := ebpf.LoadPinnedMap(l.Map(abi.MapNAT4), nil)
