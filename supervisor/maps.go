@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/cilium/ebpf"
 
@@ -25,36 +24,18 @@ func OpenMaps(l pin.Layout) (*Maps, error) { return OpenMapsSized(l, nil) }
 // sizable maps (pin.Sizable). A pinned map of another size is refused like
 // any other difference.
 func OpenMapsSized(l pin.Layout, sizes map[string]uint32) (*Maps, error) {
-	specs, err := pin.SharedSpecs()
+	maps, created, err := pin.OpenAllShared(l, sizes)
 	if err != nil {
 		return nil, err
 	}
-	if specs, err = pin.Sized(specs, sizes); err != nil {
-		return nil, err
-	}
-	names := make([]string, 0, len(specs))
-	for n := range specs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	ms := &Maps{ByName: make(map[string]*ebpf.Map), IDs: make(map[string]ebpf.MapID)}
-	for _, name := range names {
-		m, created, err := pin.OpenOrCreate(specs[name], l.Shared(name))
-		if err != nil {
-			ms.Close()
-			return nil, err
-		}
-		ms.ByName[name] = m
-		if created {
-			ms.Created = append(ms.Created, name)
-		}
+	ms := &Maps{ByName: maps, Created: created, IDs: make(map[string]ebpf.MapID, len(maps))}
+	for name, m := range maps {
 		info, err := m.Info()
 		if err != nil {
 			ms.Close()
 			return nil, fmt.Errorf("map %s info: %w", name, err)
 		}
-		id, _ := info.ID()
-		ms.IDs[name] = id
+		ms.IDs[name], _ = info.ID()
 	}
 	return ms, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -173,4 +174,37 @@ func CloseAll(ms map[string]*ebpf.Map) {
 	for _, m := range ms {
 		m.Close()
 	}
+}
+
+// OpenAllShared creates or re-opens every shared map under l, in name
+// order, sized by sizes for the sizable maps (nil: the specs' sizes). It
+// returns the maps and the names it created; the rest were re-opened. On
+// error nothing stays open and no pin was changed.
+func OpenAllShared(l Layout, sizes map[string]uint32) (map[string]*ebpf.Map, []string, error) {
+	specs, err := SharedSpecs()
+	if err != nil {
+		return nil, nil, err
+	}
+	if specs, err = Sized(specs, sizes); err != nil {
+		return nil, nil, err
+	}
+	names := make([]string, 0, len(specs))
+	for n := range specs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	maps := make(map[string]*ebpf.Map, len(specs))
+	var created []string
+	for _, name := range names {
+		m, fresh, err := OpenOrCreate(specs[name], l.Shared(name))
+		if err != nil {
+			CloseAll(maps)
+			return nil, nil, err
+		}
+		maps[name] = m
+		if fresh {
+			created = append(created, name)
+		}
+	}
+	return maps, created, nil
 }

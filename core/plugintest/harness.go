@@ -9,8 +9,6 @@
 package plugintest
 
 import (
-	"fmt"
-	"sort"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -43,7 +41,7 @@ func New(t testing.TB) *Harness {
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 	h := &Harness{Layout: pin.Layout{Root: dir}}
 	var err error
-	if h.Maps, err = createShared(h.Layout); err != nil {
+	if h.Maps, _, err = pin.OpenAllShared(h.Layout, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pin.CloseAll(h.Maps) })
@@ -56,28 +54,4 @@ func New(t testing.TB) *Harness {
 	}
 	t.Cleanup(h.Entry.Close)
 	return h
-}
-
-// createShared creates and pins every shared map from the SDK's specs, as the
-// supervisor does at its first start.
-func createShared(l pin.Layout) (map[string]*ebpf.Map, error) {
-	specs, err := pin.SharedSpecs()
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, 0, len(specs))
-	for n := range specs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	out := make(map[string]*ebpf.Map, len(specs))
-	for _, n := range names {
-		m, _, err := pin.OpenOrCreate(specs[n], l.Shared(n))
-		if err != nil {
-			pin.CloseAll(out)
-			return nil, fmt.Errorf("create shared map %s: %w", n, err)
-		}
-		out[n] = m
-	}
-	return out, nil
 }
