@@ -35,13 +35,16 @@ type tunnelEnv struct {
 
 type tunnelVariant struct {
 	key, name string
+	plugins   []string // hotpath variants: the plugins besides tunnel
+	target    bool     // held to >= 0.95x the kernel's rates
 	setup     func(c *Context, e *tunnelEnv) error
 }
 
 func tunnelVariants() []tunnelVariant {
 	return []tunnelVariant{
-		{"kernel", "kernel VXLAN (unicast remote, id 1, port 8472) with static routes to the peer's pod CIDR, no BPF", setupKernelVXLAN},
-		{"hotpath", "hotpath tunnel plugin (ct + lb + tunnel plugins, collect_md VXLAN device of the supervisor)", setupHotpathTunnel},
+		{key: "kernel", name: "kernel VXLAN (unicast remote, id 1, port 8472) with static routes to the peer's pod CIDR, no BPF", setup: setupKernelVXLAN},
+		{key: "hotpath", name: "hotpath tunnel plugin alone (collect_md VXLAN device of the supervisor)", target: true, setup: setupHotpathTunnel},
+		{key: "hotpath-full", name: "hotpath tunnel with ct + lb plugins (conntrack on every hook, which the baseline does not do)", plugins: []string{"ct", "lb"}, setup: setupHotpathTunnel},
 	}
 }
 
@@ -119,12 +122,11 @@ func setupHotpathTunnel(c *Context, e *tunnelEnv) error {
 			return err
 		}
 		cfg := supervisor.Config{BPFFS: n.BPFFS, StateDir: h.StateDir, Devices: h.Devices(),
-			Tunnel: &supervisor.TunnelConfig{UnderlayDevice: lab.UnderlayDevice},
-			Plugins: []supervisor.PluginConfig{
-				{Name: "ct", Path: c.Bin + "/hotpath-ct"},
-				{Name: "lb", Path: c.Bin + "/hotpath-lb"},
-				{Name: "tunnel", Path: c.Bin + "/hotpath-tunnel", Config: raw},
-			}}
+			Tunnel: &supervisor.TunnelConfig{UnderlayDevice: lab.UnderlayDevice}}
+		for _, p := range e.variant.plugins {
+			cfg.Plugins = append(cfg.Plugins, supervisor.PluginConfig{Name: p, Path: c.Bin + "/hotpath-" + p})
+		}
+		cfg.Plugins = append(cfg.Plugins, supervisor.PluginConfig{Name: "tunnel", Path: c.Bin + "/hotpath-tunnel", Config: raw})
 		b, err := json.Marshal(cfg)
 		if err != nil {
 			return err
@@ -201,8 +203,11 @@ func tunnelSuite(c *Context) (rows []Row, err error) {
 			conn.Note = fmt.Sprintf("%d failed connections over all runs (first: %s)", e.errs, e.firstErr)
 		}
 		if e != base {
-			conn.BaseName, conn.Base, conn.Target = base.variant.name, base.connS, RatioAbove(0.95)
-			tput.BaseName, tput.Base, tput.Target = base.variant.name, base.tputS, RatioAbove(0.95)
+			conn.BaseName, conn.Base = base.variant.name, base.connS
+			tput.BaseName, tput.Base = base.variant.name, base.tputS
+		}
+		if e.variant.target {
+			conn.Target, tput.Target = RatioAbove(0.95), RatioAbove(0.95)
 		}
 		rows = append(rows, conn, tput)
 	}
