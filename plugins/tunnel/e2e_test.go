@@ -127,8 +127,27 @@ func TestPrivilegedTunnelPodToPod(t *testing.T) {
 func TestPrivilegedTunnelFragNeeded(t *testing.T) {
 	c := newCluster(t, [2][]string{{"a"}, {"b"}})
 	a, b := c.m.Nodes[0].Pods["a"], c.m.Nodes[1].Pods["b"]
+	tooBig(t, a.NS, netip.AddrPortFrom(b.IP, 7002))
+	if m := metrics(t, c, 0); m["hotpath_tunnel_frag_needed_total"] < 1 {
+		t.Errorf("frag_needed_total = %v, want >= 1", m["hotpath_tunnel_frag_needed_total"])
+	}
+	// Through a VIP whose backend is on node B: the error is built after
+	// DNAT and must reach the socket connected to the VIP (reverse NAT of
+	// the ICMP error on its way back to the pod).
+	if _, err := lab.UDPEcho(b.NS, addr(b.IP, 7003)); err != nil {
+		t.Fatal(err)
+	}
+	c.cli(t, 0, "lb", "service", "add", "10.96.0.30:53/udp", "--algorithm", "random", "--backend", addr(b.IP, 7003))
+	tooBig(t, a.NS, netip.MustParseAddrPort("10.96.0.30:53"))
+}
+
+// tooBig sends a datagram with DF too big for the overlay from ns to dst
+// on a connected socket and expects EMSGSIZE and the overlay's path MTU
+// from the ICMP fragmentation needed that answers it.
+func tooBig(t *testing.T, ns *lab.NS, dst netip.AddrPort) {
+	t.Helper()
 	var fd int
-	err := a.Do(func() error {
+	err := ns.Do(func() error {
 		var err error
 		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 		return err
@@ -142,7 +161,7 @@ func TestPrivilegedTunnelFragNeeded(t *testing.T) {
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: b.IP.As4(), Port: 7002}); err != nil {
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: dst.Addr().As4(), Port: int(dst.Port())}); err != nil {
 		t.Fatal(err)
 	}
 	big := payload(1500 - 28)
@@ -155,13 +174,10 @@ func TestPrivilegedTunnelFragNeeded(t *testing.T) {
 		}
 	}
 	if !errors.Is(got, unix.EMSGSIZE) {
-		t.Fatalf("send %d bytes with DF across the overlay: %v, want EMSGSIZE from ICMP fragmentation needed", len(big)+28, got)
+		t.Fatalf("send %d bytes with DF to %s across the overlay: %v, want EMSGSIZE from ICMP fragmentation needed", len(big)+28, dst, got)
 	}
 	if mtu, err := unix.GetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU); err != nil || mtu != lab.OverlayMTU {
-		t.Errorf("path MTU after the ICMP error: %d (%v), want %d", mtu, err, lab.OverlayMTU)
-	}
-	if m := metrics(t, c, 0); m["hotpath_tunnel_frag_needed_total"] < 1 {
-		t.Errorf("frag_needed_total = %v, want >= 1", m["hotpath_tunnel_frag_needed_total"])
+		t.Errorf("path MTU to %s after the ICMP error: %d (%v), want %d", dst, mtu, err, lab.OverlayMTU)
 	}
 }
 
