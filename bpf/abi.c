@@ -8,6 +8,8 @@ struct hp_ctx abi_ctx __attribute__((unused));
 struct hp_event abi_event __attribute__((unused));
 struct hp_policy_key abi_policy_key __attribute__((unused));
 struct hp_policy_val abi_policy_val __attribute__((unused));
+struct hp_tunnel_key abi_tunnel_key __attribute__((unused));
+struct hp_tunnel_val abi_tunnel_val __attribute__((unused));
 enum hp_slot abi_slot __attribute__((unused));
 enum hp_reason abi_reason __attribute__((unused));
 enum hp_dir abi_dir __attribute__((unused));

@@ -35,6 +35,7 @@ func App() *cli.App {
 			natCommand(),
 			lbCommand(),
 			endpointCommand(),
+			tunnelCommand(),
 			policyCommand(),
 			monitorCommand(),
 		},

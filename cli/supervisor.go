@@ -27,6 +27,7 @@ func supervisorCommand() *cli.Command {
 				&cli.StringSliceFlag{Name: "plugin", Usage: "run plugin NAME=PATH[,sha256=HEX] (repeatable)"},
 				&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on HOST:PORT"},
 				&cli.StringFlag{Name: "config", Usage: "JSON config file; flags override it"},
+				&cli.StringFlag{Name: "tunnel-underlay-device", Usage: "create the VXLAN overlay device over IFNAME (config \"tunnel\")"},
 			},
 			Action: runSupervisor,
 		}},
@@ -66,6 +67,12 @@ func supervisorConfig(c *cli.Context) (supervisor.Config, error) {
 		if !replaced {
 			cfg.Plugins = append(cfg.Plugins, pc)
 		}
+	}
+	if dev := c.String("tunnel-underlay-device"); dev != "" {
+		if cfg.Tunnel == nil {
+			cfg.Tunnel = &supervisor.TunnelConfig{}
+		}
+		cfg.Tunnel.UnderlayDevice = dev
 	}
 	if c.IsSet("metrics-addr") {
 		cfg.MetricsAddr = c.String("metrics-addr")

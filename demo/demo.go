@@ -34,7 +34,7 @@ type Demo struct {
 // Run sets the lab up, tells the story and tears everything down again.
 func Run(ctx context.Context, opts Options) error {
 	d := &Demo{opts: opts}
-	for _, b := range []string{"hotpath", "hotpath-ct", "hotpath-lb", "hotpath-nat", "hotpath-policy"} {
+	for _, b := range []string{"hotpath", "hotpath-ct", "hotpath-lb", "hotpath-nat", "hotpath-policy", "hotpath-tunnel"} {
 		if _, err := os.Stat(filepath.Join(opts.Bin, b)); err != nil {
 			return fmt.Errorf("demo needs %s in %s (run make build): %w", b, opts.Bin, err)
 		}
@@ -68,6 +68,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := d.policy(ctx); err != nil {
+		return err
+	}
+	if err := d.tunnel(ctx); err != nil {
 		return err
 	}
 	d.summary()

@@ -17,6 +17,10 @@
 // only its own subnet: it answers pods only when the node masquerades them
 // (see external.go).
 //
+// NewMulti builds two such labs joined by an underlay veth pair (multi.go):
+// node i's pods live in 10.(240+i).k.0/24, each node has its own bpffs and
+// runs its own supervisor, and only an overlay connects their pods.
+//
 // rp_filter is off in the node namespace because datapath tests DNAT, which
 // makes replies arrive on interfaces the reverse-path check would reject.
 //

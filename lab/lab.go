@@ -59,6 +59,8 @@ type Lab struct {
 	BPFFS    string // private bpffs mount point, "" unless Options.MountBPFFS
 
 	noOffload bool
+	podOctet  byte // second octet of pod addresses: 10.<podOctet>.k.2
+	routeMTU  int  // MTU of the pods' default route; 0: the device's
 
 	mu         sync.Mutex
 	closed     bool
@@ -95,7 +97,11 @@ func New(opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{ID: id, Pods: map[string]*Pod{}, noOffload: opts.NoOffload, nextIndex: 1}
+	return newLab(id, opts, 240, 0)
+}
+
+func newLab(id string, opts Options, podOctet byte, routeMTU int) (*Lab, error) {
+	l := &Lab{ID: id, Pods: map[string]*Pod{}, noOffload: opts.NoOffload, nextIndex: 1, podOctet: podOctet, routeMTU: routeMTU}
 	if err := l.setup(opts); err != nil {
 		return nil, errors.Join(err, l.Close())
 	}
@@ -179,8 +185,8 @@ func (l *Lab) AddPod(name string) (*Pod, error) {
 	p := &Pod{
 		NS:      ns,
 		Name:    name,
-		IP:      netip.AddrFrom4([4]byte{10, 240, byte(k), 2}),
-		Gateway: netip.AddrFrom4([4]byte{10, 240, byte(k), 1}),
+		IP:      netip.AddrFrom4([4]byte{10, l.podOctet, byte(k), 2}),
+		Gateway: netip.AddrFrom4([4]byte{10, l.podOctet, byte(k), 1}),
 		HostIf:  hostIfPrefix + name,
 		Index:   k,
 	}
@@ -221,7 +227,7 @@ func (l *Lab) wire(p *Pod) error {
 	err = p.NS.ipBatch(
 		fmt.Sprintf("addr add %s/24 dev eth0", p.IP),
 		"link set eth0 up",
-		fmt.Sprintf("route add default via %s dev eth0", p.Gateway),
+		fmt.Sprintf("route add default via %s dev eth0%s", p.Gateway, l.mtuOpt()),
 	)
 	if err != nil {
 		return fmt.Errorf("configure eth0: %w", err)
@@ -348,4 +354,17 @@ func newID() (string, error) {
 		}
 	}
 	return "", errors.New("lab id: no free id after 10 tries")
+}
+
+// mtuOpt is the `ip route` option giving the pods' default route its MTU.
+func (l *Lab) mtuOpt() string {
+	if l.routeMTU == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" mtu %d", l.routeMTU)
+}
+
+// PodCIDR is the prefix every pod address of this lab lies in.
+func (l *Lab) PodCIDR() netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, l.podOctet, 0, 0}), 16)
 }

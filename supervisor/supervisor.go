@@ -75,6 +75,9 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Supervisor, erro
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if _, err := ensureTunnel(&cfg); err != nil {
+		return nil, err
+	}
 	if err := checkDevices(cfg.Devices); err != nil {
 		return nil, err
 	}

@@ -78,7 +78,8 @@ enum hp_reason {
 	HP_R_REJECT = 15,          /* service without backends: TCP RST / ICMP port unreachable sent back */
 	HP_R_ICMP_RELATED = 16,    /* ICMP error quoting a tracked flow, passed (translated back) */
 	HP_R_NAT_EXHAUSTED = 17,   /* masquerade: no free port for a new flow, dropped */
-	HP_R_LAST = HP_R_NAT_EXHAUSTED, /* the highest reason in use: move it with every new one */
+	HP_R_FRAG_NEEDED = 18,     /* too big for the overlay with DF: ICMP fragmentation needed sent back (as REJECT) */
+	HP_R_LAST = HP_R_FRAG_NEEDED, /* the highest reason in use: move it with every new one */
 	HP_REASONS = 32,
 };
 
@@ -432,6 +433,18 @@ struct hp_policy_key {
 
 struct hp_policy_val {
 	__u32 rule; /* index of the allowing rule, for the monitor; 0 for the marker */
+};
+
+/* Tunnel (tunnel plugin): remote pod CIDR -> the node that owns it. An
+ * LPM_TRIE keyed by (prefixlen, address), both in the tunnel4 map. */
+struct hp_tunnel_key {
+	__u32 prefixlen;
+	__u32 addr;   /* network order */
+};
+
+struct hp_tunnel_val {
+	__u32 remote; /* underlay IPv4 address of the node, network order */
+	__u32 vni;    /* VXLAN network identifier, host order */
 };
 
 #endif /* HOTPATH_ABI_H */

@@ -172,4 +172,15 @@ struct {
 	__array(values, struct hp_policy_inner);
 } policy SEC(".maps");
 
+/* Tunnel plugin: remote pod CIDRs and the nodes behind them (abi.h). */
+#define HP_TUNNEL4_SIZE 16384
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, HP_TUNNEL4_SIZE);
+	__type(key, struct hp_tunnel_key);
+	__type(value, struct hp_tunnel_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} tunnel4 SEC(".maps");
+
 #endif /* HOTPATH_MAPS_H */

@@ -57,6 +57,7 @@ const (
 	MapCTAny4  = AbiMapCtAny4
 	MapFrag4   = AbiMapFrag4
 	MapNAT4    = AbiMapNat4
+	MapTunnel4 = AbiMapTunnel4
 )
 
 var slotNames = map[Slot]string{
@@ -116,6 +117,7 @@ var reasonNames = map[Reason]string{
 	AbiHpReasonHP_R_REJECT:           "reject",
 	AbiHpReasonHP_R_ICMP_RELATED:     "icmp_related",
 	AbiHpReasonHP_R_NAT_EXHAUSTED:    "nat_exhausted",
+	AbiHpReasonHP_R_FRAG_NEEDED:      "frag_needed",
 }
 
 // ReasonName is the metric label of reason r.

@@ -384,7 +384,8 @@ const (
 	AbiHpReasonHP_R_REJECT           AbiHpReason = 15
 	AbiHpReasonHP_R_ICMP_RELATED     AbiHpReason = 16
 	AbiHpReasonHP_R_NAT_EXHAUSTED    AbiHpReason = 17
-	AbiHpReasonHP_R_LAST             AbiHpReason = 17
+	AbiHpReasonHP_R_FRAG_NEEDED      AbiHpReason = 18
+	AbiHpReasonHP_R_LAST             AbiHpReason = 18
 	AbiHpReasonHP_REASONS            AbiHpReason = 32
 )
 
@@ -410,6 +411,18 @@ const (
 	AbiHpSlotHP_SLOT_CHECK      AbiHpSlot = 16
 	AbiHpSlotHP_SLOTS           AbiHpSlot = 17
 )
+
+type AbiHpTunnelKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      uint32
+}
+
+type AbiHpTunnelVal struct {
+	_      structs.HostLayout
+	Remote uint32
+	Vni    uint32
+}
 
 type AbiHpTupleFlag uint32
 
@@ -449,6 +462,7 @@ const (
 	AbiMapNat4            = "nat4"
 	AbiMapPctx            = "pctx"
 	AbiMapPolicy          = "policy"
+	AbiMapTunnel4         = "tunnel4"
 	AbiVarAbiBankConst    = "abi_bank_const"
 	AbiVarAbiConst        = "abi_const"
 	AbiVarAbiCtFlag       = "abi_ct_flag"
@@ -473,6 +487,8 @@ const (
 	AbiVarAbiPolicyVal    = "abi_policy_val"
 	AbiVarAbiReason       = "abi_reason"
 	AbiVarAbiSlot         = "abi_slot"
+	AbiVarAbiTunnelKey    = "abi_tunnel_key"
+	AbiVarAbiTunnelVal    = "abi_tunnel_val"
 	AbiVarAbiTupleFlag    = "abi_tuple_flag"
 	AbiVarAbiVerdict      = "abi_verdict"
 )
@@ -542,6 +558,7 @@ type AbiMapSpecs struct {
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 	Policy      *ebpf.MapSpec `ebpf:"policy"`
+	Tunnel4     *ebpf.MapSpec `ebpf:"tunnel4"`
 }
 
 // AbiVariableSpecs contains global variables before they are loaded into the kernel.
@@ -572,6 +589,8 @@ type AbiVariableSpecs struct {
 	AbiPolicyVal    *ebpf.VariableSpec `ebpf:"abi_policy_val"`
 	AbiReason       *ebpf.VariableSpec `ebpf:"abi_reason"`
 	AbiSlot         *ebpf.VariableSpec `ebpf:"abi_slot"`
+	AbiTunnelKey    *ebpf.VariableSpec `ebpf:"abi_tunnel_key"`
+	AbiTunnelVal    *ebpf.VariableSpec `ebpf:"abi_tunnel_val"`
 	AbiTupleFlag    *ebpf.VariableSpec `ebpf:"abi_tuple_flag"`
 	AbiVerdict      *ebpf.VariableSpec `ebpf:"abi_verdict"`
 }
@@ -613,6 +632,7 @@ type AbiMaps struct {
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 	Policy      *ebpf.Map `ebpf:"policy"`
+	Tunnel4     *ebpf.Map `ebpf:"tunnel4"`
 }
 
 func (m *AbiMaps) Close() error {
@@ -634,6 +654,7 @@ func (m *AbiMaps) Close() error {
 		m.Nat4,
 		m.Pctx,
 		m.Policy,
+		m.Tunnel4,
 	)
 }
 
@@ -665,6 +686,8 @@ type AbiVariables struct {
 	AbiPolicyVal    *ebpf.Variable `ebpf:"abi_policy_val"`
 	AbiReason       *ebpf.Variable `ebpf:"abi_reason"`
 	AbiSlot         *ebpf.Variable `ebpf:"abi_slot"`
+	AbiTunnelKey    *ebpf.Variable `ebpf:"abi_tunnel_key"`
+	AbiTunnelVal    *ebpf.Variable `ebpf:"abi_tunnel_val"`
 	AbiTupleFlag    *ebpf.Variable `ebpf:"abi_tuple_flag"`
 	AbiVerdict      *ebpf.Variable `ebpf:"abi_verdict"`
 }

@@ -33,6 +33,7 @@ const (
 	entryMapNat4            = "nat4"
 	entryMapPctx            = "pctx"
 	entryMapPolicy          = "policy"
+	entryMapTunnel4         = "tunnel4"
 	entryProgHpEntryEgress  = "hp_entry_egress"
 	entryProgHpEntryIngress = "hp_entry_ingress"
 )
@@ -104,6 +105,7 @@ type entryMapSpecs struct {
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 	Policy      *ebpf.MapSpec `ebpf:"policy"`
+	Tunnel4     *ebpf.MapSpec `ebpf:"tunnel4"`
 }
 
 // entryVariableSpecs contains global variables before they are loaded into the kernel.
@@ -149,6 +151,7 @@ type entryMaps struct {
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 	Policy      *ebpf.Map `ebpf:"policy"`
+	Tunnel4     *ebpf.Map `ebpf:"tunnel4"`
 }
 
 func (m *entryMaps) Close() error {
@@ -170,6 +173,7 @@ func (m *entryMaps) Close() error {
 		m.Nat4,
 		m.Pctx,
 		m.Policy,
+		m.Tunnel4,
 	)
 }
 

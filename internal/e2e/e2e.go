@@ -43,7 +43,7 @@ func Binaries(t testing.TB) string {
 			buildErr = err
 			return
 		}
-		for _, cmd := range []string{"hotpath", "hotpath-ct", "hotpath-lb", "hotpath-first", "hotpath-nat", "hotpath-policy"} {
+		for _, cmd := range []string{"hotpath", "hotpath-ct", "hotpath-lb", "hotpath-first", "hotpath-nat", "hotpath-policy", "hotpath-tunnel"} {
 			if _, err := os.Stat(filepath.Join(root, "cmd", cmd)); err != nil {
 				continue
 			}

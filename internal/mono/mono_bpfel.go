@@ -33,6 +33,7 @@ const (
 	monoMapNat4             = "nat4"
 	monoMapPctx             = "pctx"
 	monoMapPolicy           = "policy"
+	monoMapTunnel4          = "tunnel4"
 	monoProgHpMonoEgress    = "hp_mono_egress"
 	monoProgHpMonoIngress   = "hp_mono_ingress"
 	monoVarCtLifetimeClose  = "ct_lifetime_close"
@@ -110,6 +111,7 @@ type monoMapSpecs struct {
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 	Policy      *ebpf.MapSpec `ebpf:"policy"`
+	Tunnel4     *ebpf.MapSpec `ebpf:"tunnel4"`
 }
 
 // monoVariableSpecs contains global variables before they are loaded into the kernel.
@@ -161,6 +163,7 @@ type monoMaps struct {
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 	Policy      *ebpf.Map `ebpf:"policy"`
+	Tunnel4     *ebpf.Map `ebpf:"tunnel4"`
 }
 
 func (m *monoMaps) Close() error {
@@ -182,6 +185,7 @@ func (m *monoMaps) Close() error {
 		m.Nat4,
 		m.Pctx,
 		m.Policy,
+		m.Tunnel4,
 	)
 }
 

@@ -33,6 +33,7 @@ const (
 	stampMapNat4        = "nat4"
 	stampMapPctx        = "pctx"
 	stampMapPolicy      = "policy"
+	stampMapTunnel4     = "tunnel4"
 	stampProgHpCheck    = "hp_check"
 	stampProgHpStampA   = "hp_stamp_a"
 	stampProgHpStampB   = "hp_stamp_b"
@@ -108,6 +109,7 @@ type stampMapSpecs struct {
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 	Policy      *ebpf.MapSpec `ebpf:"policy"`
+	Tunnel4     *ebpf.MapSpec `ebpf:"tunnel4"`
 }
 
 // stampVariableSpecs contains global variables before they are loaded into the kernel.
@@ -155,6 +157,7 @@ type stampMaps struct {
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 	Policy      *ebpf.Map `ebpf:"policy"`
+	Tunnel4     *ebpf.Map `ebpf:"tunnel4"`
 }
 
 func (m *stampMaps) Close() error {
@@ -176,6 +179,7 @@ func (m *stampMaps) Close() error {
 		m.Nat4,
 		m.Pctx,
 		m.Policy,
+		m.Tunnel4,
 	)
 }
 

@@ -33,6 +33,7 @@ const (
 	ctMapNat4             = "nat4"
 	ctMapPctx             = "pctx"
 	ctMapPolicy           = "policy"
+	ctMapTunnel4          = "tunnel4"
 	ctProgHpCt            = "hp_ct"
 	ctVarCtLifetimeClose  = "ct_lifetime_close"
 	ctVarCtLifetimeNontcp = "ct_lifetime_nontcp"
@@ -107,6 +108,7 @@ type ctMapSpecs struct {
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 	Policy      *ebpf.MapSpec `ebpf:"policy"`
+	Tunnel4     *ebpf.MapSpec `ebpf:"tunnel4"`
 }
 
 // ctVariableSpecs contains global variables before they are loaded into the kernel.
@@ -157,6 +159,7 @@ type ctMaps struct {
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 	Policy      *ebpf.Map `ebpf:"policy"`
+	Tunnel4     *ebpf.Map `ebpf:"tunnel4"`
 }
 
 func (m *ctMaps) Close() error {
@@ -178,6 +181,7 @@ func (m *ctMaps) Close() error {
 		m.Nat4,
 		m.Pctx,
 		m.Policy,
+		m.Tunnel4,
 	)
 }
 

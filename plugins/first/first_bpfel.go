@@ -33,6 +33,7 @@ const (
 	firstMapNat4             = "nat4"
 	firstMapPctx             = "pctx"
 	firstMapPolicy           = "policy"
+	firstMapTunnel4          = "tunnel4"
 	firstProgHpFirstSelect   = "hp_first_select"
 	firstVarCtLifetimeClose  = "ct_lifetime_close"
 	firstVarCtLifetimeNontcp = "ct_lifetime_nontcp"
@@ -108,6 +109,7 @@ type firstMapSpecs struct {
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 	Policy      *ebpf.MapSpec `ebpf:"policy"`
+	Tunnel4     *ebpf.MapSpec `ebpf:"tunnel4"`
 }
 
 // firstVariableSpecs contains global variables before they are loaded into the kernel.
@@ -159,6 +161,7 @@ type firstMaps struct {
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 	Policy      *ebpf.Map `ebpf:"policy"`
+	Tunnel4     *ebpf.Map `ebpf:"tunnel4"`
 }
 
 func (m *firstMaps) Close() error {
@@ -180,6 +183,7 @@ func (m *firstMaps) Close() error {
 		m.Nat4,
 		m.Pctx,
 		m.Policy,
+		m.Tunnel4,
 	)
 }
 

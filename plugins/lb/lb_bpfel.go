@@ -33,6 +33,7 @@ const (
 	lbMapNat4             = "nat4"
 	lbMapPctx             = "pctx"
 	lbMapPolicy           = "policy"
+	lbMapTunnel4          = "tunnel4"
 	lbProgHpLb            = "hp_lb"
 	lbProgHpLbDnat        = "hp_lb_dnat"
 	lbProgHpLbRevnat      = "hp_lb_revnat"
@@ -114,6 +115,7 @@ type lbMapSpecs struct {
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 	Policy      *ebpf.MapSpec `ebpf:"policy"`
+	Tunnel4     *ebpf.MapSpec `ebpf:"tunnel4"`
 }
 
 // lbVariableSpecs contains global variables before they are loaded into the kernel.
@@ -165,6 +167,7 @@ type lbMaps struct {
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 	Policy      *ebpf.Map `ebpf:"policy"`
+	Tunnel4     *ebpf.Map `ebpf:"tunnel4"`
 }
 
 func (m *lbMaps) Close() error {
@@ -186,6 +189,7 @@ func (m *lbMaps) Close() error {
 		m.Nat4,
 		m.Pctx,
 		m.Policy,
+		m.Tunnel4,
 	)
 }
 

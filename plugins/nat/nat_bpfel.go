@@ -36,6 +36,7 @@ const (
 	natMapNatStats       = "nat_stats"
 	natMapPctx           = "pctx"
 	natMapPolicy         = "policy"
+	natMapTunnel4        = "tunnel4"
 	natProgHpNat         = "hp_nat"
 	natProgHpRevSnat     = "hp_rev_snat"
 	natVarNatAddr        = "nat_addr"
@@ -121,6 +122,7 @@ type natMapSpecs struct {
 	NatStats    *ebpf.MapSpec `ebpf:"nat_stats"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 	Policy      *ebpf.MapSpec `ebpf:"policy"`
+	Tunnel4     *ebpf.MapSpec `ebpf:"tunnel4"`
 }
 
 // natVariableSpecs contains global variables before they are loaded into the kernel.
@@ -180,6 +182,7 @@ type natMaps struct {
 	NatStats    *ebpf.Map `ebpf:"nat_stats"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 	Policy      *ebpf.Map `ebpf:"policy"`
+	Tunnel4     *ebpf.Map `ebpf:"tunnel4"`
 }
 
 func (m *natMaps) Close() error {
@@ -204,6 +207,7 @@ func (m *natMaps) Close() error {
 		m.NatStats,
 		m.Pctx,
 		m.Policy,
+		m.Tunnel4,
 	)
 }
 

@@ -34,6 +34,7 @@ const (
 	policyMapPctx           = "pctx"
 	policyMapPolicy         = "policy"
 	policyMapPolicyVerdicts = "policy_verdicts"
+	policyMapTunnel4        = "tunnel4"
 	policyProgHpPolicy      = "hp_policy"
 )
 
@@ -104,6 +105,7 @@ type policyMapSpecs struct {
 	Pctx           *ebpf.MapSpec `ebpf:"pctx"`
 	Policy         *ebpf.MapSpec `ebpf:"policy"`
 	PolicyVerdicts *ebpf.MapSpec `ebpf:"policy_verdicts"`
+	Tunnel4        *ebpf.MapSpec `ebpf:"tunnel4"`
 }
 
 // policyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -150,6 +152,7 @@ type policyMaps struct {
 	Pctx           *ebpf.Map `ebpf:"pctx"`
 	Policy         *ebpf.Map `ebpf:"policy"`
 	PolicyVerdicts *ebpf.Map `ebpf:"policy_verdicts"`
+	Tunnel4        *ebpf.Map `ebpf:"tunnel4"`
 }
 
 func (m *policyMaps) Close() error {
@@ -172,6 +175,7 @@ func (m *policyMaps) Close() error {
 		m.Pctx,
 		m.Policy,
 		m.PolicyVerdicts,
+		m.Tunnel4,
 	)
 }
 

@@ -34,6 +34,7 @@ const (
 	leastconnMapNat4               = "nat4"
 	leastconnMapPctx               = "pctx"
 	leastconnMapPolicy             = "policy"
+	leastconnMapTunnel4            = "tunnel4"
 	leastconnProgHpLeastconnSelect = "hp_leastconn_select"
 	leastconnVarCtLifetimeClose    = "ct_lifetime_close"
 	leastconnVarCtLifetimeNontcp   = "ct_lifetime_nontcp"
@@ -110,6 +111,7 @@ type leastconnMapSpecs struct {
 	Nat4        *ebpf.MapSpec `ebpf:"nat4"`
 	Pctx        *ebpf.MapSpec `ebpf:"pctx"`
 	Policy      *ebpf.MapSpec `ebpf:"policy"`
+	Tunnel4     *ebpf.MapSpec `ebpf:"tunnel4"`
 }
 
 // leastconnVariableSpecs contains global variables before they are loaded into the kernel.
@@ -162,6 +164,7 @@ type leastconnMaps struct {
 	Nat4        *ebpf.Map `ebpf:"nat4"`
 	Pctx        *ebpf.Map `ebpf:"pctx"`
 	Policy      *ebpf.Map `ebpf:"policy"`
+	Tunnel4     *ebpf.Map `ebpf:"tunnel4"`
 }
 
 func (m *leastconnMaps) Close() error {
@@ -184,6 +187,7 @@ func (m *leastconnMaps) Close() error {
 		m.Nat4,
 		m.Pctx,
 		m.Policy,
+		m.Tunnel4,
 	)
 }
 
