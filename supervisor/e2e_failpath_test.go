@@ -420,3 +420,51 @@ func TestPrivilegedUpgradeOldKeepsLeaseRollsBack(t *testing.T) {
 		t.Errorf("new instance %d left running beside the lease holder", res.NewPid)
 	}
 }
+
+// TestPrivilegedCrashBeforeRecordEndsPlugin: the supervisor dies while it
+// restarts a plugin, after the new process started but before the state
+// file names it (the restart is still loading its programs). The next
+// supervisor cannot re-adopt it (the file names the dead instance) and
+// starts another; the unrecorded process must not keep running beside it.
+func TestPrivilegedCrashBeforeRecordEndsPlugin(t *testing.T) {
+	env := e2e.New(t, "a")
+	path := filepath.Join(env.Lab.Dir, "hotpath-ct")
+	script(t, path, filepath.Join(env.Bin, "hotpath-ct"))
+	env.StartSupervisor("ct=" + path)
+	before := env.PluginStatus("ct")
+
+	faulty := e2e.Faulty(t, "slowload=60s", "9.9.9")
+	t.Cleanup(func() { killAll(faultyBinary(faulty)) })
+	script(t, path, faulty)
+	if err := syscall.Kill(before.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var orphan []int
+	waitFor(t, "the restart's process", 10*time.Second, func() bool {
+		orphan = processesOf(faultyBinary(faulty))
+		return len(orphan) == 1
+	})
+	time.Sleep(time.Second) // into its slow Load
+	env.Sup.Kill(syscall.SIGKILL)
+	env.Sup.Wait(5 * time.Second)
+	st, err := supervisor.LoadState(env.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.Plugins["ct"].Reattach; r == nil || r.Pid != before.Pid {
+		t.Fatalf("state file records %+v, want the dead instance %d: the crash missed its window", r, before.Pid)
+	}
+	if !running(orphan[0]) {
+		t.Fatalf("the unrecorded process %d died with the supervisor: nothing to test", orphan[0])
+	}
+
+	script(t, path, filepath.Join(env.Bin, "hotpath-ct"))
+	env.StartSupervisor("ct=" + path)
+	p := env.PluginStatus("ct")
+	if !p.Healthy || p.Pid == orphan[0] {
+		t.Errorf("after the restart: %+v", p)
+	}
+	if left := processesOf(faultyBinary(faulty)); len(left) > 0 {
+		t.Errorf("the process started before the crash still runs beside pid %d: %v", p.Pid, left)
+	}
+}

@@ -34,6 +34,7 @@ type Spec struct {
 	LogPath   string   // HOTPATH_PLUGIN_LOG for the plugin; empty: its stderr
 	SocketDir string   // root-only directory for the plugin's socket; empty: $TMPDIR
 	Env       []string // extra environment, KEY=value
+	Owner     string   // marks the process as this owner's (OwnerEnv); empty: unmarked
 }
 
 // Instance is one running plugin process, started or adopted.
