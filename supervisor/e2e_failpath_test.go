@@ -468,3 +468,48 @@ func TestPrivilegedCrashBeforeRecordEndsPlugin(t *testing.T) {
 		t.Errorf("the process started before the crash still runs beside pid %d: %v", p.Pid, left)
 	}
 }
+
+// TestPrivilegedPluginKilledDuringItsUpgrade: the old instance dies while
+// its own upgrade loads the new one. Its restart waits for the upgrade and
+// then has nothing to do: the upgrade commits, one instance runs (the new
+// one), no restart of the old binary is left behind, and the pins the state
+// names are whole, so the next upgrade can build on them.
+func TestPrivilegedPluginKilledDuringItsUpgrade(t *testing.T) {
+	env := e2e.New(t, "a")
+	env.StartSupervisor(env.PluginFlag("ct"))
+	before := env.PluginStatus("ct")
+	slow := e2e.Faulty(t, "slowload=2s", "2.0.0-slow")
+	t.Cleanup(func() { killAll(faultyBinary(slow)) })
+	done := make(chan error, 1)
+	go func() {
+		_, err := upgrade(env, "ct", slow, 300*time.Millisecond)
+		done <- err
+	}()
+	waitFor(t, "the new instance", 10*time.Second, func() bool { return len(processesOf(faultyBinary(slow))) == 1 })
+	if err := syscall.Kill(before.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("upgrade with the old instance gone: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("upgrade did not return in a minute")
+	}
+	time.Sleep(2 * time.Second) // the old instance's restart had its turn
+	p := env.PluginStatus("ct")
+	if !p.Healthy || !p.GCLease || p.Version != "2.0.0-slow" {
+		t.Errorf("after the upgrade: %+v", p)
+	}
+	if left := processesOf(filepath.Join(env.Bin, "hotpath-ct")); len(left) > 0 {
+		t.Errorf("the old binary runs again beside the upgraded plugin %d: %v", p.Pid, left)
+	}
+	if pids := processesOf(faultyBinary(slow)); len(pids) != 1 || pids[0] != p.Pid {
+		t.Errorf("processes of the new binary %v, want only %d", pids, p.Pid)
+	}
+	v3 := e2e.Variant(t, "hotpath-ct", ctPkg, "3.0.0")
+	if _, err := upgrade(env, "ct", v3, 300*time.Millisecond); err != nil {
+		t.Errorf("next upgrade: %v", err)
+	}
+}
