@@ -23,7 +23,9 @@ import (
 const OwnerEnv = "HOTPATH_PLUGIN_OWNER"
 
 // EndOrphans SIGKILLs every process marked with owner (see OwnerEnv) whose
-// pid is not in keep, and waits for each to exit. Only the supervisor
+// pid is not in keep, and waits for each to exit. Whatever a kept plugin
+// forked stays too: a plugin we start leads its own process group, which its
+// children inherit. Only the supervisor
 // holding owner's lock may call it: every marked process it did not adopt
 // or start is then one a dead supervisor lost. A process is matched through
 // a pidfd opened before its environment is read and checked alive after,
@@ -41,7 +43,7 @@ func EndOrphans(owner string, keep map[int]bool, log hclog.Logger) []int {
 		if err != nil || keep[pid] || pid == os.Getpid() {
 			continue
 		}
-		ok, err := endMarked(pid, mark, log)
+		ok, err := endMarked(pid, mark, keep, log)
 		if err != nil {
 			log.Error("end orphaned plugin process", "pid", pid, "error", err)
 		}
@@ -54,14 +56,14 @@ func EndOrphans(owner string, keep map[int]bool, log hclog.Logger) []int {
 
 // endMarked kills pid if its environment holds mark and reports whether it
 // did; any other process, or one that is gone, it leaves alone.
-func endMarked(pid int, mark []byte, log hclog.Logger) (bool, error) {
+func endMarked(pid int, mark []byte, keep map[int]bool, log hclog.Logger) (bool, error) {
 	p, err := openProc(pid)
 	if err != nil {
 		return false, nil // gone meanwhile
 	}
 	defer p.release()
 	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	if err != nil || !hasVar(env, mark) || p.gone() {
+	if err != nil || !hasVar(env, mark) || keep[group(pid)] || p.gone() {
 		return false, nil
 	}
 	exe, _ := Exe(pid)
@@ -73,6 +75,25 @@ func endMarked(pid int, mark []byte, log hclog.Logger) (bool, error) {
 		return false, fmt.Errorf("pid %d survives SIGKILL", pid)
 	}
 	return true, nil
+}
+
+// group is the process group of pid, from /proc/<pid>/stat (0 if unknown).
+func group(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name in parentheses may hold spaces: count fields after it.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+1:]) // state, ppid, pgrp, ...
+	if len(f) < 3 {
+		return 0
+	}
+	g, _ := strconv.Atoi(string(f[2]))
+	return g
 }
 
 // hasVar reports whether the NUL-separated environment env holds the
