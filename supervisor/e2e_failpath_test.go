@@ -513,3 +513,43 @@ func TestPrivilegedPluginKilledDuringItsUpgrade(t *testing.T) {
 		t.Errorf("next upgrade: %v", err)
 	}
 }
+
+// TestPrivilegedCrashBeforeUpgradeRecordEndsPlugin: the supervisor dies
+// while an upgrade's new instance answers its first Describe, before the
+// upgrade is recorded at all. The next supervisor adopts the old instance;
+// the new one, which no file names, must not keep running beside it.
+func TestPrivilegedCrashBeforeUpgradeRecordEndsPlugin(t *testing.T) {
+	env := e2e.New(t, "a")
+	env.StartSupervisor(env.PluginFlag("ct"))
+	before := env.PluginStatus("ct")
+	slow := e2e.Faulty(t, "slowdescribe=60s", "2.0.0-slow")
+	t.Cleanup(func() { killAll(faultyBinary(slow)) })
+	done := make(chan struct{})
+	go func() {
+		upgrade(env, "ct", slow, 300*time.Millisecond) // fails: the supervisor dies
+		close(done)
+	}()
+	var unrecorded []int
+	waitFor(t, "the new instance", 10*time.Second, func() bool {
+		unrecorded = processesOf(faultyBinary(slow))
+		return len(unrecorded) == 1
+	})
+	time.Sleep(time.Second) // past the handshake, into Describe
+	env.Sup.Kill(syscall.SIGKILL)
+	env.Sup.Wait(5 * time.Second)
+	<-done
+	if st, err := supervisor.LoadState(env.StateDir); err != nil || st.Upgrade != nil {
+		t.Fatalf("state file records an upgrade (%v): the crash missed its window", err)
+	}
+	if !running(unrecorded[0]) {
+		t.Fatalf("the unrecorded process %d died with the supervisor: nothing to test", unrecorded[0])
+	}
+
+	env.StartSupervisor(env.PluginFlag("ct"))
+	if p := env.PluginStatus("ct"); p.Pid != before.Pid || !p.Healthy {
+		t.Errorf("old instance %d not adopted: %+v", before.Pid, p)
+	}
+	if left := processesOf(faultyBinary(slow)); len(left) > 0 {
+		t.Errorf("the new instance of the interrupted upgrade still runs: %v", left)
+	}
+}
