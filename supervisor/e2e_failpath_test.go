@@ -420,3 +420,138 @@ func TestPrivilegedUpgradeOldKeepsLeaseRollsBack(t *testing.T) {
 		t.Errorf("new instance %d left running beside the lease holder", res.NewPid)
 	}
 }
+
+// TestPrivilegedCrashBeforeRecordEndsPlugin: the supervisor dies while it
+// restarts a plugin, after the new process started but before the state
+// file names it (the restart is still loading its programs). The next
+// supervisor cannot re-adopt it (the file names the dead instance) and
+// starts another; the unrecorded process must not keep running beside it.
+func TestPrivilegedCrashBeforeRecordEndsPlugin(t *testing.T) {
+	env := e2e.New(t, "a")
+	path := filepath.Join(env.Lab.Dir, "hotpath-ct")
+	script(t, path, filepath.Join(env.Bin, "hotpath-ct"))
+	env.StartSupervisor("ct=" + path)
+	before := env.PluginStatus("ct")
+
+	faulty := e2e.Faulty(t, "slowload=60s", "9.9.9")
+	t.Cleanup(func() { killAll(faultyBinary(faulty)) })
+	script(t, path, faulty)
+	if err := syscall.Kill(before.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var orphan []int
+	waitFor(t, "the restart's process", 10*time.Second, func() bool {
+		orphan = processesOf(faultyBinary(faulty))
+		return len(orphan) == 1
+	})
+	time.Sleep(time.Second) // into its slow Load
+	env.Sup.Kill(syscall.SIGKILL)
+	env.Sup.Wait(5 * time.Second)
+	st, err := supervisor.LoadState(env.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.Plugins["ct"].Reattach; r == nil || r.Pid != before.Pid {
+		t.Fatalf("state file records %+v, want the dead instance %d: the crash missed its window", r, before.Pid)
+	}
+	if !running(orphan[0]) {
+		t.Fatalf("the unrecorded process %d died with the supervisor: nothing to test", orphan[0])
+	}
+
+	script(t, path, filepath.Join(env.Bin, "hotpath-ct"))
+	env.StartSupervisor("ct=" + path)
+	p := env.PluginStatus("ct")
+	if !p.Healthy || p.Pid == orphan[0] {
+		t.Errorf("after the restart: %+v", p)
+	}
+	if left := processesOf(faultyBinary(faulty)); len(left) > 0 {
+		t.Errorf("the process started before the crash still runs beside pid %d: %v", p.Pid, left)
+	}
+}
+
+// TestPrivilegedPluginKilledDuringItsUpgrade: the old instance dies while
+// its own upgrade loads the new one. Its restart waits for the upgrade and
+// then has nothing to do: the upgrade commits, one instance runs (the new
+// one), no restart of the old binary is left behind, and the pins the state
+// names are whole, so the next upgrade can build on them.
+func TestPrivilegedPluginKilledDuringItsUpgrade(t *testing.T) {
+	env := e2e.New(t, "a")
+	env.StartSupervisor(env.PluginFlag("ct"))
+	before := env.PluginStatus("ct")
+	slow := e2e.Faulty(t, "slowload=2s", "2.0.0-slow")
+	t.Cleanup(func() { killAll(faultyBinary(slow)) })
+	done := make(chan error, 1)
+	go func() {
+		_, err := upgrade(env, "ct", slow, 300*time.Millisecond)
+		done <- err
+	}()
+	waitFor(t, "the new instance", 10*time.Second, func() bool { return len(processesOf(faultyBinary(slow))) == 1 })
+	if err := syscall.Kill(before.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("upgrade with the old instance gone: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("upgrade did not return in a minute")
+	}
+	time.Sleep(2 * time.Second) // the old instance's restart had its turn
+	p := env.PluginStatus("ct")
+	// Not the version: faultyct is built once per test binary, with the
+	// version of the first Faulty call.
+	if !p.Healthy || !p.GCLease || p.Path != slow {
+		t.Errorf("after the upgrade: %+v", p)
+	}
+	if left := processesOf(filepath.Join(env.Bin, "hotpath-ct")); len(left) > 0 {
+		t.Errorf("the old binary runs again beside the upgraded plugin %d: %v", p.Pid, left)
+	}
+	if pids := processesOf(faultyBinary(slow)); len(pids) != 1 || pids[0] != p.Pid {
+		t.Errorf("processes of the new binary %v, want only %d", pids, p.Pid)
+	}
+	v3 := e2e.Variant(t, "hotpath-ct", ctPkg, "3.0.0")
+	if _, err := upgrade(env, "ct", v3, 300*time.Millisecond); err != nil {
+		t.Errorf("next upgrade: %v", err)
+	}
+}
+
+// TestPrivilegedCrashBeforeUpgradeRecordEndsPlugin: the supervisor dies
+// while an upgrade's new instance answers its first Describe, before the
+// upgrade is recorded at all. The next supervisor adopts the old instance;
+// the new one, which no file names, must not keep running beside it.
+func TestPrivilegedCrashBeforeUpgradeRecordEndsPlugin(t *testing.T) {
+	env := e2e.New(t, "a")
+	env.StartSupervisor(env.PluginFlag("ct"))
+	before := env.PluginStatus("ct")
+	slow := e2e.Faulty(t, "slowdescribe=60s", "2.0.0-slow")
+	t.Cleanup(func() { killAll(faultyBinary(slow)) })
+	done := make(chan struct{})
+	go func() {
+		upgrade(env, "ct", slow, 300*time.Millisecond) // fails: the supervisor dies
+		close(done)
+	}()
+	var unrecorded []int
+	waitFor(t, "the new instance", 10*time.Second, func() bool {
+		unrecorded = processesOf(faultyBinary(slow))
+		return len(unrecorded) == 1
+	})
+	time.Sleep(time.Second) // past the handshake, into Describe
+	env.Sup.Kill(syscall.SIGKILL)
+	env.Sup.Wait(5 * time.Second)
+	<-done
+	if st, err := supervisor.LoadState(env.StateDir); err != nil || st.Upgrade != nil {
+		t.Fatalf("state file records an upgrade (%v): the crash missed its window", err)
+	}
+	if !running(unrecorded[0]) {
+		t.Fatalf("the unrecorded process %d died with the supervisor: nothing to test", unrecorded[0])
+	}
+
+	env.StartSupervisor(env.PluginFlag("ct"))
+	if p := env.PluginStatus("ct"); p.Pid != before.Pid || !p.Healthy {
+		t.Errorf("old instance %d not adopted: %+v", before.Pid, p)
+	}
+	if left := processesOf(faultyBinary(slow)); len(left) > 0 {
+		t.Errorf("the new instance of the interrupted upgrade still runs: %v", left)
+	}
+}

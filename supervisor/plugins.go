@@ -34,6 +34,9 @@ func (s *Supervisor) spec(pc PluginConfig) host.Spec {
 		LogPath:   filepath.Join(s.logDir(), pc.Name+".log"),
 		SocketDir: s.socketDir(),
 		Config:    pc.Config,
+		// Found and ended by the next supervisor if this one dies before
+		// recording the process (host.OwnerEnv).
+		Owner: s.cfg.StateDir,
 	}
 }
 
@@ -50,11 +53,12 @@ func effective(pc PluginConfig, ps *PluginState) PluginConfig {
 	return pc
 }
 
-// startPlugins re-adopts every plugin a previous supervisor left running and
-// starts the others. Every plugin must pass its checks before anything in the
-// kernel changes.
+// startPlugins re-adopts every plugin a previous supervisor left running,
+// ends the plugin processes it started but never recorded, and starts the
+// others. Every plugin must pass its checks before anything in the kernel
+// changes.
 func (s *Supervisor) startPlugins(ctx context.Context) error {
-	claimed := map[string]string{}
+	keep := map[int]bool{}
 	for _, base := range s.cfg.Plugins {
 		ps := s.state.Plugins[base.Name]
 		m := &managed{base: base, cfg: effective(base, ps)}
@@ -62,18 +66,26 @@ func (s *Supervisor) startPlugins(ctx context.Context) error {
 			ps.Upgraded = nil
 		}
 		s.plugins[base.Name] = m
-		if ps != nil && ps.Reattach != nil {
-			inst, err := host.Adopt(ctx, base.Name, m.cfg.Config, *ps.Reattach, s.log.Named(base.Name))
-			if err == nil {
-				m.inst, m.adopted = inst, true
-				m.restartGC = ps.ConfigSHA != configSHA(m.cfg.Config)
-				s.adoption.PluginsAdopted = append(s.adoption.PluginsAdopted, base.Name)
-			} else {
-				s.log.Warn("re-adopt plugin", "plugin", base.Name, "error", err)
-				s.killStale(base.Name, *ps.Reattach, m.cfg.Path)
-			}
-			m.restarts = ps.Restarts
+		if ps == nil || ps.Reattach == nil {
+			continue
 		}
+		m.restarts = ps.Restarts
+		inst, err := host.Adopt(ctx, base.Name, m.cfg.Config, *ps.Reattach, s.log.Named(base.Name))
+		if err != nil {
+			s.log.Warn("re-adopt plugin", "plugin", base.Name, "error", err)
+			s.killStale(base.Name, *ps.Reattach, m.cfg.Path)
+			continue
+		}
+		m.inst, m.adopted = inst, true
+		m.restartGC = ps.ConfigSHA != configSHA(m.cfg.Config)
+		keep[inst.Pid] = true
+		s.adoption.PluginsAdopted = append(s.adoption.PluginsAdopted, base.Name)
+	}
+	// Before any new instance starts: an unrecorded one may hold a lease.
+	host.EndOrphans(s.cfg.StateDir, keep, s.log)
+	claimed := map[string]string{}
+	for _, base := range s.cfg.Plugins {
+		m := s.plugins[base.Name]
 		if m.inst == nil {
 			inst, err := host.Start(ctx, s.spec(m.cfg), s.log.Named(base.Name))
 			if err != nil {

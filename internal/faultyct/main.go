@@ -10,6 +10,7 @@
 //	lease               refuses the GC lease (Activate with GCLease fails)
 //	linger=DURATION     stays alive DURATION after a graceful shutdown
 //	slowload=DURATION   takes DURATION to answer Load
+//	slowdescribe=DURATION takes DURATION to answer Describe
 //	nodeactivate        fails to give up its GC lease (Deactivate fails)
 package main
 
@@ -50,6 +51,14 @@ func main() {
 }
 
 func (f *faulty) Describe(ctx context.Context, req *plugin.DescribeRequest) (*plugin.Description, error) {
+	if f.fault == "slowdescribe" {
+		d, _ := time.ParseDuration(f.arg)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	d, err := f.Plugin.Describe(ctx, req)
 	if err != nil {
 		return nil, err

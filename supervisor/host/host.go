@@ -36,6 +36,7 @@ type Spec struct {
 	SocketDir string          // root-only directory for the plugin's socket; empty: $TMPDIR
 	Env       []string        // extra environment, KEY=value
 	Config    json.RawMessage // the plugin's config block, sent with Describe
+	Owner     string          // marks the process as this owner's (OwnerEnv); empty: unmarked
 }
 
 // Instance is one running plugin process, started or adopted.

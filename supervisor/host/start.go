@@ -63,6 +63,9 @@ func start(ctx context.Context, spec Spec, log hclog.Logger) (*Instance, error) 
 	env := append(os.Environ(), spec.Env...)
 	// Ours come last: exec keeps the last value of a duplicated key.
 	env = append(env, plugin.LogEnv+"="+spec.LogPath)
+	if spec.Owner != "" {
+		env = append(env, OwnerEnv+"="+filepath.Clean(spec.Owner))
+	}
 	if spec.LogPath != "" {
 		if err := os.MkdirAll(filepath.Dir(spec.LogPath), 0o700); err != nil {
 			return nil, fmt.Errorf("log dir: %w", err)
