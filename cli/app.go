@@ -37,6 +37,7 @@ func App() *cli.App {
 			endpointCommand(),
 			policyCommand(),
 			monitorCommand(),
+			clusterCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err != nil {

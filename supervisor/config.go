@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/hotpath/hotpath/cluster"
 	"github.com/hotpath/hotpath/core/pin"
 )
 
@@ -21,6 +22,8 @@ type Config struct {
 	MetricsAddr string         `json:"metrics_addr"`
 	// MapSizes sets max_entries of sizable shared maps, e.g. {"nat4": 524288}.
 	MapSizes map[string]uint32 `json:"map_sizes,omitempty"`
+	// The etcd source (kvstore_endpoints, node_name, ...): see package cluster.
+	cluster.Config
 }
 
 // PluginConfig is one plugin to run.
@@ -124,6 +127,9 @@ func (c *Config) Validate() error {
 		if size < 1024 || size > 1<<24 {
 			return fmt.Errorf("map_sizes: %s %d: want 1024..16777216 entries", name, size)
 		}
+	}
+	if err := c.Config.Validate(); err != nil {
+		return err
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
