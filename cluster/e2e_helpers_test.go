@@ -1,0 +1,158 @@
+package cluster_test
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hotpath/hotpath/cluster"
+	"github.com/hotpath/hotpath/cluster/etcdtest"
+	"github.com/hotpath/hotpath/core/services"
+	"github.com/hotpath/hotpath/internal/e2e"
+	"github.com/hotpath/hotpath/lab"
+	"github.com/hotpath/hotpath/supervisor"
+)
+
+// underlayIP is node i's address on the test's underlay; .254 is etcd.
+func underlayIP(i int) string { return fmt.Sprintf("192.168.77.%d", i+1) }
+
+const etcdIP = "192.168.77.254"
+
+// clusterLab is n node labs joined by an underlay bridge in a namespace of
+// its own, where etcd runs.
+type clusterLab struct {
+	t     *testing.T
+	ns    string
+	Etcd  *etcdtest.Server
+	Nodes []*e2e.Env
+}
+
+func newClusterLab(t *testing.T, n int) *clusterLab {
+	lab.Privileged(t)
+	if _, err := etcdtest.Binary(); err != nil {
+		t.Fatal(err)
+	}
+	var id [3]byte
+	rand.Read(id[:])
+	c := &clusterLab{t: t, ns: "hpcl" + hex.EncodeToString(id[:]) + "-u"}
+	ip(t, "netns", "add", c.ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", c.ns).Run() })
+	ip(t, "-n", c.ns, "link", "set", "lo", "up")
+	ip(t, "-n", c.ns, "link", "add", "br0", "type", "bridge")
+	ip(t, "-n", c.ns, "addr", "add", etcdIP+"/24", "dev", "br0")
+	ip(t, "-n", c.ns, "link", "set", "br0", "up")
+	for i := 0; i < n; i++ {
+		env := e2e.New(t, "client", "web")
+		node := env.Lab.Node.Name
+		port := fmt.Sprintf("u%d", i)
+		// Created inside the underlay namespace with the peer moved straight
+		// into the node: nothing appears in the root namespace.
+		ip(t, "-n", c.ns, "link", "add", port, "type", "veth", "peer", "name", "underlay", "netns", node)
+		ip(t, "-n", c.ns, "link", "set", port, "master", "br0", "up")
+		ip(t, "-n", node, "addr", "add", underlayIP(i)+"/24", "dev", "underlay")
+		ip(t, "-n", node, "link", "set", "underlay", "up")
+		if _, err := lab.EchoServer(env.Lab.Pods["web"].NS, env.Lab.Pods["web"].IP.String()+":8080"); err != nil {
+			t.Fatal(err)
+		}
+		c.Nodes = append(c.Nodes, env)
+	}
+	c.Etcd = etcdtest.Start(t, etcdIP, 2379, "ip", "netns", "exec", c.ns)
+	return c
+}
+
+func ip(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %v: %v: %s", args, err, out)
+	}
+}
+
+// start runs node i's supervisor (ct and lb plugins) in cluster mode.
+func (c *clusterLab) start(i int) {
+	env := c.Nodes[i]
+	env.Extra = []string{"--kvstore-endpoints", c.Etcd.ClientURL, "--node-name", fmt.Sprintf("node%d", i),
+		"--node-ip", underlayIP(i), "--pod-cidr", fmt.Sprintf("10.%d.0.0/24", 200+i)}
+	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"))
+}
+
+// cli runs `hotpath cluster ...` from the underlay namespace.
+func (c *clusterLab) cli(args ...string) (string, error) {
+	bin := filepath.Join(c.Nodes[0].Bin, "hotpath")
+	full := append([]string{"netns", "exec", c.ns, bin, "cluster", "--kvstore-endpoints", c.Etcd.ClientURL}, args...)
+	out, err := exec.Command("ip", full...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("hotpath cluster %v: %v: %s", args, err, out)
+	}
+	return string(out), nil
+}
+
+func (c *clusterLab) status(i int) cluster.Status {
+	c.t.Helper()
+	var st supervisor.Status
+	c.Nodes[i].JSON(&st, "status")
+	if st.Cluster == nil {
+		c.t.Fatalf("node %d: status has no cluster section", i)
+	}
+	return *st.Cluster
+}
+
+// waitState waits until every node's sync is in state.
+func (c *clusterLab) waitState(state string, within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for i := range c.Nodes {
+		for {
+			st := c.status(i)
+			if st.State == state {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("node %d: cluster state %s (%s), want %s within %s", i, st.State, st.Reason, state, within)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func (c *clusterLab) services(i int) map[string]services.ServiceInfo {
+	c.t.Helper()
+	out, err := c.Nodes[i].CLI("lb", "service", "list", "-o", "json")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var svcs []services.ServiceInfo
+	if err := json.Unmarshal(out, &svcs); err != nil {
+		c.t.Fatal(err)
+	}
+	m := map[string]services.ServiceInfo{}
+	for _, s := range svcs {
+		m[s.VIP] = s
+	}
+	return m
+}
+
+// waitService waits until every node has (or lacks) vip and returns how
+// long each took.
+func (c *clusterLab) waitService(vip string, present bool, within time.Duration, nodes ...int) []time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	took := make([]time.Duration, len(nodes))
+	for k, i := range nodes {
+		for {
+			if _, ok := c.services(i)[vip]; ok == present {
+				took[k] = time.Since(start)
+				break
+			}
+			if time.Since(start) > within {
+				c.t.Fatalf("node %d: service %s present=%v not reached within %s", i, vip, !present, within)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return took
+}
