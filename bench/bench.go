@@ -50,6 +50,7 @@ func Suites() []Suite {
 		{"memory", "peak RSS of the supervisor and the ct plugin under traffic", memorySuite},
 		{"upgrade", "plugin upgrade swap latency and packets lost per swap", upgradeSuite},
 		{"policy", "NetworkPolicy: 1000-rule apply time, connection rate with 1000 rules vs none", policySuite},
+		{"cluster", "etcd source: propagation of a `hotpath cluster service add` to three nodes", clusterSuite},
 	}
 }
 

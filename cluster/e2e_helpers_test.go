@@ -1,8 +1,6 @@
 package cluster_test
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os/exec"
@@ -12,22 +10,18 @@ import (
 
 	"github.com/hotpath/hotpath/cluster"
 	"github.com/hotpath/hotpath/cluster/etcdtest"
+	"github.com/hotpath/hotpath/cluster/underlay"
 	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/internal/e2e"
 	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
-// underlayIP is node i's address on the test's underlay; .254 is etcd.
-func underlayIP(i int) string { return fmt.Sprintf("192.168.77.%d", i+1) }
-
-const etcdIP = "192.168.77.254"
-
-// clusterLab is n node labs joined by an underlay bridge in a namespace of
-// its own, where etcd runs.
+// clusterLab is n node labs joined by an underlay (package underlay) where
+// etcd runs.
 type clusterLab struct {
 	t     *testing.T
-	ns    string
+	net   *underlay.Net
 	Etcd  *etcdtest.Server
 	Nodes []*e2e.Env
 }
@@ -37,53 +31,40 @@ func newClusterLab(t *testing.T, n int) *clusterLab {
 	if _, err := etcdtest.Binary(); err != nil {
 		t.Fatal(err)
 	}
-	var id [3]byte
-	rand.Read(id[:])
-	c := &clusterLab{t: t, ns: "hpcl" + hex.EncodeToString(id[:]) + "-u"}
-	ip(t, "netns", "add", c.ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", c.ns).Run() })
-	ip(t, "-n", c.ns, "link", "set", "lo", "up")
-	ip(t, "-n", c.ns, "link", "add", "br0", "type", "bridge")
-	ip(t, "-n", c.ns, "addr", "add", etcdIP+"/24", "dev", "br0")
-	ip(t, "-n", c.ns, "link", "set", "br0", "up")
+	net, err := underlay.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { net.Close() })
+	c := &clusterLab{t: t, net: net, Etcd: net.Etcd}
 	for i := 0; i < n; i++ {
 		env := e2e.New(t, "client", "web")
-		node := env.Lab.Node.Name
-		port := fmt.Sprintf("u%d", i)
-		// Created inside the underlay namespace with the peer moved straight
-		// into the node: nothing appears in the root namespace.
-		ip(t, "-n", c.ns, "link", "add", port, "type", "veth", "peer", "name", "underlay", "netns", node)
-		ip(t, "-n", c.ns, "link", "set", port, "master", "br0", "up")
-		ip(t, "-n", node, "addr", "add", underlayIP(i)+"/24", "dev", "underlay")
-		ip(t, "-n", node, "link", "set", "underlay", "up")
+		if err := net.Join(i, env.Lab.Node.Name); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := lab.EchoServer(env.Lab.Pods["web"].NS, env.Lab.Pods["web"].IP.String()+":8080"); err != nil {
 			t.Fatal(err)
 		}
 		c.Nodes = append(c.Nodes, env)
 	}
-	c.Etcd = etcdtest.Start(t, etcdIP, 2379, "ip", "netns", "exec", c.ns)
-	return c
-}
-
-func ip(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %v: %v: %s", args, err, out)
+	if err := c.Etcd.Start(); err != nil {
+		t.Fatal(err)
 	}
+	return c
 }
 
 // start runs node i's supervisor (ct and lb plugins) in cluster mode.
 func (c *clusterLab) start(i int) {
 	env := c.Nodes[i]
 	env.Extra = []string{"--kvstore-endpoints", c.Etcd.ClientURL, "--node-name", fmt.Sprintf("node%d", i),
-		"--node-ip", underlayIP(i), "--pod-cidr", fmt.Sprintf("10.%d.0.0/24", 200+i)}
+		"--node-ip", underlay.NodeIP(i), "--pod-cidr", fmt.Sprintf("10.%d.0.0/24", 200+i)}
 	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"))
 }
 
 // cli runs `hotpath cluster ...` from the underlay namespace.
 func (c *clusterLab) cli(args ...string) (string, error) {
 	bin := filepath.Join(c.Nodes[0].Bin, "hotpath")
-	full := append([]string{"netns", "exec", c.ns, bin, "cluster", "--kvstore-endpoints", c.Etcd.ClientURL}, args...)
+	full := append([]string{"netns", "exec", c.net.NS, bin, "cluster", "--kvstore-endpoints", c.Etcd.ClientURL}, args...)
 	out, err := exec.Command("ip", full...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("hotpath cluster %v: %v: %s", args, err, out)

@@ -21,7 +21,6 @@ type Server struct {
 	peerURL   string
 	cmd       *exec.Cmd
 	wrap      []string
-	t         testing.TB
 }
 
 // Binary finds etcd.
@@ -45,13 +44,18 @@ func Binary() (string, error) {
 // a namespace. It is stopped at the end of the test.
 func Start(t testing.TB, ip string, port int, wrap ...string) *Server {
 	t.Helper()
-	s := &Server{Dir: t.TempDir(), ClientURL: fmt.Sprintf("http://%s", net.JoinHostPort(ip, fmt.Sprint(port))),
-		peerURL: fmt.Sprintf("http://%s", net.JoinHostPort(ip, fmt.Sprint(port+1))), wrap: wrap, t: t}
+	s := New(t.TempDir(), ip, port, wrap...)
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// New prepares a server with its data under dir; Start runs it.
+func New(dir, ip string, port int, wrap ...string) *Server {
+	return &Server{Dir: dir, ClientURL: fmt.Sprintf("http://%s", net.JoinHostPort(ip, fmt.Sprint(port))),
+		peerURL: fmt.Sprintf("http://%s", net.JoinHostPort(ip, fmt.Sprint(port+1))), wrap: wrap}
 }
 
 // Start (re)starts the process on the same data dir and waits for it to
@@ -66,6 +70,9 @@ func (s *Server) Start() error {
 		"--listen-peer-urls", s.peerURL, "--initial-advertise-peer-urls", s.peerURL,
 		"--initial-cluster", "t="+s.peerURL, "--log-level", "error")
 	s.cmd = exec.Command(args[0], args[1:]...)
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return err
+	}
 	log, err := os.OpenFile(filepath.Join(s.Dir, "etcd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
