@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 )
 
 // Sync is one node's etcd source.
@@ -18,7 +20,12 @@ type Sync struct {
 	keys Keys
 	rec  *reconciler
 	box  statusBox
+	dial func(ctx context.Context, addr string) (net.Conn, error)
 }
+
+// SetDialer makes the etcd client connect through d (tests reach an etcd
+// in another network namespace this way). Call it before Run.
+func (s *Sync) SetDialer(d func(ctx context.Context, addr string) (net.Conn, error)) { s.dial = d }
 
 // probeEvery is how often a session checks that etcd answers; an outage is
 // noticed within about twice this.
@@ -41,7 +48,7 @@ func (s *Sync) Status() Status { return s.box.get() }
 // Run syncs until ctx ends. Between sessions (etcd unreachable) the
 // datapath keeps what it has.
 func (s *Sync) Run(ctx context.Context) {
-	cli, err := Dial(s.cfg.KVStoreEndpoints)
+	cli, err := dial(s.cfg.KVStoreEndpoints, s.dial)
 	if err != nil {
 		s.degrade(err)
 		return
@@ -74,8 +81,14 @@ func (s *Sync) degrade(err error) {
 }
 
 // Dial connects to etcd without waiting for it.
-func Dial(endpoints []string) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second, DialKeepAliveTime: 2 * time.Second, DialKeepAliveTimeout: time.Second})
+func Dial(endpoints []string) (*clientv3.Client, error) { return dial(endpoints, nil) }
+
+func dial(endpoints []string, d func(ctx context.Context, addr string) (net.Conn, error)) (*clientv3.Client, error) {
+	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second, DialKeepAliveTime: 2 * time.Second, DialKeepAliveTimeout: time.Second}
+	if d != nil {
+		cfg.DialOptions = []grpc.DialOption{grpc.WithContextDialer(d)}
+	}
+	return clientv3.New(cfg)
 }
 
 // session reads everything, registers the node, converges, then follows
