@@ -75,7 +75,7 @@ func TestRoutesDerivation(t *testing.T) {
 	nodes := map[string]cluster.Node{
 		"a": {Name: "a", IP: "192.0.2.1", PodCIDR: "10.200.0.0/24"},
 		"b": {Name: "b", IP: "192.0.2.2", PodCIDR: "10.201.0.7/24"},
-		"c": {Name: "c", IP: "192.0.2.3"},                       // no pod CIDR: no route
+		"c": {Name: "c", IP: "192.0.2.3"},                         // no pod CIDR: no route
 		"d": {Name: "d", IP: "not-an-ip", PodCIDR: "10.9.0.0/24"}, // refused
 	}
 	got := cluster.Routes(nodes, "a")
