@@ -43,7 +43,8 @@ type Desired struct {
 	Bad map[string]string
 }
 
-func newDesired() *Desired {
+// NewDesired is an empty desired state.
+func NewDesired() *Desired {
 	return &Desired{
 		Services: map[string]services.ServiceAddArgs{}, Endpoints: map[string]netpol.Endpoint{},
 		Policies: map[string]networkingv1.NetworkPolicy{}, Nodes: map[string]Node{}, Bad: map[string]string{},

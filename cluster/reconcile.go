@@ -8,17 +8,28 @@ import (
 	"time"
 )
 
-// reconciler programs the node from a Desired; it remembers only what
-// policy-apply cannot list back (the documents it applied).
-type reconciler struct {
+// Programmer programs a node from a Desired, whatever its source (etcd,
+// Kubernetes); it remembers only what policy-apply cannot list back (the
+// documents it applied).
+type Programmer struct {
 	cfg     Config
 	dp      Datapath
 	applied map[string]string
 	changes int
 }
 
-// run converges the node on d and returns what it had to skip.
-func (r *reconciler) run(ctx context.Context, d *Desired) []string {
+// NewProgrammer programs the node behind dp; cfg names the node and the
+// plugins (defaults filled in).
+func NewProgrammer(cfg Config, dp Datapath) *Programmer {
+	cfg.Defaults()
+	return &Programmer{cfg: cfg, dp: dp, applied: map[string]string{}}
+}
+
+// Changes counts the datapath commands sent so far.
+func (r *Programmer) Changes() int { return r.changes }
+
+// Run converges the node on d and returns what it had to skip.
+func (r *Programmer) Run(ctx context.Context, d *Desired) []string {
 	var skipped []string
 	for key, why := range d.Bad {
 		skipped = append(skipped, fmt.Sprintf("key %s refused: %s", key, why))
@@ -46,7 +57,7 @@ func (r *reconciler) run(ctx context.Context, d *Desired) []string {
 }
 
 // record publishes a reconcile's outcome.
-func (r *reconciler) record(box *statusBox, d *Desired, rev int64, skipped []string) {
+func (r *Programmer) record(box *statusBox, d *Desired, rev int64, skipped []string) {
 	nodes := make([]string, 0, len(d.Nodes))
 	for n := range d.Nodes {
 		nodes = append(nodes, n)

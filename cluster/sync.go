@@ -18,7 +18,7 @@ type Sync struct {
 	cfg  Config
 	log  hclog.Logger
 	keys Keys
-	rec  *reconciler
+	rec  *Programmer
 	box  statusBox
 	dial func(ctx context.Context, addr string) (net.Conn, error)
 }
@@ -37,7 +37,7 @@ func New(cfg Config, dp Datapath, log hclog.Logger) (*Sync, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sync{cfg: cfg, log: log, keys: Keys{Prefix: cfg.KVStorePrefix}, rec: &reconciler{cfg: cfg, dp: dp, applied: map[string]string{}}}
+	s := &Sync{cfg: cfg, log: log, keys: Keys{Prefix: cfg.KVStorePrefix}, rec: NewProgrammer(cfg, dp)}
 	s.box.st = Status{Node: cfg.NodeName, State: StateConnecting}
 	return s, nil
 }
@@ -96,7 +96,7 @@ func dial(endpoints []string, d func(ctx context.Context, addr string) (net.Conn
 func (s *Sync) session(ctx context.Context, cli *clientv3.Client) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d := newDesired()
+	d := NewDesired()
 	rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
 	resp, err := cli.Get(rctx, s.keys.root(), clientv3.WithPrefix())
 	rcancel()
@@ -153,7 +153,7 @@ func (s *Sync) session(ctx context.Context, cli *clientv3.Client) error {
 
 // converge reconciles and reports whether it has to be retried.
 func (s *Sync) converge(ctx context.Context, d *Desired, rev int64) bool {
-	skipped := s.rec.run(ctx, d)
+	skipped := s.rec.Run(ctx, d)
 	s.rec.record(&s.box, d, rev, skipped)
 	return len(skipped) > len(d.Bad)
 }
