@@ -1,8 +1,10 @@
 package cluster_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -136,4 +138,19 @@ func (c *clusterLab) waitService(vip string, present bool, within time.Duration,
 		}
 	}
 	return took
+}
+
+// store opens the cluster's etcd from the test process, through the
+// underlay namespace.
+func (c *clusterLab) store() *cluster.Store {
+	c.t.Helper()
+	ns := &lab.NS{Name: c.net.NS}
+	st, err := cluster.OpenDial([]string{c.Etcd.ClientURL}, "", func(ctx context.Context, addr string) (net.Conn, error) {
+		return ns.Dial(ctx, "tcp", addr)
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { st.Close() })
+	return st
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"sort"
 	"time"
 
@@ -20,14 +21,17 @@ type Store struct {
 }
 
 // Open connects to etcd.
-func Open(endpoints []string, prefix string) (*Store, error) {
+func Open(endpoints []string, prefix string) (*Store, error) { return OpenDial(endpoints, prefix, nil) }
+
+// OpenDial is Open connecting through d (nil: directly).
+func OpenDial(endpoints []string, prefix string, d func(ctx context.Context, addr string) (net.Conn, error)) (*Store, error) {
 	if err := ValidEndpoints(endpoints); err != nil {
 		return nil, err
 	}
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	cli, err := Dial(endpoints)
+	cli, err := dial(endpoints, d)
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd %v: %w", endpoints, err)
 	}
@@ -119,6 +123,14 @@ func (s *Store) Put(ctx context.Context, key string, v any) error {
 	ctx, cancel := opCtx(ctx)
 	defer cancel()
 	_, err = s.cli.Put(ctx, key, string(val))
+	return err
+}
+
+// Delete removes any key of the layout.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	ctx, cancel := opCtx(ctx)
+	defer cancel()
+	_, err := s.cli.Delete(ctx, key)
 	return err
 }
 
