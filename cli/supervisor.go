@@ -33,6 +33,7 @@ func supervisorCommand() *cli.Command {
 				&cli.StringFlag{Name: "node-name", Usage: "this node's name in the cluster"},
 				&cli.StringFlag{Name: "node-ip", Usage: "this node's underlay IPv4 address, for other nodes' tunnel routes"},
 				&cli.StringFlag{Name: "pod-cidr", Usage: "this node's pod CIDR, for other nodes' tunnel routes"},
+				&cli.StringFlag{Name: "kubernetes", Usage: "take desired state from the Kubernetes API: in-cluster or a kubeconfig path (needs --node-name)"},
 			},
 			Action: runSupervisor,
 		}},
@@ -79,7 +80,7 @@ func supervisorConfig(c *cli.Context) (supervisor.Config, error) {
 	if c.IsSet("kvstore-endpoints") {
 		cfg.KVStoreEndpoints = cluster.SplitEndpoints(c.String("kvstore-endpoints"))
 	}
-	for flag, dst := range map[string]*string{"kvstore-prefix": &cfg.KVStorePrefix, "node-name": &cfg.NodeName, "node-ip": &cfg.NodeIP, "pod-cidr": &cfg.PodCIDR} {
+	for flag, dst := range map[string]*string{"kvstore-prefix": &cfg.KVStorePrefix, "node-name": &cfg.NodeName, "node-ip": &cfg.NodeIP, "pod-cidr": &cfg.PodCIDR, "kubernetes": &cfg.Kubernetes} {
 		if c.IsSet(flag) {
 			*dst = c.String(flag)
 		}

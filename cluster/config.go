@@ -21,6 +21,9 @@ type Config struct {
 	LBPlugin     string `json:"lb_plugin,omitempty"`
 	PolicyPlugin string `json:"policy_plugin,omitempty"`
 	TunnelPlugin string `json:"tunnel_plugin,omitempty"`
+	// Kubernetes takes desired state from the Kubernetes API instead of
+	// etcd: "in-cluster" (the pod's service account) or a kubeconfig path.
+	Kubernetes string `json:"kubernetes,omitempty"`
 	// LeaseTTLSeconds bounds how long a dead node's routes stay (default 10).
 	LeaseTTLSeconds int64 `json:"lease_ttl_seconds,omitempty"`
 }
@@ -55,9 +58,18 @@ var nodeName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$`)
 
 // Validate checks the config; an empty config (source off) is valid.
 func (c *Config) Validate() error {
+	if c.Kubernetes != "" {
+		if c.Enabled() {
+			return fmt.Errorf("cluster: kubernetes and kvstore_endpoints exclude each other: pick one source")
+		}
+		if !nodeName.MatchString(c.NodeName) {
+			return fmt.Errorf("cluster: kubernetes source: node name %q: want this node's Kubernetes name", c.NodeName)
+		}
+		return nil
+	}
 	if !c.Enabled() {
 		if c.NodeName != "" || c.NodeIP != "" || c.PodCIDR != "" {
-			return fmt.Errorf("cluster: node_name, node_ip and pod_cidr need kvstore_endpoints")
+			return fmt.Errorf("cluster: node_name, node_ip and pod_cidr need kvstore_endpoints or kubernetes")
 		}
 		return nil
 	}

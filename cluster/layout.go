@@ -51,7 +51,8 @@ func NewDesired() *Desired {
 	}
 }
 
-// set applies one key's value (nil: deleted) for node self.
+// set applies one key's value (nil: deleted) for node self. A value that
+// is refused changes nothing: what the key said before stays.
 func (d *Desired) set(k Keys, self, key string, val []byte) {
 	delete(d.Bad, key)
 	if err := d.apply(k, self, key, val); err != nil {
@@ -91,7 +92,6 @@ func (d *Desired) setService(name string, val []byte) error {
 		delete(d.Services, vip.String())
 		return nil
 	}
-	delete(d.Services, vip.String())
 	var a services.ServiceAddArgs
 	if err := strictJSON(val, &a); err != nil {
 		return err
@@ -112,8 +112,8 @@ func (d *Desired) setEndpoint(ip string, val []byte) error {
 	if err != nil {
 		return fmt.Errorf("endpoint key %q: want an IPv4 address", ip)
 	}
-	delete(d.Endpoints, a.String())
 	if val == nil {
+		delete(d.Endpoints, a.String())
 		return nil
 	}
 	var e netpol.Endpoint
@@ -135,8 +135,8 @@ func (d *Desired) setPolicy(ref string, val []byte) error {
 	if err != nil {
 		return err
 	}
-	delete(d.Policies, ref)
 	if val == nil {
+		delete(d.Policies, ref)
 		return nil
 	}
 	var np networkingv1.NetworkPolicy
@@ -154,8 +154,8 @@ func (d *Desired) setPolicy(ref string, val []byte) error {
 }
 
 func (d *Desired) setNode(name string, val []byte) error {
-	delete(d.Nodes, name)
 	if val == nil {
+		delete(d.Nodes, name)
 		return nil
 	}
 	var n Node

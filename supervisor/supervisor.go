@@ -51,8 +51,8 @@ type Supervisor struct {
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 	metrics *metrics
-	mon     monitorHub    // `hotpath monitor` streams (monitor.go)
-	sync    *cluster.Sync // the etcd source, nil when off (clustersync.go)
+	mon     monitorHub                           // `hotpath monitor` streams (monitor.go)
+	sync    interface{ Status() cluster.Status } // etcd or Kubernetes source, nil when off (clustersync.go)
 }
 
 // Adoption reports what a start found already in place.

@@ -2,6 +2,8 @@ package kube
 
 import (
 	"context"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -26,12 +28,22 @@ type Source struct {
 	kick    chan struct{}
 	// Skipped is what the last reconcile could not program.
 	last chan []string
+	mu   sync.Mutex
+	st   cluster.Status
+}
+
+// Status reports the source in the etcd source's terms: connecting until
+// the caches synced, then healthy with what the last reconcile did.
+func (s *Source) Status() cluster.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
 }
 
 // New builds a source for node over client, programming through prog.
 func New(client kubernetes.Interface, node string, prog *cluster.Programmer, log hclog.Logger) *Source {
 	s := &Source{client: client, node: node, prog: prog, log: log, kick: make(chan struct{}, 1), last: make(chan []string, 1),
-		factory: informers.NewSharedInformerFactory(client, 0)}
+		factory: informers.NewSharedInformerFactory(client, 0), st: cluster.Status{Node: node, State: cluster.StateConnecting}}
 	h := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.poke() },
 		UpdateFunc: func(any, any) { s.poke() },
@@ -83,12 +95,26 @@ func (s *Source) Run(ctx context.Context) {
 		}
 		skipped := s.prog.Run(ctx, d)
 		failed = len(skipped) > len(d.Bad)
+		s.record(d, skipped)
 		select {
 		case <-s.last:
 		default:
 		}
 		s.last <- skipped
 	}
+}
+
+func (s *Source) record(d *cluster.Desired, skipped []string) {
+	nodes := make([]string, 0, len(d.Nodes))
+	for n := range d.Nodes {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st = cluster.Status{Node: s.node, State: cluster.StateHealthy, LastSync: time.Now(), Services: len(d.Services),
+		Endpoints: len(d.Endpoints), Policies: len(d.Policies), Nodes: nodes, Routes: len(cluster.Routes(d.Nodes, s.node)),
+		Changes: s.prog.Changes(), Skipped: skipped}
 }
 
 // desired builds the node's desired state from the informer caches.
