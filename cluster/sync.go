@@ -27,9 +27,13 @@ type Sync struct {
 // in another network namespace this way). Call it before Run.
 func (s *Sync) SetDialer(d func(ctx context.Context, addr string) (net.Conn, error)) { s.dial = d }
 
-// probeEvery is how often a session checks that etcd answers; an outage is
-// noticed within about twice this.
-const probeEvery = 500 * time.Millisecond
+// probeEvery is how often a session checks that etcd answers, and
+// probeTimeout how long an answer may take on a loaded machine before the
+// session counts etcd as gone: an outage shows in status within about 2 s.
+const (
+	probeEvery   = 500 * time.Millisecond
+	probeTimeout = 1500 * time.Millisecond
+)
 
 // New validates cfg and returns a sync for the node behind dp.
 func New(cfg Config, dp Datapath, log hclog.Logger) (*Sync, error) {
@@ -138,7 +142,7 @@ func (s *Sync) session(ctx context.Context, cli *clientv3.Client) error {
 				return errors.New("node lease lost")
 			}
 		case <-tick.C:
-			pctx, pcancel := context.WithTimeout(ctx, probeEvery)
+			pctx, pcancel := context.WithTimeout(ctx, probeTimeout)
 			_, err := cli.Get(pctx, s.keys.Node(s.cfg.NodeName))
 			pcancel()
 			if err != nil {
