@@ -141,6 +141,10 @@ func (s *Source) desired() (*cluster.Desired, error) {
 		return nil, err
 	}
 	for _, np := range nps {
+		// Informers hand out objects without their TypeMeta; the policy
+		// commands take documents that name it.
+		np = np.DeepCopy()
+		np.APIVersion, np.Kind = "networking.k8s.io/v1", "NetworkPolicy"
 		if err := netpol.Validate(np); err != nil {
 			d.Bad["networkpolicy "+np.Namespace+"/"+np.Name] = err.Error()
 			continue
