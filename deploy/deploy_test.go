@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hotpath/hotpath/supervisor"
@@ -94,6 +95,52 @@ func TestDaemonSetDecodes(t *testing.T) {
 	}
 	if ds.Spec.Selector == nil || ds.Spec.Selector.MatchLabels["app.kubernetes.io/name"] != ds.Spec.Template.Labels["app.kubernetes.io/name"] {
 		t.Error("selector does not match the template's labels")
+	}
+}
+
+// rbac.yaml grants the Kubernetes source list and watch on what its
+// informers follow, and nothing else.
+func TestRBACDecodes(t *testing.T) {
+	raw, err := os.ReadFile("rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(raw), "\n---\n")
+	if len(docs) != 3 {
+		t.Fatalf("%d documents, want ServiceAccount, ClusterRole, ClusterRoleBinding", len(docs))
+	}
+	var sa corev1.ServiceAccount
+	var role rbacv1.ClusterRole
+	var bind rbacv1.ClusterRoleBinding
+	for i, v := range []any{&sa, &role, &bind} {
+		if err := yaml.UnmarshalStrict([]byte(docs[i]), v); err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+	}
+	want := map[string]bool{"/services": true, "/pods": true, "/nodes": true, "discovery.k8s.io/endpointslices": true, "networking.k8s.io/networkpolicies": true}
+	for _, r := range role.Rules {
+		if !slices.Equal(r.Verbs, []string{"list", "watch"}) {
+			t.Errorf("rule %v: verbs %v, want list and watch only", r.Resources, r.Verbs)
+		}
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				if !want[g+"/"+res] {
+					t.Errorf("rule grants %s/%s, which the source does not read", g, res)
+				}
+				delete(want, g+"/"+res)
+			}
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("role lacks %v", want)
+	}
+	if bind.RoleRef.Name != role.Name || len(bind.Subjects) != 1 || bind.Subjects[0].Name != sa.Name || bind.Subjects[0].Namespace != sa.Namespace {
+		t.Errorf("binding %+v does not bind the role to the service account", bind)
+	}
+	var ds appsv1.DaemonSet
+	dsRaw, _ := os.ReadFile("daemonset.yaml")
+	if err := yaml.Unmarshal(dsRaw, &ds); err != nil || ds.Spec.Template.Spec.ServiceAccountName != sa.Name {
+		t.Errorf("DaemonSet runs as %q (%v), want %s", ds.Spec.Template.Spec.ServiceAccountName, err, sa.Name)
 	}
 }
 
