@@ -24,7 +24,9 @@ import (
 func exportedNames(t *testing.T) map[string]bool {
 	env := e2e.New(t, "a", "b")
 	addr := "127.0.0.1:9402"
-	env.Extra = []string{"--metrics-addr", addr}
+	// Cluster mode towards an etcd that is not there (the node namespace's
+	// own loopback): the source's metrics are exported from the start.
+	env.Extra = []string{"--metrics-addr", addr, "--kvstore-endpoints", "http://127.0.0.1:2379", "--node-name", "n1"}
 	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"), env.PluginFlag("policy"))
 	b := env.Lab.Pods["b"]
 	if _, err := lab.EchoServer(b.NS, b.IP.String()+":8080"); err != nil {
