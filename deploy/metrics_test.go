@@ -37,7 +37,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	if err := env.Lab.Pods["a"].NS.Echo(ctx, "tcp", b.IP.String()+":8080", []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.CLI("plugin", "upgrade", "ct", "--binary", env.Bin+"/demo/hotpath-ct-0.2.0"); err != nil {
+	if _, err := env.CLI("plugin", "upgrade", "ct", "--binary", e2e.Variant(t, "hotpath-ct", "github.com/hotpath/hotpath/plugins/ct", "0.2.0-dash")); err != nil {
 		t.Fatal(err)
 	}
 	// A deny-all ingress policy on b: the next connection attempt is a
