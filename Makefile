@@ -6,7 +6,7 @@ PKGS := ./...
 # Tests share namespaces, bpffs mounts and the two CPUs: run packages one by one.
 TEST_FLAGS ?= -p 1 -count=1 -timeout 15m
 
-.PHONY: all build generate test fuzz chaos demo lint deps bench clean
+.PHONY: all build generate test fuzz chaos demo lint deps bench clean install
 
 all: build
 
@@ -63,6 +63,19 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet $(PKGS)
 	cd $(EXAMPLE) && $(GO) vet ./...
+
+# Installs the binaries, the systemd unit and an example config (never over
+# an existing one) under $(DESTDIR)$(PREFIX).
+PREFIX ?= /usr/local
+UNITDIR ?= /lib/systemd/system
+SYSCONFDIR ?= /etc
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/hotpath
+	install -m 0755 $(BIN)/hotpath $(addprefix $(BIN)/,$(PLUGINS)) $(DESTDIR)$(PREFIX)/bin/
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/hotpath.service > $(DESTDIR)$(UNITDIR)/hotpath.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/hotpath.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/hotpath/hotpath.json || \
+		sed 's|/usr/local/bin|$(PREFIX)/bin|g' deploy/hotpath.json > $(DESTDIR)$(SYSCONFDIR)/hotpath/hotpath.json
 
 clean:
 	rm -rf $(BIN)

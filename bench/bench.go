@@ -51,6 +51,7 @@ func Suites() []Suite {
 		{"upgrade", "plugin upgrade swap latency and packets lost per swap", upgradeSuite},
 		{"policy", "NetworkPolicy: 1000-rule apply time, connection rate with 1000 rules vs none", policySuite},
 		{"tunnel", "cross-node TCP throughput and connection rate over the tunnel plugin vs the kernel's VXLAN with static routes", tunnelSuite},
+		{"cluster", "etcd source: propagation of a `hotpath cluster service add` to three nodes", clusterSuite},
 	}
 }
 

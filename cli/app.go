@@ -38,6 +38,7 @@ func App() *cli.App {
 			tunnelCommand(),
 			policyCommand(),
 			monitorCommand(),
+			clusterCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err != nil {

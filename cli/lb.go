@@ -48,29 +48,10 @@ func lbServiceAdd() *cli.Command {
 		Name:      "add",
 		Usage:     "add a service",
 		ArgsUsage: vipUsage,
-		Flags: []cli.Flag{
-			&cli.GenericFlag{Name: "backend", Value: &backendFlag{}, Usage: "IP:PORT[,weight=N], repeat for more backends"},
-			&cli.StringFlag{Name: "algorithm", Usage: "maglev, random or vendor (default: the plugin's config)"},
-			&cli.Int64Flag{Name: "maglev-table-size", Usage: "Maglev table size M, a prime from 251 to 131071 (default: the plugin's config)"},
-			&cli.DurationFlag{Name: "affinity-timeout", Usage: "ClientIP session affinity for this long after a client's last new connection (0: off)"},
-		},
+		Flags:     serviceAddFlags(),
 		Action: func(c *cli.Context) error {
-			vip, _, err := oneVIP(c, 1)
+			args, err := serviceAddArgs(c)
 			if err != nil {
-				return err
-			}
-			secs, err := affinitySeconds(c.Duration("affinity-timeout"))
-			if err != nil {
-				return err
-			}
-			args := services.ServiceAddArgs{
-				VIP: vip, Algorithm: c.String("algorithm"), MaglevTableSize: c.Int64("maglev-table-size"),
-				AffinityTimeoutSeconds: secs,
-			}
-			for _, b := range c.Generic("backend").(*backendFlag).list {
-				args.Backends = append(args.Backends, b.Arg())
-			}
-			if _, err := args.Spec(); err != nil {
 				return err
 			}
 			var s services.ServiceInfo
@@ -227,4 +208,35 @@ func (f *backendFlag) String() string {
 		out = append(out, b.String())
 	}
 	return strings.Join(out, " ")
+}
+
+// serviceAddFlags are the flags of `lb service add` and `cluster service add`.
+func serviceAddFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.GenericFlag{Name: "backend", Value: &backendFlag{}, Usage: "IP:PORT[,weight=N], repeat for more backends"},
+		&cli.StringFlag{Name: "algorithm", Usage: "maglev, random or vendor (default: the plugin's config)"},
+		&cli.Int64Flag{Name: "maglev-table-size", Usage: "Maglev table size M, a prime from 251 to 131071 (default: the plugin's config)"},
+		&cli.DurationFlag{Name: "affinity-timeout", Usage: "ClientIP session affinity for this long after a client's last new connection (0: off)"},
+	}
+}
+
+// serviceAddArgs reads and validates the arguments of a service add.
+func serviceAddArgs(c *cli.Context) (services.ServiceAddArgs, error) {
+	vip, _, err := oneVIP(c, 1)
+	if err != nil {
+		return services.ServiceAddArgs{}, err
+	}
+	secs, err := affinitySeconds(c.Duration("affinity-timeout"))
+	if err != nil {
+		return services.ServiceAddArgs{}, err
+	}
+	args := services.ServiceAddArgs{
+		VIP: vip, Algorithm: c.String("algorithm"), MaglevTableSize: c.Int64("maglev-table-size"),
+		AffinityTimeoutSeconds: secs,
+	}
+	for _, b := range c.Generic("backend").(*backendFlag).list {
+		args.Backends = append(args.Backends, b.Arg())
+	}
+	_, err = args.Spec()
+	return args, err
 }

@@ -35,6 +35,7 @@ func statusCommand() *cli.Command {
 				a.Generation, len(a.MapsReopened), len(a.MapsCreated), strings.Join(a.LinksReopened, " "),
 				strings.Join(a.PluginsAdopted, " "), strings.Join(a.PluginsStarted, " "), strings.Join(a.ProgramsReused, " "))
 			writePlugins(st.Plugins)
+			writeCluster(st.Cluster)
 			fmt.Println()
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "MAP\tID\tTYPE\tMAX ENTRIES")

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/hotpath/hotpath/cluster"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
@@ -28,6 +29,12 @@ func supervisorCommand() *cli.Command {
 				&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on HOST:PORT"},
 				&cli.StringFlag{Name: "config", Usage: "JSON config file; flags override it"},
 				&cli.StringFlag{Name: "tunnel-underlay-device", Usage: "create the VXLAN overlay device over IFNAME (config \"tunnel\")"},
+				&cli.StringFlag{Name: "kvstore-endpoints", Usage: "take desired state from etcd at URL[,URL] (cluster mode)"},
+				&cli.StringFlag{Name: "kvstore-prefix", Usage: "etcd key prefix (default " + cluster.DefaultPrefix + ")"},
+				&cli.StringFlag{Name: "node-name", Usage: "this node's name in the cluster"},
+				&cli.StringFlag{Name: "node-ip", Usage: "this node's underlay IPv4 address, for other nodes' tunnel routes"},
+				&cli.StringFlag{Name: "pod-cidr", Usage: "this node's pod CIDR, for other nodes' tunnel routes"},
+				&cli.StringFlag{Name: "kubernetes", Usage: "take desired state from the Kubernetes API: in-cluster or a kubeconfig path (needs --node-name)"},
 			},
 			Action: runSupervisor,
 		}},
@@ -76,6 +83,14 @@ func supervisorConfig(c *cli.Context) (supervisor.Config, error) {
 	}
 	if c.IsSet("metrics-addr") {
 		cfg.MetricsAddr = c.String("metrics-addr")
+	}
+	if c.IsSet("kvstore-endpoints") {
+		cfg.KVStoreEndpoints = cluster.SplitEndpoints(c.String("kvstore-endpoints"))
+	}
+	for flag, dst := range map[string]*string{"kvstore-prefix": &cfg.KVStorePrefix, "node-name": &cfg.NodeName, "node-ip": &cfg.NodeIP, "pod-cidr": &cfg.PodCIDR, "kubernetes": &cfg.Kubernetes} {
+		if c.IsSet(flag) {
+			*dst = c.String(flag)
+		}
 	}
 	cfg.Defaults()
 	return cfg, cfg.Validate()

@@ -3,7 +3,7 @@
 # demo. Idempotent and quiet when everything is present.
 set -euo pipefail
 need=()
-for tool in clang:clang llvm-strip:llvm bpftool:bpftool ip:iproute2 ethtool:ethtool iperf3:iperf3 nsenter:util-linux nft:nftables iptables-restore:iptables protoc:protobuf-compiler; do
+for tool in clang:clang llvm-strip:llvm bpftool:bpftool ip:iproute2 ethtool:ethtool iperf3:iperf3 nsenter:util-linux nft:nftables iptables-restore:iptables protoc:protobuf-compiler etcd:etcd-server; do
 	cmd=${tool%%:*} pkg=${tool#*:}
 	command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hotpath/hotpath/cluster"
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/plugin"
 )
@@ -21,15 +22,16 @@ func SocketPath(stateDir string) string { return filepath.Join(stateDir, "hotpat
 
 // Status is the answer of GET /v1/status and `hotpath status -o json`.
 type Status struct {
-	ActiveGeneration uint32         `json:"active_generation"`
-	ABIVersion       uint32         `json:"abi_version"`
-	BPFFS            string         `json:"bpffs"`
-	StateDir         string         `json:"state_dir"`
-	Devices          []string       `json:"devices"`
-	StartedAt        time.Time      `json:"started_at"`
-	Adopted          Adoption       `json:"adopted"`
-	Plugins          []PluginStatus `json:"plugins"`
-	Maps             []MapStatus    `json:"maps"`
+	ActiveGeneration uint32          `json:"active_generation"`
+	ABIVersion       uint32          `json:"abi_version"`
+	BPFFS            string          `json:"bpffs"`
+	StateDir         string          `json:"state_dir"`
+	Devices          []string        `json:"devices"`
+	StartedAt        time.Time       `json:"started_at"`
+	Adopted          Adoption        `json:"adopted"`
+	Plugins          []PluginStatus  `json:"plugins"`
+	Maps             []MapStatus     `json:"maps"`
+	Cluster          *cluster.Status `json:"cluster,omitempty"` // the etcd source, when enabled
 }
 
 // PluginStatus is one element of `hotpath plugin list -o json`.
@@ -226,5 +228,9 @@ func (s *Supervisor) Status() Status {
 		st.Maps = append(st.Maps, MapStatus{Name: name, ID: uint32(s.maps.IDs[name]), Type: info.Type.String(), MaxEntries: info.MaxEntries, Pin: s.layout.Shared(name)})
 	}
 	sort.Slice(st.Maps, func(i, j int) bool { return st.Maps[i].Name < st.Maps[j].Name })
+	if s.sync != nil {
+		cs := s.sync.Status()
+		st.Cluster = &cs
+	}
 	return st
 }

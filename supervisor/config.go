@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/hotpath/hotpath/cluster"
 	"github.com/hotpath/hotpath/core/pin"
 )
 
@@ -23,6 +24,8 @@ type Config struct {
 	MapSizes map[string]uint32 `json:"map_sizes,omitempty"`
 	// Tunnel makes the supervisor create the overlay device (tunnel.go).
 	Tunnel *TunnelConfig `json:"tunnel,omitempty"`
+	// The etcd source (kvstore_endpoints, node_name, ...): see package cluster.
+	cluster.Config
 }
 
 // PluginConfig is one plugin to run.
@@ -128,6 +131,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Tunnel.validate(); err != nil {
+		return err
+	}
+	if err := c.Config.Validate(); err != nil {
 		return err
 	}
 	if c.MetricsAddr != "" {

@@ -84,6 +84,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.entries, m.capacity, m.restarts, m.up, m.gen} {
 		ch <- d
 	}
+	describeCluster(ch)
 	m.upgrades.Describe(ch)
 	m.duration.Describe(ch)
 	m.flipToPkt.Describe(ch)
@@ -96,6 +97,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.collectDatapath(ch)
 	m.collectMaps(ch)
 	st := m.s.Status()
+	collectCluster(ch, st.Cluster)
 	ch <- prometheus.MustNewConstMetric(m.gen, prometheus.GaugeValue, float64(st.ActiveGeneration))
 	for _, p := range st.Plugins {
 		ch <- prometheus.MustNewConstMetric(m.restarts, prometheus.CounterValue, float64(p.Restarts), p.Name)

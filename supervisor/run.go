@@ -16,6 +16,9 @@ func Run(ctx context.Context, cfg Config, log hclog.Logger) error {
 	}
 	defer s.Stop()
 	errc := make(chan error, 2)
+	if err := s.startSync(ctx); err != nil {
+		return err
+	}
 	go func() { errc <- s.Serve(ctx) }()
 	if cfg.MetricsAddr != "" {
 		go func() {

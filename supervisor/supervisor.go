@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/hotpath/hotpath/cluster"
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/supervisor/pipeline"
@@ -50,7 +51,8 @@ type Supervisor struct {
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 	metrics *metrics
-	mon     monitorHub // `hotpath monitor` streams (monitor.go)
+	mon     monitorHub                           // `hotpath monitor` streams (monitor.go)
+	sync    interface{ Status() cluster.Status } // etcd or Kubernetes source, nil when off (clustersync.go)
 }
 
 // Adoption reports what a start found already in place.

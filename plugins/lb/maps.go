@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
@@ -34,9 +35,19 @@ type state struct {
 	SeedSet     uint32
 }
 
+// stateSpec carries BTF for key and value, like every pinned map, so
+// `bpftool map dump pinned` prints the fields.
 var stateSpec = &ebpf.MapSpec{
 	Name: "lb_state", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1,
+	Key: u32BTF, Value: &btf.Struct{Name: "lb_state", Size: 16, Members: []btf.Member{
+		{Name: "next_svc", Type: u32BTF, Offset: 0},
+		{Name: "next_backend", Type: u32BTF, Offset: 32},
+		{Name: "seed", Type: u32BTF, Offset: 64},
+		{Name: "seed_set", Type: u32BTF, Offset: 96},
+	}},
 }
+
+var u32BTF = &btf.Int{Name: "__u32", Size: 4, Encoding: btf.Unsigned}
 
 // Maps are the lb plugin's open maps.
 type Maps struct {
