@@ -200,7 +200,10 @@ func (c *chaos) healthy() {
 		ps, err := c.env.Node.Plugins()
 		ok := err == nil && len(ps) == 2
 		for _, p := range ps {
-			ok = ok && p.Healthy && p.Pid > 0
+			// The supervisor may not have seen a kill -9 of a moment ago
+			// yet: a pid that is gone is not a healthy plugin, whatever
+			// the last health check said.
+			ok = ok && p.Healthy && p.Pid > 0 && syscall.Kill(p.Pid, 0) == nil
 		}
 		if ok {
 			return
