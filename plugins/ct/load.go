@@ -2,8 +2,6 @@ package ct
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/cilium/ebpf"
 
@@ -38,15 +36,10 @@ func LoadStage(l pin.Layout, gen uint32, cfg Config) (*ebpf.Program, string, err
 	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: maps}); err != nil {
 		return nil, "", fmt.Errorf("load ct stage: %w", err)
 	}
-	path := l.Prog("ct", gen, Slot)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	path, err := l.PinProg(objs.HpCt, "ct", gen, Slot)
+	if err != nil {
 		objs.HpCt.Close()
-		return nil, "", fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-	}
-	os.Remove(path) // a leftover from a crashed load of the same generation
-	if err := objs.HpCt.Pin(path); err != nil {
-		objs.HpCt.Close()
-		return nil, "", fmt.Errorf("pin ct stage: %w", err)
+		return nil, "", err
 	}
 	return objs.HpCt, path, nil
 }

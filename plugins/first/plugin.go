@@ -7,8 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/cilium/ebpf"
 	"github.com/hashicorp/go-hclog"
@@ -64,13 +62,9 @@ func (p *Plugin) Load(ctx context.Context, req *plugin.LoadRequest) (*plugin.Loa
 		return nil, fmt.Errorf("load first stage: %w", err)
 	}
 	defer objs.HpFirstSelect.Close()
-	path := l.Prog("first", req.Generation, Slot)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	path, err := l.PinProg(objs.HpFirstSelect, "first", req.Generation, Slot)
+	if err != nil {
 		return nil, err
-	}
-	os.Remove(path)
-	if err := objs.HpFirstSelect.Pin(path); err != nil {
-		return nil, fmt.Errorf("pin first stage: %w", err)
 	}
 	return &plugin.LoadResponse{Programs: map[string]string{Slot: path}}, nil
 }

@@ -2,8 +2,6 @@ package lb
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/cilium/ebpf"
 
@@ -91,17 +89,12 @@ func LoadStages(l pin.Layout, gen uint32, cfg Config, slots []string) (*Stages, 
 			st.Close()
 			return nil, err
 		}
-		path := l.Prog("lb", gen, slot)
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			st.Close()
-			return nil, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-		}
-		os.Remove(path) // a leftover from a crashed load of the same generation
 		p := coll.DetachProgram(prog)
-		if err := p.Pin(path); err != nil {
+		path, err := l.PinProg(p, "lb", gen, slot)
+		if err != nil {
 			p.Close()
 			st.Close()
-			return nil, fmt.Errorf("pin lb stage %s: %w", slot, err)
+			return nil, err
 		}
 		st.Progs[id] = p
 		st.Pins[slot] = path

@@ -2,7 +2,6 @@ package nat
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
@@ -88,13 +87,9 @@ func LoadStages(l pin.Layout, gen uint32, s Settings) (map[string]string, error)
 	defer coll.Close()
 	pins := map[string]string{}
 	for _, slot := range Slots {
-		path := l.Prog(Name, gen, slot)
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-		}
-		os.Remove(path) // a leftover from a crashed load of the same generation
-		if err := coll.Programs[programOf[slot]].Pin(path); err != nil {
-			return nil, fmt.Errorf("pin nat stage %s: %w", slot, err)
+		path, err := l.PinProg(coll.Programs[programOf[slot]], Name, gen, slot)
+		if err != nil {
+			return nil, err
 		}
 		pins[slot] = path
 	}

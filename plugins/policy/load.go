@@ -2,8 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/cilium/ebpf"
 
@@ -38,15 +36,10 @@ func LoadStage(l pin.Layout, gen uint32) (*ebpf.Program, string, error) {
 	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: maps}); err != nil {
 		return nil, "", fmt.Errorf("load policy stage: %w", err)
 	}
-	path := l.Prog("policy", gen, Slot)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	path, err := l.PinProg(objs.HpPolicy, "policy", gen, Slot)
+	if err != nil {
 		objs.HpPolicy.Close()
-		return nil, "", fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-	}
-	os.Remove(path) // a leftover from a crashed load of the same generation
-	if err := objs.HpPolicy.Pin(path); err != nil {
-		objs.HpPolicy.Close()
-		return nil, "", fmt.Errorf("pin policy stage: %w", err)
+		return nil, "", err
 	}
 	return objs.HpPolicy, path, nil
 }

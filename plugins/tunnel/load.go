@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
@@ -87,13 +86,9 @@ func LoadStages(l pin.Layout, gen uint32, s Settings) (map[string]string, error)
 		return nil, fmt.Errorf("load tunnel stage: %w", err)
 	}
 	defer coll.Close()
-	path := l.Prog(Name, gen, SlotTunnel)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-	}
-	os.Remove(path) // a leftover from a crashed load of the same generation
-	if err := coll.Programs[tunnelProgHpTunnel].Pin(path); err != nil {
-		return nil, fmt.Errorf("pin tunnel stage: %w", err)
+	path, err := l.PinProg(coll.Programs[tunnelProgHpTunnel], Name, gen, SlotTunnel)
+	if err != nil {
+		return nil, err
 	}
 	return map[string]string{SlotTunnel: path}, nil
 }

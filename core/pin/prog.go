@@ -1,0 +1,25 @@
+package pin
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+)
+
+// PinProg pins the program a plugin loaded for slot of generation gen where
+// the supervisor looks for it (Layout.Prog) and returns that path. A pin
+// left there by a crashed load of the same generation is replaced. The
+// caller still owns p.
+func (l Layout) PinProg(p *ebpf.Program, plugin string, gen uint32, slot string) (string, error) {
+	path := l.Prog(plugin, gen, slot)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	os.Remove(path) // a leftover from a crashed load of the same generation
+	if err := p.Pin(path); err != nil {
+		return "", fmt.Errorf("pin %s stage %s: %w", plugin, slot, err)
+	}
+	return path, nil
+}
