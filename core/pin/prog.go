@@ -23,3 +23,24 @@ func (l Layout) PinProg(p *ebpf.Program, plugin string, gen uint32, slot string)
 	}
 	return path, nil
 }
+
+// OpenPrivate opens plugin's private maps named in names, creating and
+// pinning from spec those that do not exist yet under PluginPrivate. They
+// outlive generations and instances, like the shared maps do.
+func (l Layout) OpenPrivate(plugin string, spec *ebpf.CollectionSpec, names []string) (map[string]*ebpf.Map, error) {
+	out := map[string]*ebpf.Map{}
+	for _, name := range names {
+		ms, ok := spec.Maps[name]
+		if !ok {
+			CloseAll(out)
+			return nil, fmt.Errorf("plugin %s has no map %s", plugin, name)
+		}
+		m, _, err := OpenOrCreate(ms, filepath.Join(l.PluginPrivate(plugin), name))
+		if err != nil {
+			CloseAll(out)
+			return nil, err
+		}
+		out[name] = m
+	}
+	return out, nil
+}

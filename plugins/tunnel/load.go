@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"fmt"
-	"path/filepath"
 
 	"github.com/cilium/ebpf"
 
@@ -35,16 +34,7 @@ func OpenPrivate(l pin.Layout) (map[string]*ebpf.Map, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tunnel spec: %w", err)
 	}
-	out := map[string]*ebpf.Map{}
-	for _, name := range privateMaps {
-		m, _, err := pin.OpenOrCreate(spec.Maps[name], filepath.Join(l.PluginPrivate(Name), name))
-		if err != nil {
-			pin.CloseAll(out)
-			return nil, err
-		}
-		out[name] = m
-	}
-	return out, nil
+	return l.OpenPrivate(Name, spec, privateMaps)
 }
 
 // LoadStages loads the tunnel stage against the shared and private maps
