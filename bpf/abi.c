@@ -14,6 +14,7 @@ enum hp_slot abi_slot __attribute__((unused));
 enum hp_reason abi_reason __attribute__((unused));
 enum hp_dir abi_dir __attribute__((unused));
 enum hp_verdict abi_verdict __attribute__((unused));
+struct hp_ct_entry_v2 abi_ct_entry_v2 __attribute__((unused));
 enum hp_ct_status abi_ct_status __attribute__((unused));
 enum hp_lb_algorithm abi_lb_algorithm __attribute__((unused));
 enum hp_abi_const abi_const __attribute__((unused));

@@ -221,6 +221,32 @@ struct hp_ct_entry {
 	__u32 created;
 };
 
+/* Layout 2 of the ct4 / ct_any4 value: layout 1 (hp_ct_entry, whose fields
+ * it repeats at the same offsets) plus reply-direction counters and the
+ * time of the last packet. Programs that read only the fields of layout 1
+ * serve both; the ct plugin's build declares which one it writes, and
+ * `hotpath plugin upgrade` migrates the pinned maps between them. */
+struct hp_ct_entry_v2 {
+	__u64 packets;
+	__u64 bytes;
+	__u32 lifetime;
+	__u32 flags;
+	__u16 rev_nat_index;
+	__u8 tx_flags_seen;
+	__u8 rx_flags_seen;
+	__u32 backend_id;
+	__u32 src_sec_id;
+	__u32 last_tx_report;
+	__u32 last_rx_report;
+	__u32 created;
+	__u64 rx_packets;     /* reply direction only (packets counts both) */
+	__u64 rx_bytes;
+	__u32 last_seen;      /* coarse seconds of the last packet either way */
+	__u32 pad2;
+};
+_Static_assert(__builtin_offsetof(struct hp_ct_entry_v2, created) == __builtin_offsetof(struct hp_ct_entry, created),
+	       "layout 2 keeps the fields of layout 1 in place");
+
 /* metrics: PERCPU_ARRAY indexed by hp_metric_key(reason, dir). An array rather
  * than a hash: the lookup is inlined by the verifier and can never be full. */
 enum hp_metrics_const {

@@ -15,6 +15,11 @@ volatile const __u32 ct_lifetime_close = 10;
 volatile const __u32 ct_lifetime_nontcp = 60;
 /* Seconds between reports of unchanged flags, as Cilium's monitor aggregation. */
 volatile const __u32 ct_report_interval = 5;
+/* Layout of the value of the pinned CT maps: 1 (hp_ct_entry) or 2
+ * (hp_ct_entry_v2). Every loader sets it from the maps it loads against
+ * (pin.Fit); the verifier never visits the branches of the other layout, so
+ * one object serves both and writes beyond layout 1 only into layout 2. */
+volatile const __u32 hp_ct_layout = 1;
 
 /* ct_tuple_fill builds the key of the packet as it travels. */
 static __always_inline void ct_tuple_fill(struct hp_ct_tuple *t, const struct hp_ctx *c, __u8 flags)
@@ -85,6 +90,16 @@ static __always_inline void ct_refresh(struct hp_ct_entry *e, const struct hp_ct
 
 	__sync_fetch_and_add(&e->packets, 1);
 	__sync_fetch_and_add(&e->bytes, c->len);
+	if (hp_ct_layout >= 2) {
+		struct hp_ct_entry_v2 *e2 = (void *)e;
+
+		if (reply) {
+			__sync_fetch_and_add(&e2->rx_packets, 1);
+			__sync_fetch_and_add(&e2->rx_bytes, c->len);
+		}
+		if (e2->last_seen != now)
+			e2->last_seen = now;
+	}
 
 	if (c->proto != IPPROTO_TCP) {
 		lifetime = now + ct_lifetime_nontcp;
@@ -138,7 +153,9 @@ report:
  * entry. */
 static __always_inline int ct_create(void *map, const struct hp_ct_tuple *t, struct hp_ctx *c, int svc, __u32 now)
 {
-	struct hp_ct_entry e = {};
+	/* Built in the widest layout: the kernel copies value_size bytes of
+	 * it, layout 1's prefix or all of layout 2. */
+	struct hp_ct_entry_v2 e = {};
 	__u8 tf = c->tcp_flags;
 
 	e.packets = 1;
@@ -156,6 +173,7 @@ static __always_inline int ct_create(void *map, const struct hp_ct_tuple *t, str
 	e.tx_flags_seen = tf;
 	e.last_tx_report = now;
 	e.created = now;
+	e.last_seen = now;
 	return bpf_map_update_elem(map, t, &e, BPF_NOEXIST);
 }
 

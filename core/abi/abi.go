@@ -9,6 +9,7 @@ type (
 	Metric      = AbiHpMetric
 	CTTuple     = AbiHpCtTuple
 	CTEntry     = AbiHpCtEntry
+	CTEntryV2   = AbiHpCtEntryV2
 	LB4Key      = AbiHpLb4Key
 	LB4Service  = AbiHpLb4Service
 	LB4SlotKey  = AbiHpLb4SlotKey

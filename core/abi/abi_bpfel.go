@@ -52,6 +52,26 @@ type AbiHpCtEntry struct {
 	Created      uint32
 }
 
+type AbiHpCtEntryV2 struct {
+	_            structs.HostLayout
+	Packets      uint64
+	Bytes        uint64
+	Lifetime     uint32
+	Flags        uint32
+	RevNatIndex  uint16
+	TxFlagsSeen  uint8
+	RxFlagsSeen  uint8
+	BackendId    uint32
+	SrcSecId     uint32
+	LastTxReport uint32
+	LastRxReport uint32
+	Created      uint32
+	RxPackets    uint64
+	RxBytes      uint64
+	LastSeen     uint32
+	Pad2         uint32
+}
+
 type AbiHpCtFlag uint32
 
 const (
@@ -465,6 +485,7 @@ const (
 	AbiMapTunnel4         = "tunnel4"
 	AbiVarAbiBankConst    = "abi_bank_const"
 	AbiVarAbiConst        = "abi_const"
+	AbiVarAbiCtEntryV2    = "abi_ct_entry_v2"
 	AbiVarAbiCtFlag       = "abi_ct_flag"
 	AbiVarAbiCtStatus     = "abi_ct_status"
 	AbiVarAbiCtx          = "abi_ctx"
@@ -567,6 +588,7 @@ type AbiMapSpecs struct {
 type AbiVariableSpecs struct {
 	AbiBankConst    *ebpf.VariableSpec `ebpf:"abi_bank_const"`
 	AbiConst        *ebpf.VariableSpec `ebpf:"abi_const"`
+	AbiCtEntryV2    *ebpf.VariableSpec `ebpf:"abi_ct_entry_v2"`
 	AbiCtFlag       *ebpf.VariableSpec `ebpf:"abi_ct_flag"`
 	AbiCtStatus     *ebpf.VariableSpec `ebpf:"abi_ct_status"`
 	AbiCtx          *ebpf.VariableSpec `ebpf:"abi_ctx"`
@@ -664,6 +686,7 @@ func (m *AbiMaps) Close() error {
 type AbiVariables struct {
 	AbiBankConst    *ebpf.Variable `ebpf:"abi_bank_const"`
 	AbiConst        *ebpf.Variable `ebpf:"abi_const"`
+	AbiCtEntryV2    *ebpf.Variable `ebpf:"abi_ct_entry_v2"`
 	AbiCtFlag       *ebpf.Variable `ebpf:"abi_ct_flag"`
 	AbiCtStatus     *ebpf.Variable `ebpf:"abi_ct_status"`
 	AbiCtx          *ebpf.Variable `ebpf:"abi_ctx"`

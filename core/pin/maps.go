@@ -70,6 +70,7 @@ func Fit(spec *ebpf.CollectionSpec, maps map[string]*ebpf.Map) {
 			ms.MaxEntries = m.MaxEntries()
 		}
 	}
+	fitLayouts(spec, maps) // and to the layout of every versioned map
 }
 
 // OpenOrCreate opens the map pinned at path, or creates and pins it from spec
@@ -108,8 +109,16 @@ var ErrIncompatible = errors.New("incompatible pinned map")
 
 // Check compares a live map with the spec it should have been created from
 // and names every difference: type, sizes, flags, and the BTF types of key
-// and value, so a reordered struct of the same size is refused too.
+// and value, so a reordered struct of the same size is refused too. A
+// shared map with several layouts (Versioned) passes at any of them:
+// VersionOf says which.
 func Check(spec *ebpf.MapSpec, m *ebpf.Map) error {
+	_, err := VersionOf(spec, spec.Name, m)
+	return err
+}
+
+// checkExact is Check against exactly spec.
+func checkExact(spec *ebpf.MapSpec, m *ebpf.Map) error {
 	info, err := m.Info()
 	if err != nil {
 		return fmt.Errorf("map info: %w", err)

@@ -41,6 +41,7 @@ const (
 	monoVarCtLifetimeSyn    = "ct_lifetime_syn"
 	monoVarCtLifetimeTcp    = "ct_lifetime_tcp"
 	monoVarCtReportInterval = "ct_report_interval"
+	monoVarHpCtLayout       = "hp_ct_layout"
 	monoVarLbHashSeed       = "lb_hash_seed"
 )
 
@@ -123,6 +124,7 @@ type monoVariableSpecs struct {
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.VariableSpec `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.VariableSpec `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.VariableSpec `ebpf:"lb_hash_seed"`
 }
 
@@ -198,6 +200,7 @@ type monoVariables struct {
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.Variable `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.Variable `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.Variable `ebpf:"lb_hash_seed"`
 }
 

@@ -40,6 +40,7 @@ const (
 	ctVarCtLifetimeSyn    = "ct_lifetime_syn"
 	ctVarCtLifetimeTcp    = "ct_lifetime_tcp"
 	ctVarCtReportInterval = "ct_report_interval"
+	ctVarHpCtLayout       = "hp_ct_layout"
 )
 
 // loadCt returns the embedded CollectionSpec for ct.
@@ -120,6 +121,7 @@ type ctVariableSpecs struct {
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.VariableSpec `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.VariableSpec `ebpf:"hp_ct_layout"`
 }
 
 // ctObjects contains all objects after they have been loaded into the kernel.
@@ -194,6 +196,7 @@ type ctVariables struct {
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.Variable `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.Variable `ebpf:"hp_ct_layout"`
 }
 
 // ctPrograms contains all programs after they have been loaded into the kernel.

@@ -40,6 +40,7 @@ const (
 	firstVarCtLifetimeSyn    = "ct_lifetime_syn"
 	firstVarCtLifetimeTcp    = "ct_lifetime_tcp"
 	firstVarCtReportInterval = "ct_report_interval"
+	firstVarHpCtLayout       = "hp_ct_layout"
 	firstVarLbHashSeed       = "lb_hash_seed"
 )
 
@@ -121,6 +122,7 @@ type firstVariableSpecs struct {
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.VariableSpec `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.VariableSpec `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.VariableSpec `ebpf:"lb_hash_seed"`
 }
 
@@ -196,6 +198,7 @@ type firstVariables struct {
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.Variable `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.Variable `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.Variable `ebpf:"lb_hash_seed"`
 }
 

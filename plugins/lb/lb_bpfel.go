@@ -43,6 +43,7 @@ const (
 	lbVarCtLifetimeSyn    = "ct_lifetime_syn"
 	lbVarCtLifetimeTcp    = "ct_lifetime_tcp"
 	lbVarCtReportInterval = "ct_report_interval"
+	lbVarHpCtLayout       = "hp_ct_layout"
 	lbVarLbHashSeed       = "lb_hash_seed"
 )
 
@@ -127,6 +128,7 @@ type lbVariableSpecs struct {
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.VariableSpec `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.VariableSpec `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.VariableSpec `ebpf:"lb_hash_seed"`
 }
 
@@ -202,6 +204,7 @@ type lbVariables struct {
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.Variable `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.Variable `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.Variable `ebpf:"lb_hash_seed"`
 }
 

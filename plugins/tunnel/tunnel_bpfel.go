@@ -41,6 +41,7 @@ const (
 	tunnelVarCtLifetimeSyn    = "ct_lifetime_syn"
 	tunnelVarCtLifetimeTcp    = "ct_lifetime_tcp"
 	tunnelVarCtReportInterval = "ct_report_interval"
+	tunnelVarHpCtLayout       = "hp_ct_layout"
 	tunnelVarLbHashSeed       = "lb_hash_seed"
 	tunnelVarTunIfindex       = "tun_ifindex"
 	tunnelVarTunMac           = "tun_mac"
@@ -126,6 +127,7 @@ type tunnelVariableSpecs struct {
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.VariableSpec `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.VariableSpec `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.VariableSpec `ebpf:"lb_hash_seed"`
 	TunIfindex       *ebpf.VariableSpec `ebpf:"tun_ifindex"`
 	TunMac           *ebpf.VariableSpec `ebpf:"tun_mac"`
@@ -206,6 +208,7 @@ type tunnelVariables struct {
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.Variable `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.Variable `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.Variable `ebpf:"lb_hash_seed"`
 	TunIfindex       *ebpf.Variable `ebpf:"tun_ifindex"`
 	TunMac           *ebpf.Variable `ebpf:"tun_mac"`

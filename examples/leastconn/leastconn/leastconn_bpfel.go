@@ -41,6 +41,7 @@ const (
 	leastconnVarCtLifetimeSyn      = "ct_lifetime_syn"
 	leastconnVarCtLifetimeTcp      = "ct_lifetime_tcp"
 	leastconnVarCtReportInterval   = "ct_report_interval"
+	leastconnVarHpCtLayout         = "hp_ct_layout"
 	leastconnVarLbHashSeed         = "lb_hash_seed"
 )
 
@@ -123,6 +124,7 @@ type leastconnVariableSpecs struct {
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.VariableSpec `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.VariableSpec `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.VariableSpec `ebpf:"lb_hash_seed"`
 }
 
@@ -200,6 +202,7 @@ type leastconnVariables struct {
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.Variable `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.Variable `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.Variable `ebpf:"lb_hash_seed"`
 }
 
