@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugin"
 	"github.com/hotpath/hotpath/supervisor/host"
 	"github.com/hotpath/hotpath/supervisor/pipeline"
@@ -151,10 +152,14 @@ func (s *Supervisor) checkPlugin(d *plugin.Description, claimed map[string]strin
 			return fmt.Errorf("plugin %s slot %s: %w", d.Name, slot, err)
 		}
 	}
-	return checkSchemas(d, s.maps)
+	return checkSchemas(d, s.maps, false)
 }
 
-func checkSchemas(d *plugin.Description, maps *Maps) error {
+// checkSchemas compares what d expects of each shared map with the pinned
+// map. A plugin of MinorMapVersions or later reads a versioned map at any
+// layout unless it declares one (it owns the map); a declared layout other
+// than the pinned one is an error unless migrate (an upgrade migrates it).
+func checkSchemas(d *plugin.Description, maps *Maps, migrate bool) error {
 	for _, want := range d.Maps {
 		m, ok := maps.ByName[want.Name]
 		if !ok {
@@ -171,7 +176,10 @@ func checkSchemas(d *plugin.Description, maps *Maps) error {
 		if want.KeySize != info.KeySize {
 			diffs = append(diffs, fmt.Sprintf("key size %d, pinned %d", want.KeySize, info.KeySize))
 		}
-		if want.ValueSize != info.ValueSize {
+		switch {
+		case pin.Versioned(want.Name) && d.ProtocolMinor >= plugin.MinorMapVersions:
+			diffs = append(diffs, layoutDiffs(want, pin.LayoutOf(want.Name, m), migrate)...)
+		case want.ValueSize != info.ValueSize:
 			diffs = append(diffs, fmt.Sprintf("value size %d, pinned %d", want.ValueSize, info.ValueSize))
 		}
 		if want.MaxEntries != 0 && want.MaxEntries != info.MaxEntries {
@@ -180,6 +188,21 @@ func checkSchemas(d *plugin.Description, maps *Maps) error {
 		if len(diffs) > 0 {
 			return fmt.Errorf("plugin %s %s: map schema mismatch on %s: %s", d.Name, d.Version, want.Name, strings.Join(diffs, ", "))
 		}
+	}
+	return nil
+}
+
+// layoutDiffs checks a versioned map's declared layout against the pinned
+// one, pinned.
+func layoutDiffs(want plugin.MapSchema, pinned uint32, migrate bool) []string {
+	if want.Version == 0 {
+		return nil // a reader: its loader fits the programs to any layout
+	}
+	if want.Version > pin.Versions(want.Name) {
+		return []string{fmt.Sprintf("layout %d, which this supervisor does not know (it knows 1..%d)", want.Version, pin.Versions(want.Name))}
+	}
+	if want.Version != pinned && !migrate {
+		return []string{fmt.Sprintf("layout %d, pinned %d (only `hotpath plugin upgrade` migrates a map)", want.Version, pinned)}
 	}
 	return nil
 }

@@ -33,6 +33,11 @@ type Record struct {
 	LastTxReport uint32   `json:"last_tx_report"`
 	LastRxReport uint32   `json:"last_rx_report"`
 	Map          string   `json:"map"`
+	// Layout 2 of the CT value only (see bpf/lib/abi.h); absent in layout 1.
+	RxPackets uint64 `json:"rx_packets,omitempty"`
+	RxBytes   uint64 `json:"rx_bytes,omitempty"`
+	LastSeen  int64  `json:"last_seen,omitempty"` // seconds ago
+	Layout    uint32 `json:"layout"`
 
 	rawFlags uint32
 }
@@ -110,6 +115,19 @@ func Open(l pin.Layout) (map[string]*ebpf.Map, error) {
 	return out, nil
 }
 
+// NewRecordOf converts an entry read from a map of the given layout.
+func NewRecordOf(mapName string, layout uint32, k *abi.CTTuple, v *Entry, now uint32) Record {
+	r := NewRecord(mapName, k, Common(v), now)
+	r.Layout = layout
+	if layout >= 2 {
+		r.RxPackets, r.RxBytes = v.RxPackets, v.RxBytes
+		if v.LastSeen != 0 {
+			r.LastSeen = int64(now) - int64(v.LastSeen)
+		}
+	}
+	return r
+}
+
 // List reads every CT entry under l.
 func List(l pin.Layout) ([]Record, error) {
 	maps, err := Open(l)
@@ -120,8 +138,12 @@ func List(l pin.Layout) ([]Record, error) {
 	now := Now()
 	recs := []Record{}
 	for _, name := range Maps {
-		err := Scan(maps[name], func(k *abi.CTTuple, v *abi.CTEntry) bool {
-			recs = append(recs, NewRecord(name, k, v, now))
+		layout, err := Layout(maps[name])
+		if err != nil {
+			return nil, err
+		}
+		err = ScanEntries(maps[name], func(k *abi.CTTuple, v *Entry) bool {
+			recs = append(recs, NewRecordOf(name, layout, k, v, now))
 			return true
 		})
 		if err != nil {
@@ -153,7 +175,7 @@ func Flush(l pin.Layout) (int, error) {
 	defer pin.CloseAll(maps)
 	total := 0
 	for _, name := range Maps {
-		n, err := pin.DeleteAll[abi.CTTuple, abi.CTEntry](maps[name])
+		n, err := deleteAll(maps[name])
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("flush %s: %w", name, err)
@@ -162,12 +184,37 @@ func Flush(l pin.Layout) (int, error) {
 	return total, nil
 }
 
+// deleteAll deletes every entry of a CT map of either layout. Entries the
+// datapath adds meanwhile may stay.
+func deleteAll(m *ebpf.Map) (int, error) {
+	var keys []abi.CTTuple
+	if err := Scan(m, func(k *abi.CTTuple, _ *abi.CTEntry) bool {
+		keys = append(keys, *k)
+		return true
+	}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range keys {
+		if err := m.Delete(&keys[i]); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // WriteTable prints records the way `cilium bpf ct list global` does.
 func WriteTable(w io.Writer, recs []Record) error {
 	for _, r := range recs {
-		_, err := fmt.Fprintf(w, "%s %s %s -> %s expires=%d Packets=%d Bytes=%d RxFlagsSeen=%#02x LastRxReport=%d TxFlagsSeen=%#02x LastTxReport=%d Flags=%#04x [ %s ] RevNAT=%d BackendID=%d SourceSecurityID=%d\n",
+		// Layout 2's fields go at the end: scripts that cut the columns
+		// of layout 1 keep working.
+		extra := ""
+		if r.Layout >= 2 {
+			extra = fmt.Sprintf(" RxPackets=%d RxBytes=%d LastSeen=%d", r.RxPackets, r.RxBytes, r.LastSeen)
+		}
+		_, err := fmt.Fprintf(w, "%s %s %s -> %s expires=%d Packets=%d Bytes=%d RxFlagsSeen=%#02x LastRxReport=%d TxFlagsSeen=%#02x LastTxReport=%d Flags=%#04x [ %s ] RevNAT=%d BackendID=%d SourceSecurityID=%d%s\n",
 			r.Proto, r.Direction, r.Src, r.Dst, r.Expires, r.Packets, r.Bytes, r.RxFlagsSeen, r.LastRxReport,
-			r.TxFlagsSeen, r.LastTxReport, r.rawFlags, strings.Join(r.Flags, " "), r.RevNat, r.BackendID, r.SourceID)
+			r.TxFlagsSeen, r.LastTxReport, r.rawFlags, strings.Join(r.Flags, " "), r.RevNat, r.BackendID, r.SourceID, extra)
 		if err != nil {
 			return err
 		}

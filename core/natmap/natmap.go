@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/pin"
 )
 
@@ -71,8 +72,7 @@ func (c CTMaps) Lifetime(f Flow) (lifetime uint32, ok bool) {
 	}
 	for _, flag := range []uint8{abi.TupleIn, abi.TupleOut} {
 		k := abi.CTTuple{Saddr: f.Pod, Sport: f.PodPort, Daddr: f.Remote, Dport: f.RemotePort, Nexthdr: f.Proto, Flags: flag}
-		var e abi.CTEntry
-		if err := m.Lookup(&k, &e); err == nil {
+		if e, err := ctmap.Lookup(m, &k); err == nil { // either layout
 			ok = true
 			lifetime = max(lifetime, e.Lifetime)
 		}

@@ -176,3 +176,17 @@ func versionBySize(ms *ebpf.MapSpec, name string, size uint32) uint32 {
 	}
 	return 0
 }
+
+// LayoutOf is the layout version of m, a live shared map name already
+// checked when it was opened (Check), told by its value size; 0: none
+// matches. A map with one layout is version 1.
+func LayoutOf(name string, m *ebpf.Map) uint32 {
+	if !Versioned(name) {
+		return 1
+	}
+	specs, err := SharedSpecs()
+	if err != nil || specs[name] == nil {
+		return 0
+	}
+	return versionBySize(specs[name], name, m.ValueSize())
+}

@@ -61,6 +61,12 @@ func (s *server) Describe(ctx context.Context, in *pb.DescribeRequest) (*pb.Desc
 	}
 	out := descriptionToProto(d)
 	out.ProtocolMinor = s.minor
+	if s.minor < MinorMapVersions {
+		// What a server of that minor version sends: no layout versions.
+		for _, m := range out.Maps {
+			m.Version = 0
+		}
+	}
 	return out, nil
 }
 
@@ -124,7 +130,7 @@ func descriptionToProto(d *Description) *pb.Description {
 		}
 	}
 	for _, m := range d.Maps {
-		out.Maps = append(out.Maps, &pb.MapSchema{Name: m.Name, Type: m.Type, KeySize: m.KeySize, ValueSize: m.ValueSize, MaxEntries: m.MaxEntries})
+		out.Maps = append(out.Maps, &pb.MapSchema{Name: m.Name, Type: m.Type, KeySize: m.KeySize, ValueSize: m.ValueSize, MaxEntries: m.MaxEntries, Version: m.Version})
 	}
 	return out
 }
@@ -141,7 +147,7 @@ func descriptionFromProto(d *pb.Description) *Description {
 		}
 	}
 	for _, m := range d.GetMaps() {
-		out.Maps = append(out.Maps, MapSchema{Name: m.GetName(), Type: m.GetType(), KeySize: m.GetKeySize(), ValueSize: m.GetValueSize(), MaxEntries: m.GetMaxEntries()})
+		out.Maps = append(out.Maps, MapSchema{Name: m.GetName(), Type: m.GetType(), KeySize: m.GetKeySize(), ValueSize: m.GetValueSize(), MaxEntries: m.GetMaxEntries(), Version: m.GetVersion()})
 	}
 	return out
 }

@@ -29,10 +29,15 @@ const ProtocolVersion = 2
 // the history at the top of proto/datapath.proto), so a supervisor loads a
 // plugin one minor version older by treating what came later as absent.
 // Serve reports it in Description.ProtocolMinor.
-const ProtocolMinor = 1
+const ProtocolMinor = 2
 
 // MinorMetrics is the first minor version with the Metrics call.
 const MinorMetrics = 1
+
+// MinorMapVersions is the first minor version whose plugins declare the
+// layout version of the shared maps they write (MapSchema.Version) and
+// load against any layout of the maps they only read.
+const MinorMapVersions = 2
 
 // Name is the key of the datapath plugin in go-plugin's plugin set.
 const Name = "datapath"
@@ -45,6 +50,10 @@ type MapSchema struct {
 	KeySize    uint32 `json:"key_size"`
 	ValueSize  uint32 `json:"value_size"`
 	MaxEntries uint32 `json:"max_entries,omitempty"` // 0: any size
+	// Version is the layout version of the map's value the plugin's
+	// programs write (see Own); 0: none declared, the plugin reads the map
+	// at whatever layout it is pinned with (since MinorMapVersions).
+	Version uint32 `json:"version,omitempty"`
 }
 
 // DescribeRequest carries the plugin's configuration, so what a plugin

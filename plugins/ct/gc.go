@@ -71,11 +71,11 @@ func Pass(m *ebpf.Map, now func() uint32) (PassResult, error) {
 	if err != nil {
 		return res, err
 	}
-	var v abi.CTEntry
 	for i := range expired {
 		k := &expired[i]
-		t := now() // clock first, entry last: the lookup is as fresh as possible
-		if err := m.Lookup(k, &v); err != nil {
+		t := now()                   // clock first, entry last: the lookup is as fresh as possible
+		v, err := ctmap.Lookup(m, k) // either layout
+		if err != nil {
 			continue // gone already (LRU eviction, flush)
 		}
 		if v.Lifetime >= t {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -17,6 +18,23 @@ import (
 
 // Version is the ct plugin's version; release builds set it with -ldflags -X.
 var Version = "0.1.0"
+
+// CTLayout is the layout version of the CT value this build writes (1:
+// hp_ct_entry, 2: hp_ct_entry_v2, see bpf/lib/abi.h), set with -ldflags -X
+// for the second build (`make build` makes bin/demo/hotpath-ct-v2). The
+// programs are the same object: its loader fits them to the pinned maps'
+// layout, and an upgrade between builds of different layouts migrates the
+// maps.
+var CTLayout = "1"
+
+// layout parses CTLayout.
+func layout() (uint32, error) {
+	v, err := strconv.ParseUint(CTLayout, 10, 32)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("ct build: layout %q: want 1 or 2", CTLayout)
+	}
+	return uint32(v), nil
+}
 
 // Plugin is the ct datapath plugin: the ct stage and CT garbage collection.
 type Plugin struct {
@@ -45,6 +63,13 @@ func (p *Plugin) Describe(ctx context.Context, req *plugin.DescribeRequest) (*pl
 	}
 	schemas, err := plugin.Schemas(abi.MapCT4, abi.MapCTAny4, abi.MapPctx, abi.MapMetrics, abi.MapConfig, abi.MapCalls)
 	if err != nil {
+		return nil, err
+	}
+	v, err := layout()
+	if err != nil {
+		return nil, err
+	}
+	if err := plugin.Own(schemas, v, abi.MapCT4, abi.MapCTAny4); err != nil {
 		return nil, err
 	}
 	return &plugin.Description{

@@ -28,6 +28,8 @@ func NewSweeper(m *ebpf.Map) (*Sweeper, error) {
 	}
 	// The placeholder is sized 1; the real map's size is what it is.
 	spec.Maps["sweep_ct"].MaxEntries = m.MaxEntries()
+	// It reads only the lifetime, which every layout has at one offset.
+	spec.Maps["sweep_ct"].ValueSize = m.ValueSize()
 	var objs ctsweepPrograms
 	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{"sweep_ct": m}}
 	if err := spec.LoadAndAssign(&objs, opts); err != nil {

@@ -13,6 +13,8 @@
 //
 //   2.0  Describe, Load, Activate, Deactivate, Health, Invoke
 //   2.1  Metrics
+//   2.2  MapSchema.version: the layout version of a shared map a plugin
+//        writes, which `plugin upgrade` migrates the pinned map to
 //
 // Lifecycle: Describe -> Load (once per pipeline generation) -> Activate ->
 // Health (polled) and Metrics (per scrape) -> Deactivate. Invoke may come at
@@ -134,7 +136,13 @@ type MapSchema struct {
 	KeySize   uint32 `protobuf:"varint,3,opt,name=key_size,json=keySize,proto3" json:"key_size,omitempty"`
 	ValueSize uint32 `protobuf:"varint,4,opt,name=value_size,json=valueSize,proto3" json:"value_size,omitempty"`
 	// 0: any size.
-	MaxEntries    uint32 `protobuf:"varint,5,opt,name=max_entries,json=maxEntries,proto3" json:"max_entries,omitempty"`
+	MaxEntries uint32 `protobuf:"varint,5,opt,name=max_entries,json=maxEntries,proto3" json:"max_entries,omitempty"`
+	// The layout version of the map's value the plugin's programs write
+	// (since 2.2); 0: none declared. Only the plugin that owns a map's content
+	// declares one. A plugin that reads any layout the SDK knows sends
+	// value_size 0 and no version. An upgrade to a build that declares
+	// another version migrates the pinned map, both ways.
+	Version       uint32 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -200,6 +208,13 @@ func (x *MapSchema) GetValueSize() uint32 {
 func (x *MapSchema) GetMaxEntries() uint32 {
 	if x != nil {
 		return x.MaxEntries
+	}
+	return 0
+}
+
+func (x *MapSchema) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
 	}
 	return 0
 }
@@ -760,7 +775,7 @@ const file_core_plugin_proto_datapath_proto_rawDesc = "" +
 	" core/plugin/proto/datapath.proto\x12\x11hotpath.plugin.v2\x1a\"io/prometheus/client/metrics.proto\"\a\n" +
 	"\x05Empty\")\n" +
 	"\x0fDescribeRequest\x12\x16\n" +
-	"\x06config\x18\x01 \x01(\fR\x06config\"\x8e\x01\n" +
+	"\x06config\x18\x01 \x01(\fR\x06config\"\xa8\x01\n" +
 	"\tMapSchema\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x19\n" +
@@ -768,7 +783,8 @@ const file_core_plugin_proto_datapath_proto_rawDesc = "" +
 	"\n" +
 	"value_size\x18\x04 \x01(\rR\tvalueSize\x12\x1f\n" +
 	"\vmax_entries\x18\x05 \x01(\rR\n" +
-	"maxEntries\"\x1d\n" +
+	"maxEntries\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\rR\aversion\"\x1d\n" +
 	"\x05Hooks\x12\x14\n" +
 	"\x05hooks\x18\x01 \x03(\tR\x05hooks\"\xaf\x03\n" +
 	"\vDescription\x12\x12\n" +

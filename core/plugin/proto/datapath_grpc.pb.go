@@ -13,6 +13,8 @@
 //
 //   2.0  Describe, Load, Activate, Deactivate, Health, Invoke
 //   2.1  Metrics
+//   2.2  MapSchema.version: the layout version of a shared map a plugin
+//        writes, which `plugin upgrade` migrates the pinned map to
 //
 // Lifecycle: Describe -> Load (once per pipeline generation) -> Activate ->
 // Health (polled) and Metrics (per scrape) -> Deactivate. Invoke may come at
