@@ -9,7 +9,7 @@ import (
 
 func TestMapSizesRefuseUnknownMapsAndBadSizes(t *testing.T) {
 	for want, sizes := range map[string]map[string]uint32{
-		"ct4 is not a sizable": {"ct4": 4096},
+		"frag4 is not a sizable": {"frag4": 4096},
 		"want 1024..":          {"nat4": 10},
 	} {
 		c := Config{BPFFS: "/b", StateDir: "/s", MapSizes: sizes}

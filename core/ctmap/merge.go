@@ -52,3 +52,28 @@ func entryOf(b []byte) *abi.CTEntry {
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&e)), len(b)), b)
 	return &e
 }
+
+// MergeMax is Merge for when the old map's values at the last copy are
+// unknown (a resize finished by a restarted supervisor): each counter is
+// the larger of the two maps', which is at least what it was before the
+// resize since both started from that copy; it loses only the smaller
+// side's increase during the switch.
+func MergeMax(cur, now, _ []byte) []byte {
+	size := int(unsafe.Sizeof(abi.CTEntry{}))
+	if len(now) != size || (cur != nil && len(cur) != size) {
+		return nil
+	}
+	if cur == nil {
+		return now
+	}
+	n, out := entryOf(now), *entryOf(cur)
+	out.Packets = max(out.Packets, n.Packets)
+	out.Bytes = max(out.Bytes, n.Bytes)
+	out.Lifetime = max(out.Lifetime, n.Lifetime)
+	out.Flags |= n.Flags
+	out.TxFlagsSeen |= n.TxFlagsSeen
+	out.RxFlagsSeen |= n.RxFlagsSeen
+	out.LastTxReport = max(out.LastTxReport, n.LastTxReport)
+	out.LastRxReport = max(out.LastRxReport, n.LastRxReport)
+	return unsafe.Slice((*byte)(unsafe.Pointer(&out)), size)
+}

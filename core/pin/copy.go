@@ -336,3 +336,11 @@ func rows(size, n int) (any, []byte) {
 	v := reflect.ValueOf(r)
 	return r, unsafe.Slice((*byte)(v.UnsafePointer()), size*n)
 }
+
+// NewSnapshot is an empty snapshot of m's layout: a Merge with it visits
+// every entry of m as new since the last pass (base nil). A supervisor that
+// finishes a resize a dead one left after its switch uses it, the dead
+// process's snapshot being gone.
+func NewSnapshot(m *ebpf.Map) *Snapshot {
+	return &Snapshot{ks: int(m.KeySize()), vs: int(m.ValueSize()), seed: maphash.MakeSeed(), index: map[uint64]int32{}}
+}
