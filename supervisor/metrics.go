@@ -24,17 +24,17 @@ import (
 // metrics exports datapath counters, map pressure and plugin state at
 // scrape time. Every plugin's own metrics come through pluginGatherer.
 type metrics struct {
-	s           *Supervisor
-	counterMu   sync.Mutex
-	counter     *entryCounter // created at the first scrape: maps are open by then
-	packets     *prometheus.Desc
-	bytes       *prometheus.Desc
-	drops       *prometheus.Desc
-	entries     *prometheus.Desc
-	capacity    *prometheus.Desc
-	restarts    *prometheus.Desc
-	up          *prometheus.Desc
-	gen         *prometheus.Desc
+	s         *Supervisor
+	counterMu sync.Mutex
+	counter   *entryCounter // created at the first scrape: maps are open by then
+	packets   *prometheus.Desc
+	bytes     *prometheus.Desc
+	drops     *prometheus.Desc
+	entries   *prometheus.Desc
+	capacity  *prometheus.Desc
+	restarts  *prometheus.Desc
+	up        *prometheus.Desc
+	gen       *prometheus.Desc
 
 	upgrades  *prometheus.CounterVec
 	duration  prometheus.Histogram
