@@ -39,6 +39,7 @@ func App() *cli.App {
 			policyCommand(),
 			monitorCommand(),
 			clusterCommand(),
+			mapCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err != nil {

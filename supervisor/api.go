@@ -89,6 +89,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/plugins/{name}/restart", s.handleRestart)
 	mux.HandleFunc("POST /v1/plugins/{name}/upgrade", s.handleUpgrade)
 	mux.HandleFunc("GET /v1/monitor", s.handleMonitor)
+	mux.HandleFunc("POST /v1/maps/{name}/resize", s.handleResize)
 	s.mon.reset(s)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -141,6 +142,30 @@ func (s *Supervisor) handleUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.Upgrade(r.Context(), r.PathValue("name"), req)
 	ans := UpgradeAnswer{Result: res}
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		ans.Error = err.Error()
+		w.WriteHeader(http.StatusConflict)
+	}
+	json.NewEncoder(w).Encode(ans)
+}
+
+// ResizeAnswer is the body of a resize's answer: the result (what was or
+// would be done) and the error when it was refused or failed.
+type ResizeAnswer struct {
+	Result *ResizeResult `json:"result"`
+	Error  string        `json:"error,omitempty"`
+}
+
+func (s *Supervisor) handleResize(w http.ResponseWriter, r *http.Request) {
+	var req ResizeRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		reply(w, nil, fmt.Errorf("decode resize request: %w", err))
+		return
+	}
+	// A client that stops waiting does not cut a resize short.
+	res, err := s.Resize(context.WithoutCancel(r.Context()), r.PathValue("name"), req)
+	ans := ResizeAnswer{Result: res}
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
 		ans.Error = err.Error()

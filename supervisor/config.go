@@ -22,6 +22,8 @@ type Config struct {
 	MetricsAddr string         `json:"metrics_addr"`
 	// MapSizes sets max_entries of sizable shared maps, e.g. {"nat4": 524288}.
 	MapSizes map[string]uint32 `json:"map_sizes,omitempty"`
+	// AutoGrow doubles sizable maps that stay nearly full (autogrow.go); off by default.
+	AutoGrow *AutoGrowConfig `json:"auto_grow,omitempty"`
 	// Tunnel makes the supervisor create the overlay device (tunnel.go).
 	Tunnel *TunnelConfig `json:"tunnel,omitempty"`
 	// The etcd source (kvstore_endpoints, node_name, ...): see package cluster.
@@ -129,6 +131,9 @@ func (c *Config) Validate() error {
 		if size < 1024 || size > 1<<24 {
 			return fmt.Errorf("map_sizes: %s %d: want 1024..16777216 entries", name, size)
 		}
+	}
+	if err := c.AutoGrow.validate(); err != nil {
+		return err
 	}
 	if err := c.Tunnel.validate(); err != nil {
 		return err

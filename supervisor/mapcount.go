@@ -69,9 +69,24 @@ func (c *entryCounter) Counts() (map[string]int, time.Duration) {
 	return c.counts, time.Since(c.at)
 }
 
+// set replaces the handle of map name (a live resize replaced the map).
+func (c *entryCounter) set(name string, m *ebpf.Map) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.maps[name]; ok {
+		c.maps[name] = m
+	}
+}
+
 func (c *entryCounter) refresh(done chan struct{}) {
-	counts := make(map[string]int, len(c.maps))
+	c.mu.Lock()
+	maps := make(map[string]*ebpf.Map, len(c.maps))
 	for name, m := range c.maps {
+		maps[name] = m
+	}
+	c.mu.Unlock()
+	counts := make(map[string]int, len(maps))
+	for name, m := range maps {
 		n, err := pin.Count(m)
 		if err != nil {
 			continue // not exported rather than wrong

@@ -9,8 +9,8 @@ import (
 
 func TestMapSizesRefuseUnknownMapsAndBadSizes(t *testing.T) {
 	for want, sizes := range map[string]map[string]uint32{
-		"ct4 is not a sizable": {"ct4": 4096},
-		"want 1024..":          {"nat4": 10},
+		"frag4 is not a sizable": {"frag4": 4096},
+		"want 1024..":            {"nat4": 10},
 	} {
 		c := Config{BPFFS: "/b", StateDir: "/s", MapSizes: sizes}
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "map_sizes") || !strings.Contains(err.Error(), strings.Fields(want)[0]) {

@@ -24,21 +24,23 @@ import (
 // metrics exports datapath counters, map pressure and plugin state at
 // scrape time. Every plugin's own metrics come through pluginGatherer.
 type metrics struct {
-	s           *Supervisor
-	counterOnce sync.Once
-	counter     *entryCounter // created at the first scrape: maps are open by then
-	packets     *prometheus.Desc
-	bytes       *prometheus.Desc
-	drops       *prometheus.Desc
-	entries     *prometheus.Desc
-	capacity    *prometheus.Desc
-	restarts    *prometheus.Desc
-	up          *prometheus.Desc
-	gen         *prometheus.Desc
+	s         *Supervisor
+	counterMu sync.Mutex
+	counter   *entryCounter // created at the first scrape: maps are open by then
+	packets   *prometheus.Desc
+	bytes     *prometheus.Desc
+	drops     *prometheus.Desc
+	entries   *prometheus.Desc
+	capacity  *prometheus.Desc
+	restarts  *prometheus.Desc
+	up        *prometheus.Desc
+	gen       *prometheus.Desc
 
 	upgrades  *prometheus.CounterVec
 	duration  prometheus.Histogram
 	flipToPkt prometheus.Histogram
+	resizes   *prometheus.CounterVec // live resizes and migrations (remap.go)
+	resizeErr *prometheus.CounterVec
 }
 
 func newMetrics(s *Supervisor) *metrics {
@@ -66,6 +68,33 @@ func newMetrics(s *Supervisor) *metrics {
 			Namespace: "hotpath", Name: "upgrade_flip_to_first_packet_seconds", Help: "Time from a generation flip to the first packet entering the new generation.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
 		}),
+		resizes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "hotpath", Name: "map_resizes_total", Help: "Shared maps replaced live, by map and reason: resize, auto-grow, config, upgrade.",
+		}, []string{"map", "reason"}),
+		resizeErr: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "hotpath", Name: "map_resize_failures_total", Help: "Live map replacements that failed and left the old maps serving, by reason.",
+		}, []string{"reason"}),
+	}
+}
+
+func (m *metrics) resized(name, reason string) {
+	if m != nil {
+		m.resizes.WithLabelValues(name, reason).Inc()
+	}
+}
+
+func (m *metrics) remapFailed(reason string) {
+	if m != nil {
+		m.resizeErr.WithLabelValues(reason).Inc()
+	}
+}
+
+// mapChanged points the entry counter at a shared map's new handle.
+func (m *metrics) mapChanged(name string, mp *ebpf.Map) {
+	m.counterMu.Lock()
+	defer m.counterMu.Unlock()
+	if m.counter != nil {
+		m.counter.set(name, mp)
 	}
 }
 
@@ -88,12 +117,16 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.upgrades.Describe(ch)
 	m.duration.Describe(ch)
 	m.flipToPkt.Describe(ch)
+	m.resizes.Describe(ch)
+	m.resizeErr.Describe(ch)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.upgrades.Collect(ch)
 	m.duration.Collect(ch)
 	m.flipToPkt.Collect(ch)
+	m.resizes.Collect(ch)
+	m.resizeErr.Collect(ch)
 	m.collectDatapath(ch)
 	m.collectMaps(ch)
 	st := m.s.Status()
@@ -137,7 +170,7 @@ func DatapathCounters(metricsMap *ebpf.Map) (map[abi.Reason][2]abi.Metric, error
 var dirNames = [2]string{DirIngress, DirEgress}
 
 func (m *metrics) collectDatapath(ch chan<- prometheus.Metric) {
-	counters, err := DatapathCounters(m.s.maps.ByName[abi.MapMetrics])
+	counters, err := DatapathCounters(m.s.sharedMap(abi.MapMetrics))
 	if err != nil {
 		return
 	}
@@ -154,15 +187,25 @@ func (m *metrics) collectDatapath(ch chan<- prometheus.Metric) {
 }
 
 func (m *metrics) collectMaps(ch chan<- prometheus.Metric) {
+	// A live resize replaces handles (useMap): read them under mu.
+	m.s.mu.Lock()
+	byName := make(map[string]*ebpf.Map, len(m.s.maps.ByName))
 	names := make([]string, 0, len(m.s.maps.ByName))
-	for n := range m.s.maps.ByName {
+	for n, mp := range m.s.maps.ByName {
 		names = append(names, n)
+		byName[n] = mp
 	}
+	m.s.mu.Unlock()
 	sort.Strings(names)
-	m.counterOnce.Do(func() { m.counter = newEntryCounter(m.s.maps.ByName) })
-	counts, _ := m.counter.Counts()
+	m.counterMu.Lock()
+	if m.counter == nil {
+		m.counter = newEntryCounter(byName)
+	}
+	counter := m.counter
+	m.counterMu.Unlock()
+	counts, _ := counter.Counts()
 	for _, n := range names {
-		mp := m.s.maps.ByName[n]
+		mp := byName[n]
 		ch <- prometheus.MustNewConstMetric(m.capacity, prometheus.GaugeValue, float64(mp.MaxEntries()), n)
 		if c, ok := counts[n]; ok {
 			ch <- prometheus.MustNewConstMetric(m.entries, prometheus.GaugeValue, float64(c), n)

@@ -51,7 +51,7 @@ func (h *monitorHub) subscribe(s *Supervisor, flags uint32) (*monitorSub, error)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.rd == nil {
-		rd, err := ringbuf.NewReader(s.maps.ByName[abi.MapEvents])
+		rd, err := ringbuf.NewReader(s.sharedMap(abi.MapEvents))
 		if err != nil {
 			return nil, fmt.Errorf("open events ring buffer: %w", err)
 		}

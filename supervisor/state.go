@@ -21,6 +21,16 @@ type State struct {
 	NextGen   uint32                  `json:"next_generation"`
 	Plugins   map[string]*PluginState `json:"plugins"`
 	Upgrade   *UpgradeState           `json:"upgrade,omitempty"`
+	Remap     *RemapState             `json:"remap,omitempty"` // a live resize or migration in flight (remaptx.go)
+	// MapSizes are the sizes live resizes gave shared maps: they hold over
+	// restarts while the config's map_sizes says what it said then.
+	MapSizes map[string]*MapSize `json:"map_sizes,omitempty"`
+}
+
+// MapSize is a shared map's size set by a live resize.
+type MapSize struct {
+	Size       uint32 `json:"max_entries"`
+	Configured uint32 `json:"configured,omitempty"` // the config's map_sizes value at the time (0: none)
 }
 
 // PluginState is one plugin's part of State.

@@ -53,6 +53,10 @@ type Supervisor struct {
 	metrics *metrics
 	mon     monitorHub                           // `hotpath monitor` streams (monitor.go)
 	sync    interface{ Status() cluster.Status } // etcd or Kubernetes source, nil when off (clustersync.go)
+
+	remapLeft   *RemapState       // a remap past its flip a dead supervisor left, finished at open (remaptx.go)
+	resizeStart map[string]uint32 // sizes the config asks for that differ from a live resize's (resize.go)
+	grow        *autoGrow         // auto-grow checks, nil when off (autogrow.go)
 }
 
 // Adoption reports what a start found already in place.
@@ -95,7 +99,9 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Supervisor, erro
 	mctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.metrics = newMetrics(s)
+	s.resizeAtStart(ctx)
 	s.runChanges(mctx)
+	s.startAutoGrow(mctx)
 	for name := range s.plugins {
 		s.watch(mctx, name)
 	}
@@ -187,7 +193,10 @@ func (s *Supervisor) open() error {
 	if err := ensureBPFFS(s.cfg.BPFFS); err != nil {
 		return err
 	}
-	if s.maps, err = OpenMapsSized(s.layout, s.cfg.MapSizes); err != nil {
+	if err := s.resolveRemap(); err != nil {
+		return err
+	}
+	if s.maps, err = OpenMapsSized(s.layout, s.mapSizes()); err != nil {
 		return err
 	}
 	s.adoption.MapsCreated = s.maps.Created
@@ -208,6 +217,9 @@ func (s *Supervisor) open() error {
 		// The kernel is the truth: a crash between flip and save loses only
 		// the file's copy.
 		s.log.Warn("state file generation differs from the datapath", "file", s.state.ActiveGen, "datapath", s.gens.Active())
+	}
+	if err := s.finishRemap(); err != nil {
+		return err
 	}
 	return s.resolveUpgrade()
 }

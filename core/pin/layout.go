@@ -18,6 +18,7 @@ const DefaultRoot = "/sys/fs/bpf/hotpath"
 //	<root>/calls/pipeline              the pipeline prog array (all generation banks)
 //	<root>/links/<ifname>/<direction>  TCX links
 //	<root>/plugins/<plugin>/<gen>/...  plugin programs and private maps
+//	<root>/remap/<name>                the other map of a live resize in flight
 type Layout struct {
 	Root string
 }
@@ -32,6 +33,13 @@ func (l Layout) Shared(name string) string {
 	}
 	return l.Map(name)
 }
+
+// Remap is where a live resize or migration pins the other map of shared
+// map name while it runs: the new map until the switch, the old one after.
+func (l Layout) Remap(name string) string { return filepath.Join(l.Root, "remap", name) }
+
+// RemapDir holds the pins of a remap in flight.
+func (l Layout) RemapDir() string { return filepath.Join(l.Root, "remap") }
 
 // Calls is the pin path of the pipeline prog array.
 func (l Layout) Calls() string { return filepath.Join(l.Root, "calls", "pipeline") }

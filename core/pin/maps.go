@@ -30,10 +30,16 @@ func SharedSpecs() (map[string]*ebpf.MapSpec, error) {
 	return out, nil
 }
 
-// Sizable are the shared maps whose size the supervisor's config sets
-// ("map_sizes"): for them the pinned size, not the compiled one, is the
-// contract, and a plugin's objects are fitted to it (Fit).
-var Sizable = map[string]bool{abi.MapNAT4: true}
+// Sizable are the shared maps whose size the supervisor sets, from its
+// config ("map_sizes") or by a live resize (`hotpath map resize`): for them
+// the pinned size, not the compiled one, is the contract, and a plugin's
+// objects are fitted to it (Fit). Every one is a HASH or LRU_HASH, whose
+// entries a resize can copy with batch operations.
+var Sizable = map[string]bool{
+	abi.MapNAT4: true, abi.MapCT4: true, abi.MapCTAny4: true,
+	abi.AbiMapLb4Services: true, abi.AbiMapLb4Backends: true, abi.AbiMapLb4Slots: true,
+	abi.AbiMapLb4Revnat: true, abi.AbiMapLb4Affinity: true,
+}
 
 // Sized returns specs with the sizes of sizes applied; a name that is not a
 // sizable shared map is an error naming it.
@@ -58,8 +64,12 @@ func sizableNames() []string {
 	for n := range Sizable {
 		out = append(out, n)
 	}
+	sort.Strings(out)
 	return out
 }
+
+// SizableNames lists the sizable shared maps, sorted.
+func SizableNames() []string { return sizableNames() }
 
 // Fit sets the size of every sizable map of spec to the size of the live
 // map it will be replaced with, so a plugin loads against a shared map the
@@ -160,22 +170,48 @@ func OpenShared(l Layout) (map[string]*ebpf.Map, error) {
 	}
 	out := make(map[string]*ebpf.Map, len(specs))
 	for name, spec := range specs {
-		path := l.Shared(name)
-		m, err := ebpf.LoadPinnedMap(path, nil)
-		if err == nil {
-			if Sizable[name] {
-				spec = spec.Copy()
-				spec.MaxEntries = m.MaxEntries() // the supervisor's config sized it
-			}
-			err = Check(spec, m)
-		}
+		m, err := openPinned(l, name, spec)
 		if err != nil {
 			CloseAll(out)
-			return nil, fmt.Errorf("open shared map %s at %s: %w", name, path, err)
+			return nil, err
 		}
 		out[name] = m
 	}
 	return out, nil
+}
+
+// OpenPinned opens shared map name pinned under l, checked against this
+// build's spec (any size for a sizable map). Like OpenShared it never
+// creates a map. A process that keeps the handle must open it again after
+// a live resize (the supervisor re-activates the plugins that use the map).
+func OpenPinned(l Layout, name string) (*ebpf.Map, error) {
+	specs, err := SharedSpecs()
+	if err != nil {
+		return nil, err
+	}
+	spec, ok := specs[name]
+	if !ok {
+		return nil, fmt.Errorf("open shared map %s: no such shared map", name)
+	}
+	return openPinned(l, name, spec)
+}
+
+func openPinned(l Layout, name string, spec *ebpf.MapSpec) (*ebpf.Map, error) {
+	path := l.Shared(name)
+	m, err := ebpf.LoadPinnedMap(path, nil)
+	if err == nil {
+		if Sizable[name] {
+			spec = spec.Copy()
+			spec.MaxEntries = m.MaxEntries() // the supervisor sized it
+		}
+		if err = Check(spec, m); err != nil {
+			m.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open shared map %s at %s: %w", name, path, err)
+	}
+	return m, nil
 }
 
 // CloseAll closes every map of ms.

@@ -12,6 +12,7 @@
 //	slowload=DURATION   takes DURATION to answer Load
 //	slowdescribe=DURATION takes DURATION to answer Describe
 //	nodeactivate        fails to give up its GC lease (Deactivate fails)
+//	reverifier          loads its first generation, then hands the verifier a broken program
 package main
 
 import (
@@ -35,6 +36,7 @@ type faulty struct {
 
 	mu        sync.Mutex
 	activated time.Time
+	loads     int
 }
 
 func main() {
@@ -85,7 +87,11 @@ func (f *faulty) Load(ctx context.Context, req *plugin.LoadRequest) (*plugin.Loa
 			return nil, ctx.Err()
 		}
 	}
-	if f.fault != "verifier" {
+	f.mu.Lock()
+	f.loads++
+	first := f.loads == 1
+	f.mu.Unlock()
+	if f.fault != "verifier" && (f.fault != "reverifier" || first) {
 		return f.Plugin.Load(ctx, req)
 	}
 	// Reads 8 bytes past the end of struct __sk_buff: the verifier refuses.

@@ -66,16 +66,11 @@ func OpenMaps(l pin.Layout) (*Maps, error) {
 	ms := &Maps{}
 	dst := []**ebpf.Map{&ms.Services, &ms.Backends, &ms.Slots, &ms.RevNat, &ms.Maglev, &ms.Affinity}
 	for i, name := range sharedNames {
-		path := l.Shared(name)
-		m, err := ebpf.LoadPinnedMap(path, nil)
-		if err == nil {
-			if err = pin.Check(specs[name], m); err != nil {
-				m.Close()
-			}
-		}
+		// Any size: the supervisor sizes lb maps (config, live resize).
+		m, err := pin.OpenPinned(l, name)
 		if err != nil {
 			ms.Close()
-			return nil, fmt.Errorf("open shared map %s at %s: %w", name, path, err)
+			return nil, err
 		}
 		*dst[i] = m
 	}
