@@ -220,6 +220,15 @@ func (s *Supervisor) unpinUnused() {
 			keep[filepath.Dir(p)] = true
 		}
 	}
+	if r := s.state.Remap; r != nil {
+		// A remap in an upgrade loads the new instance's programs, which
+		// the upgrade adopts only at its commit.
+		for _, programs := range r.Programs {
+			for _, p := range programs {
+				keep[filepath.Dir(p)] = true
+			}
+		}
+	}
 	for name := range s.plugins {
 		dirs, _ := filepath.Glob(filepath.Join(s.cfg.BPFFS, "plugins", name, "[0-9]*"))
 		sort.Strings(dirs)

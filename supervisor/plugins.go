@@ -132,6 +132,12 @@ func (s *Supervisor) killStale(name string, r host.Reattach, path string) {
 // slots that exist and are not claimed twice, and every shared map it uses
 // matching the pinned map.
 func (s *Supervisor) checkPlugin(d *plugin.Description, claimed map[string]string) error {
+	return s.checkPluginFor(d, claimed, false)
+}
+
+// checkPluginFor is checkPlugin; with migrate, a declared map layout other
+// than the pinned one passes (an upgrade migrates the map).
+func (s *Supervisor) checkPluginFor(d *plugin.Description, claimed map[string]string, migrate bool) error {
 	if d.ABIVersion != abi.Version {
 		return fmt.Errorf("plugin %s %s: ABI version %d, supervisor speaks %d", d.Name, d.Version, d.ABIVersion, abi.Version)
 	}
@@ -152,7 +158,7 @@ func (s *Supervisor) checkPlugin(d *plugin.Description, claimed map[string]strin
 			return fmt.Errorf("plugin %s slot %s: %w", d.Name, slot, err)
 		}
 	}
-	return checkSchemas(d, s.maps, false)
+	return checkSchemas(d, s.maps, migrate)
 }
 
 // checkSchemas compares what d expects of each shared map with the pinned
@@ -200,6 +206,9 @@ func layoutDiffs(want plugin.MapSchema, pinned uint32, migrate bool) []string {
 	}
 	if want.Version > pin.Versions(want.Name) {
 		return []string{fmt.Sprintf("layout %d, which this supervisor does not know (it knows 1..%d)", want.Version, pin.Versions(want.Name))}
+	}
+	if size := pin.LayoutSize(want.Name, want.Version); want.ValueSize != 0 && want.ValueSize != size {
+		return []string{fmt.Sprintf("value size %d, layout %d has %d", want.ValueSize, want.Version, size)}
 	}
 	if want.Version != pinned && !migrate {
 		return []string{fmt.Sprintf("layout %d, pinned %d (only `hotpath plugin upgrade` migrates a map)", want.Version, pinned)}

@@ -92,6 +92,9 @@ type RemapResult struct {
 	// Pause is how long the plugins using the maps were deactivated (GC
 	// and control commands paused), swap to re-activation.
 	Pause time.Duration `json:"pause_ns"`
+	// Programs are the pins each reloaded plugin loaded for Generation; an
+	// upgrade adopts its new instance's.
+	Programs map[string]map[string]string `json:"-"`
 }
 
 // RemapMapStats is one map of a RemapResult.

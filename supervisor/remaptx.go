@@ -350,7 +350,7 @@ func (tx *remapTx) flip() error {
 	if err != nil {
 		return fmt.Errorf("record the remap: %w", err)
 	}
-	tx.res.Generation = tx.next
+	tx.res.Generation, tx.res.Programs = tx.next, tx.loaded
 	return testPause(remapFlipped)
 }
 

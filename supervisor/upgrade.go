@@ -39,6 +39,9 @@ type UpgradeResult struct {
 	Reason       string        `json:"reason,omitempty"`
 	OldPid       int           `json:"old_pid"`
 	NewPid       int           `json:"new_pid"`
+	// Migrations are the map layout changes of the upgrade (migrated back
+	// when it rolled back).
+	Migrations []Migration `json:"migrations,omitempty"`
 }
 
 // Upgrade phases, as persisted in UpgradeState.Phase.
@@ -62,6 +65,7 @@ type UpgradeState struct {
 	OldBinary  *Binary        `json:"old_binary,omitempty"`
 	Configured *Binary        `json:"configured,omitempty"` // the config's binary, which a commit overrides
 	Phase      string         `json:"phase"`                // starting, flipped, committed
+	Migrations []Migration    `json:"migrations,omitempty"` // map layout changes (remap.go persists their own progress)
 	Programs   map[string]string
 }
 
@@ -104,7 +108,11 @@ func (s *Supervisor) upgrade(ctx context.Context, name string, req UpgradeReques
 	if err := tx.prepare(ctx); err != nil {
 		return tx.refused(err)
 	}
-	if err := tx.flip(); err != nil {
+	flip := tx.flip
+	if len(tx.migs) > 0 {
+		flip = func() error { return tx.migrate(ctx) }
+	}
+	if err := flip(); err != nil {
 		return tx.refused(err)
 	}
 	s.log.Info("upgrade flipped", "plugin", name, "from", tx.res.From, "to", tx.res.To, "generation", tx.next)

@@ -32,6 +32,8 @@ type upgradeTx struct {
 	res  *UpgradeResult
 
 	programs map[string]string
+	migs     []Migration   // layout changes of the maps the plugin owns
+	migrated bool          // the maps were migrated up: a rollback migrates them back
 	flipped  time.Duration // CLOCK_MONOTONIC at the flip
 	revoked  bool          // the old instance gave up its lease
 	granted  bool          // the new instance holds the lease
@@ -59,7 +61,10 @@ func (tx *upgradeTx) prepare(ctx context.Context) error {
 	}
 	tx.res.To, tx.res.NewPid = inst.Desc.Version, inst.Pid
 	s.mu.Lock()
-	err = s.checkPlugin(inst.Desc, s.claimedExcept(tx.name))
+	err = s.checkPluginFor(inst.Desc, s.claimedExcept(tx.name), true)
+	if err == nil {
+		tx.migs, err = s.migrations(inst.Desc)
+	}
 	if err == nil {
 		tx.inst = inst
 		tx.m.upgrading = true
@@ -70,7 +75,7 @@ func (tx *upgradeTx) prepare(ctx context.Context) error {
 			To: inst.Desc.Version, New: &r, Old: s.state.Plugins[tx.name].Reattach,
 			OldBinary:  &Binary{Path: tx.m.cfg.Path, SHA256: tx.m.cfg.SHA256},
 			Configured: &Binary{Path: tx.m.base.Path, SHA256: tx.m.base.SHA256},
-			Phase:      phaseStarting,
+			Phase:      phaseStarting, Migrations: tx.migs,
 		}
 		s.state.Upgrade = tx.u
 		if err = s.saveStateLocked(); err != nil {
@@ -83,6 +88,17 @@ func (tx *upgradeTx) prepare(ctx context.Context) error {
 		inst.Kill()
 		return err
 	}
+	if len(tx.migs) > 0 {
+		// Checked now, before anything changes: a conversion that cannot
+		// apply refuses the upgrade. The migration itself is the flip.
+		if _, err := s.migrationPlan(tx.migs, false); err != nil {
+			tx.end()
+			inst.Kill()
+			return err
+		}
+		tx.res.Migrations = tx.migs
+		return nil
+	}
 	next, loaded, err := s.build(ctx, map[string]*host.Instance{tx.name: inst})
 	if err != nil {
 		tx.end()
@@ -91,6 +107,67 @@ func (tx *upgradeTx) prepare(ctx context.Context) error {
 	}
 	tx.next, tx.programs = next, loaded[tx.name]
 	tx.res.Generation = next
+	return nil
+}
+
+// migrate is the flip of an upgrade that changes map layouts: a remap
+// (remap.go) creates the maps in the new layout, copies and converts every
+// entry, loads every plugin using them into generation N+1 (the upgraded
+// plugin through its new instance) and flips to it. A failure leaves the
+// old maps and generation N serving, and the upgrade is refused.
+func (tx *upgradeTx) migrate(ctx context.Context) error {
+	s := tx.s
+	plan, err := s.migrationPlan(tx.migs, false)
+	if err == nil {
+		var res *RemapResult
+		res, err = s.remap(ctx, RemapPlan{Maps: plan, Reason: "upgrade", Loaders: map[string]*host.Instance{tx.name: tx.inst}})
+		if err == nil {
+			tx.migrated, tx.next, tx.programs = true, res.Generation, res.Programs[tx.name]
+			tx.res.Generation, tx.res.Previous, tx.res.Migrations = res.Generation, res.Previous, tx.migs
+			tx.flipped = pipeline.Monotonic()
+		}
+	}
+	if err != nil {
+		tx.end()
+		tx.inst.Kill()
+		tx.res.Generation = 0
+		return fmt.Errorf("migrate %s: %w", migrationNames(tx.migs), err)
+	}
+	s.mu.Lock()
+	tx.u.NewGen, tx.u.Phase, tx.u.Programs = tx.next, phaseFlipped, tx.programs
+	err = s.saveStateLocked()
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Error("record upgrade", "error", err)
+	}
+	s.log.Info("maps migrated", "plugin", tx.name, "migrations", migrationNames(tx.migs), "generation", tx.next)
+	return nil
+}
+
+// migrateBack is the flip back of a rollback after migrate: the maps are
+// migrated down to the layouts they had, with the old instance loading the
+// plugin's programs into a new generation. The new instance ends first: a
+// program of its own may still hold the new maps.
+func (tx *upgradeTx) migrateBack(ctx context.Context) error {
+	s := tx.s
+	tx.inst.Kill()
+	plan, err := s.migrationPlan(tx.migs, true)
+	if err != nil {
+		return err
+	}
+	res, err := s.remap(context.WithoutCancel(ctx), RemapPlan{Maps: plan, Reason: "upgrade rollback", Loaders: map[string]*host.Instance{tx.name: tx.old}})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if programs := res.Programs[tx.name]; programs != nil && tx.m.inst == tx.old {
+		s.adopt(tx.name, tx.old, programs, res.Generation)
+		if err := s.saveStateLocked(); err != nil {
+			s.log.Error("save state", "error", err)
+		}
+	}
+	s.mu.Unlock()
+	tx.res.Previous = res.Generation
 	return nil
 }
 
@@ -208,9 +285,18 @@ func (tx *upgradeTx) finish() {
 // and gives the lease back to the old one if the handoff had taken it.
 func (tx *upgradeTx) rollback(ctx context.Context, reason string) (*UpgradeResult, error) {
 	s := tx.s
-	s.mu.Lock()
-	s.gens.flip(tx.res.Previous)
-	s.mu.Unlock()
+	if tx.migrated {
+		if err := tx.migrateBack(ctx); err != nil {
+			// The new maps keep serving through generation N+1, whose
+			// programs outlive the new instance; say so loudly.
+			s.log.Error("migrate the maps back", "plugin", tx.name, "error", err)
+			reason += fmt.Sprintf("; migrating the maps back failed, they stay in the new layout: %v", err)
+		}
+	} else {
+		s.mu.Lock()
+		s.gens.flip(tx.res.Previous)
+		s.mu.Unlock()
+	}
 	tx.inst.Kill() // its GC ends with it, before the old instance's resumes
 	if tx.revoked {
 		if err := tx.regrant(ctx); err != nil {

@@ -189,3 +189,17 @@ func orRoot(path string) string {
 	}
 	return path
 }
+
+// KeyDiff says how the keys of two specs differ ("" when they have the same
+// layout): a migration converts values and never re-keys an entry.
+func KeyDiff(from, to *ebpf.MapSpec) string {
+	if from.KeySize != to.KeySize {
+		return fmt.Sprintf("key size %d, was %d", to.KeySize, from.KeySize)
+	}
+	if from.Key != nil && to.Key != nil {
+		if d := sameType(from.Key, to.Key, 0); d != "" {
+			return "key type " + d
+		}
+	}
+	return ""
+}

@@ -14,7 +14,7 @@ import (
 )
 
 // ctMap creates an unpinned ct4 of layout v with room for n entries.
-func ctMap(t *testing.T, v uint32, n uint32) *ebpf.Map {
+func ctLayoutMap(t *testing.T, v uint32, n uint32) *ebpf.Map {
 	t.Helper()
 	specs, err := pin.SharedSpecs()
 	if err != nil {
@@ -62,7 +62,7 @@ func TestPrivilegedConvertCTLayoutsUpAndDown(t *testing.T) {
 	lab.Privileged(t)
 	const n = 1000
 	// LRU maps hold slightly fewer entries than their size: room to spare.
-	v1, v2, back := ctMap(t, 1, 4*n), ctMap(t, 2, 4*n), ctMap(t, 1, 4*n)
+	v1, v2, back := ctLayoutMap(t, 1, 4*n), ctLayoutMap(t, 2, 4*n), ctLayoutMap(t, 1, 4*n)
 	for i := uint32(0); i < n; i++ {
 		k := abi.CTTuple{Saddr: i, Daddr: ^i, Sport: 1, Dport: 2, Nexthdr: 6}
 		e := abi.CTEntry{Packets: uint64(i) + 1, Bytes: uint64(i) * 100, Lifetime: i + 7, Flags: abi.CTSeenNonSyn,
@@ -138,7 +138,7 @@ func TestPrivilegedConvertCTLayoutsUpAndDown(t *testing.T) {
 
 func TestPrivilegedConvertRefusesAnotherKey(t *testing.T) {
 	lab.Privileged(t)
-	v1 := ctMap(t, 1, 16)
+	v1 := ctLayoutMap(t, 1, 16)
 	specs, err := pin.SharedSpecs()
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +216,7 @@ func TestPrivilegedVersionOfAndCheckAcceptEveryLayout(t *testing.T) {
 	}
 	spec := specs[abi.MapCT4]
 	for v := uint32(1); v <= pin.Versions(abi.MapCT4); v++ {
-		m := ctMap(t, v, spec.MaxEntries)
+		m := ctLayoutMap(t, v, spec.MaxEntries)
 		got, err := pin.VersionOf(spec, abi.MapCT4, m)
 		if err != nil || got != v {
 			t.Fatalf("VersionOf a layout-%d map = %d, %v", v, got, err)

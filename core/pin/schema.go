@@ -190,3 +190,17 @@ func LayoutOf(name string, m *ebpf.Map) uint32 {
 	}
 	return versionBySize(specs[name], name, m.ValueSize())
 }
+
+// LayoutSize is the value size of layout v of shared map name, 0 if it has
+// no such layout.
+func LayoutSize(name string, v uint32) uint32 {
+	specs, err := SharedSpecs()
+	if err != nil || specs[name] == nil {
+		return 0
+	}
+	vs, err := SpecVersion(specs[name], name, v)
+	if err != nil {
+		return 0
+	}
+	return vs.ValueSize
+}

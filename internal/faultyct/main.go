@@ -6,6 +6,8 @@
 //	unhealthy=DURATION  reports unhealthy DURATION after Activate
 //	abi                 claims ABI version 99
 //	schema              claims ct4 values 8 bytes larger than the pinned map
+//	layoutkey           claims ct4 keys 4 bytes larger (a layout no migration reaches)
+//	layout9             claims layout 9 of the CT maps, which nobody knows
 //	crash=DURATION      exits DURATION after Activate
 //	lease               refuses the GC lease (Activate with GCLease fails)
 //	linger=DURATION     stays alive DURATION after a graceful shutdown
@@ -72,6 +74,16 @@ func (f *faulty) Describe(ctx context.Context, req *plugin.DescribeRequest) (*pl
 		for i := range d.Maps {
 			if d.Maps[i].Name == "ct4" {
 				d.Maps[i].ValueSize += 8
+			}
+		}
+	case "layoutkey", "layout9":
+		for i := range d.Maps {
+			switch {
+			case d.Maps[i].Version == 0:
+			case f.fault == "layoutkey" && d.Maps[i].Name == "ct4":
+				d.Maps[i].KeySize += 4
+			case f.fault == "layout9":
+				d.Maps[i].Version = 9
 			}
 		}
 	}

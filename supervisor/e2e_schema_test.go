@@ -1,0 +1,211 @@
+package supervisor_test
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
+	"github.com/hotpath/hotpath/core/pin"
+	"github.com/hotpath/hotpath/internal/e2e"
+	"github.com/hotpath/hotpath/lab"
+	"github.com/hotpath/hotpath/supervisor"
+)
+
+// ctLayout is the layout of the pinned ct4 and ct_any4, which must agree.
+func ctLayout(t *testing.T, env *e2e.Env) uint32 {
+	t.Helper()
+	var got []uint32
+	for _, name := range ctmap.Maps {
+		m, err := ebpfPinned(env, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := ctmap.Layout(m)
+		m.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v)
+	}
+	if got[0] != got[1] {
+		t.Fatalf("ct4 has layout %d, ct_any4 %d", got[0], got[1])
+	}
+	return got[0]
+}
+
+// replyCounters sums the reply counters (layout 2) of the streams' CT
+// entries.
+func replyCounters(t *testing.T, env *e2e.Env, streams []*lab.Stream, srv string) uint64 {
+	t.Helper()
+	m := pinnedCT(t, env)
+	defer m.Close()
+	dst := netip.MustParseAddrPort(srv)
+	var sum uint64
+	for _, s := range streams {
+		src := netip.MustParseAddrPort(s.LocalAddr())
+		k := abi.CTTuple{Saddr: u32(src.Addr()), Daddr: u32(dst.Addr()), Sport: htons(src.Port()), Dport: htons(dst.Port()), Nexthdr: 6, Flags: abi.TupleOut}
+		e, err := ctmap.Lookup(m, &k)
+		if err != nil {
+			t.Fatalf("stream %s: %v", s.LocalAddr(), err)
+		}
+		sum += e.RxPackets
+	}
+	return sum
+}
+
+// The acceptance for schema migration: 200 000 CT entries and 50
+// live TCP streams, ct upgraded from a build writing layout 1 to one
+// writing layout 2 and back: the maps are migrated each time, every entry
+// kept with counters that never go back, layout 2's datapath fills its new
+// fields, and no stream breaks.
+func TestPrivilegedUpgradeCTLayoutUnderLoad(t *testing.T) {
+	const entries, streams = 200_000, 50
+	env, ss, srv := resizeEnv(t, 256<<10, streams, nil, "ct", "lb")
+	fillCT(t, env, entries)
+	before := readCT(t, env)
+	pkts := streamEntries(t, env, ss, srv, before)
+	if l := ctLayout(t, env); l != 1 {
+		t.Fatalf("fresh maps have layout %d, want 1", l)
+	}
+	steps := []struct {
+		binary string
+		layout uint32
+	}{
+		{e2e.CTLayout(t, "2.0.0-layout2", 2), 2},
+		{e2e.CTLayout(t, "1.0.0-layout1", 1), 1},
+	}
+	for _, step := range steps {
+		old := ct4Status(t, env)
+		res, err := upgrade(env, "ct", step.binary, time.Second)
+		if err != nil {
+			t.Fatalf("upgrade to layout %d: %v", step.layout, err)
+		}
+		if len(res.Migrations) != 2 || res.Migrations[0].To != step.layout {
+			t.Fatalf("upgrade to layout %d migrated %+v, want ct4 and ct_any4", step.layout, res.Migrations)
+		}
+		if l := ctLayout(t, env); l != step.layout {
+			t.Fatalf("after the upgrade to layout %d the maps have layout %d", step.layout, l)
+		}
+		if now := ct4Status(t, env); now.ID == old.ID || now.MaxEntries != old.MaxEntries {
+			t.Fatalf("ct4 after the migration: %+v (was %+v): want a new map of the same size", now, old)
+		}
+		p := env.PluginStatus("ct")
+		if p.Pid != res.NewPid || !p.Healthy || !p.GCLease {
+			t.Fatalf("ct after the upgrade to layout %d: %+v", step.layout, p)
+		}
+		t.Logf("upgrade to layout %d (%s): %+v in %s", step.layout, res.To, res.Migrations, res.Duration.Round(time.Millisecond))
+		after := readCT(t, env)
+		checkKept(t, fmt.Sprintf("after the upgrade to layout %d", step.layout), entries, before, after)
+		before = after
+		if step.layout == 2 {
+			// The replies of the streams are counted in layout 2's fields.
+			waitFor(t, "reply counters in layout 2", 5*time.Second, func() bool {
+				return replyCounters(t, env, ss, srv) > 0
+			})
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	now := streamEntries(t, env, ss, srv, readCT(t, env))
+	for i := range pkts {
+		if now[i] <= pkts[i] {
+			t.Errorf("stream %d: CT packets %d -> %d, want growth", i, pkts[i], now[i])
+		}
+	}
+	broken := 0
+	for i, s := range ss {
+		if st := s.Stop(); st.Err != nil {
+			broken++
+			t.Errorf("stream %d broke: %v", i, st.Err)
+		} else if st.MaxGap > 2*time.Second {
+			t.Errorf("stream %d stalled %s", i, st.MaxGap)
+		}
+	}
+	for reason, n := range drops(t, env) {
+		if n != 0 {
+			t.Errorf("%d packets dropped as %s", n, reason)
+		}
+	}
+	t.Logf("%d streams, %d broken", len(ss), broken)
+}
+
+// An upgrade to a layout-2 build that fails its health gate is rolled back
+// with its migration reverted: the maps are back in layout 1 with every
+// entry, the old instance serves. A layout-2 build whose maps no migration
+// reaches (another key) or of a layout nobody knows is refused before
+// anything changes.
+func TestPrivilegedUpgradeCTLayoutRollbackAndRefusal(t *testing.T) {
+	const entries = 20_000
+	env, ss, srv := resizeEnv(t, 64<<10, 2, nil, "ct", "lb")
+	fillCT(t, env, entries)
+	before := readCT(t, env)
+	pkts := streamEntries(t, env, ss, srv, before)
+	was := env.PluginStatus("ct")
+
+	bad := e2e.FaultyLayout(t, "unhealthy=300ms", "2.0.0-unhealthy", 2)
+	t.Cleanup(func() { killAll(faultyBinary(bad)) })
+	res, err := upgrade(env, "ct", bad, 1500*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "rolled back") {
+		t.Fatalf("upgrade to an unhealthy layout-2 build: %v, want a rollback", err)
+	}
+	if !res.RolledBack || len(res.Migrations) != 2 {
+		t.Fatalf("rolled back upgrade: %+v, want the two migrations reported", res)
+	}
+	t.Logf("rolled back: %v", err)
+	if l := ctLayout(t, env); l != 1 {
+		t.Fatalf("after the rollback the maps have layout %d, want 1", l)
+	}
+	after := readCT(t, env)
+	checkKept(t, "after the rollback", entries, before, after)
+	p := env.PluginStatus("ct")
+	if p.Pid != was.Pid || p.Version != was.Version || !p.GCLease || !p.Healthy {
+		t.Fatalf("ct after the rollback: %+v, want the old instance %+v with its lease", p, was)
+	}
+	if res.NewPid > 0 && running(res.NewPid) {
+		t.Errorf("new instance %d left running", res.NewPid)
+	}
+
+	refusals := []struct{ fault, want string }{
+		{"layoutkey", "key size"},
+		{"layout9", "layout 9"},
+	}
+	for _, c := range refusals {
+		old, gen := ct4Status(t, env), env.Status().ActiveGeneration
+		binary := e2e.FaultyLayout(t, c.fault, "2.0.0-"+c.fault, 2)
+		_, err := upgrade(env, "ct", binary, time.Second)
+		if err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("upgrade to a build with fault %s: %v, want a refusal naming %q", c.fault, err, c.want)
+		}
+		t.Logf("%s: %v", c.fault, err)
+		if now := ct4Status(t, env); now != old {
+			t.Errorf("%s: ct4 changed: %+v, was %+v", c.fault, now, old)
+		}
+		if g := env.Status().ActiveGeneration; g != gen {
+			t.Errorf("%s: generation %d, was %d", c.fault, g, gen)
+		}
+		if st, _ := supervisor.LoadState(env.StateDir); st.Remap != nil || st.Upgrade != nil {
+			t.Errorf("%s: state left: remap %+v, upgrade %+v", c.fault, st.Remap, st.Upgrade)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	now := streamEntries(t, env, ss, srv, readCT(t, env))
+	for i := range pkts {
+		if now[i] <= pkts[i] {
+			t.Errorf("stream %d not tracked: CT packets %d -> %d", i, pkts[i], now[i])
+		}
+	}
+	for i, s := range ss {
+		if st := s.Stop(); st.Err != nil {
+			t.Errorf("stream %d broke: %v", i, st.Err)
+		}
+	}
+}
+
+func ebpfPinned(env *e2e.Env, name string) (*ebpf.Map, error) {
+	return ebpf.LoadPinnedMap(pin.Layout{Root: env.Lab.BPFFS}.Map(name), nil)
+}

@@ -1,0 +1,137 @@
+package supervisor
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hotpath/hotpath/core/ctmap"
+	"github.com/hotpath/hotpath/core/pin"
+	"github.com/hotpath/hotpath/core/plugin"
+)
+
+// A schema migration is a remap (remap.go) whose new maps have another
+// value layout: an upgrade to a plugin build that declares another layout
+// version of a map it owns (plugin.Own) migrates the pinned maps up or down
+// before its programs go live, and a rollback of that upgrade migrates them
+// back. The conversion is one mechanism for every map: fields carried by
+// name (pin.Converter), plus the map kind's registered fixup for what names
+// cannot say (ctmap.Fixup).
+
+// Migration is one map's layout change.
+type Migration struct {
+	Map  string `json:"map"`
+	From uint32 `json:"from_layout"`
+	To   uint32 `json:"to_layout"`
+	What string `json:"what"` // what the conversion does, e.g. "adds rx_packets"
+}
+
+// migrations lists the layout changes the described plugin needs: every
+// map it declares a layout of that differs from the pinned one, with the
+// other maps of its schema group. Callers hold mu.
+func (s *Supervisor) migrations(d *plugin.Description) ([]Migration, error) {
+	if d.ProtocolMinor < plugin.MinorMapVersions {
+		return nil, nil
+	}
+	var out []Migration
+	for _, want := range d.Maps {
+		if want.Version == 0 || !pin.Versioned(want.Name) {
+			continue
+		}
+		m := s.maps.ByName[want.Name]
+		if m == nil {
+			return nil, fmt.Errorf("plugin %s: needs shared map %s, which this supervisor does not have", d.Name, want.Name)
+		}
+		from := pin.LayoutOf(want.Name, m)
+		if from == 0 {
+			return nil, fmt.Errorf("map %s: the pinned map has no layout this supervisor knows", want.Name)
+		}
+		if from == want.Version {
+			continue
+		}
+		for _, g := range pin.SchemaGroup(want.Name) {
+			if !slices.ContainsFunc(d.Maps, func(ms plugin.MapSchema) bool { return ms.Name == g && ms.Version == want.Version }) {
+				return nil, fmt.Errorf("plugin %s: declares layout %d of %s but not of %s, which shares its layout", d.Name, want.Version, want.Name, g)
+			}
+		}
+		out = append(out, Migration{Map: want.Name, From: from, To: want.Version})
+	}
+	return out, nil
+}
+
+// migrationPlan builds the remap of migs (to each one's To, or back to its
+// From when down) and checks that every conversion can apply; it changes
+// nothing.
+func (s *Supervisor) migrationPlan(migs []Migration, down bool) ([]RemapMap, error) {
+	specs, err := pin.SharedSpecs()
+	if err != nil {
+		return nil, err
+	}
+	var out []RemapMap
+	for i, mg := range migs {
+		from, to := mg.From, mg.To
+		if down {
+			from, to = to, from
+		}
+		cur := s.sharedMap(mg.Map)
+		if cur == nil {
+			return nil, fmt.Errorf("migrate %s: no such shared map", mg.Map)
+		}
+		if got := pin.LayoutOf(mg.Map, cur); got != from {
+			return nil, fmt.Errorf("migrate %s from layout %d: the pinned map has layout %d", mg.Map, from, got)
+		}
+		fromSpec, err := pin.SpecVersion(specs[mg.Map], mg.Map, from)
+		if err != nil {
+			return nil, fmt.Errorf("migrate %s: %w", mg.Map, err)
+		}
+		toSpec, err := pin.SpecVersion(specs[mg.Map], mg.Map, to)
+		if err != nil {
+			return nil, fmt.Errorf("migrate %s: %w", mg.Map, err)
+		}
+		if d := pin.KeyDiff(fromSpec, toSpec); d != "" {
+			return nil, fmt.Errorf("migrate %s from layout %d to %d: %w: %s", mg.Map, from, to, pin.ErrUnconvertible, d)
+		}
+		conv, err := pin.NewConverter(fromSpec.Value, toSpec.Value)
+		if err != nil {
+			return nil, fmt.Errorf("migrate %s from layout %d to %d: %w", mg.Map, from, to, err)
+		}
+		spec := toSpec.Copy()
+		spec.MaxEntries = cur.MaxEntries() // a migration keeps the size
+		migs[i].What = conv.String()
+		out = append(out, RemapMap{Name: mg.Map, Spec: spec, Convert: convertWith(conv, fixupFor(mg.Map, from, to)), Merge: mergeLayoutsFor(mg.Map)})
+	}
+	return out, nil
+}
+
+// convertWith is the per-entry hook of a migration: by name, then fixup.
+func convertWith(c *pin.Converter, fixup func([]byte)) pin.Convert {
+	return func(key, value []byte) ([]byte, []byte, error) {
+		k, v, err := c.Entry(key, value)
+		if err == nil && fixup != nil {
+			fixup(v)
+		}
+		return k, v, err
+	}
+}
+
+func fixupFor(name string, from, to uint32) func([]byte) {
+	if slices.Contains(ctmap.Maps, name) {
+		return ctmap.Fixup(from, to)
+	}
+	return nil
+}
+
+func mergeLayoutsFor(name string) pin.Merge {
+	if slices.Contains(ctmap.Maps, name) {
+		return ctmap.MergeLayouts
+	}
+	return nil
+}
+
+func migrationNames(migs []Migration) string {
+	var parts []string
+	for _, m := range migs {
+		parts = append(parts, fmt.Sprintf("%s %d->%d", m.Map, m.From, m.To))
+	}
+	return strings.Join(parts, ", ")
+}
