@@ -55,15 +55,25 @@ type Snapshot struct {
 // copyBatch is the number of entries per batch lookup and update.
 const copyBatch = BatchSize
 
-// Copy writes every entry of src into dst (converted by conv, if not nil)
-// with batch lookups and batch updates, and returns the snapshot of what it
-// copied. Entries the datapath writes into src meanwhile may be missed or
+// Copy writes every entry of src into dst and returns the snapshot of what
+// it copied. Without a conversion it copies inside the kernel (kcopy.go)
+// and reads the result back; with one (or where the kernel refuses the
+// copy program) it uses batch lookups and batch updates, converting each
+// entry with conv. Entries the datapath writes into src meanwhile may be missed or
 // copied stale: Delta and Merge catch up with them. dst should be empty.
 func Copy(dst, src *ebpf.Map, conv Convert) (*Snapshot, CopyStats, error) {
 	start := time.Now()
 	if conv == nil && (dst.KeySize() != src.KeySize() || dst.ValueSize() != src.ValueSize()) {
 		return nil, CopyStats{}, fmt.Errorf("copy %s -> %s: key/value sizes %d/%d and %d/%d differ and no conversion given",
 			src, dst, src.KeySize(), src.ValueSize(), dst.KeySize(), dst.ValueSize())
+	}
+	if conv == nil && src.KeySize() == dst.KeySize() && src.ValueSize() == dst.ValueSize() {
+		if s, st, err := copyInKernel(dst, src); err == nil {
+			st.Took = time.Since(start)
+			return s, st, nil
+		} else if !errors.Is(err, errNoKernelCopy) {
+			return nil, st, fmt.Errorf("copy %s -> %s: %w", src, dst, err)
+		}
 	}
 	s := NewSnapshot(src)
 	w := newWriter(dst, conv)
@@ -85,6 +95,35 @@ func Copy(dst, src *ebpf.Map, conv Convert) (*Snapshot, CopyStats, error) {
 	st := CopyStats{Entries: s.Len(), Written: w.written, Took: time.Since(start)}
 	if err != nil {
 		return nil, st, fmt.Errorf("copy %s -> %s: %w", src, dst, err)
+	}
+	return s, st, nil
+}
+
+// errNoKernelCopy: the kernel refused the in-kernel copy program; the
+// batch copy does the work instead.
+var errNoKernelCopy = errors.New("no in-kernel copy")
+
+// copyInKernel copies src into dst inside the kernel, then reads dst back
+// as the snapshot: nothing else writes dst before the switch, so it is
+// exactly what was copied, in src's layout.
+func copyInKernel(dst, src *ebpf.Map) (*Snapshot, CopyStats, error) {
+	failed, err := kernelCopy(dst, src)
+	if err != nil {
+		return nil, CopyStats{}, fmt.Errorf("%w: %v", errNoKernelCopy, err)
+	}
+	if failed > 0 {
+		return nil, CopyStats{}, fmt.Errorf("in-kernel copy: %d entries did not fit", failed)
+	}
+	s := NewSnapshot(src)
+	err = readAll(dst, func(keys, vals []byte, n int) error {
+		for i := 0; i < n; i++ {
+			s.add(keys[i*s.ks:(i+1)*s.ks], vals[i*s.vs:(i+1)*s.vs])
+		}
+		return nil
+	})
+	st := CopyStats{Entries: s.Len(), Written: s.Len()}
+	if err != nil {
+		return nil, st, fmt.Errorf("read back the copy: %w", err)
 	}
 	return s, st, nil
 }
