@@ -52,6 +52,7 @@ func Suites() []Suite {
 		{"policy", "NetworkPolicy: 1000-rule apply time, connection rate with 1000 rules vs none", policySuite},
 		{"tunnel", "cross-node TCP throughput and connection rate over the tunnel plugin vs the kernel's VXLAN with static routes", tunnelSuite},
 		{"cluster", "etcd source: propagation of a `hotpath cluster service add` to three nodes", clusterSuite},
+		{"remap", "live map resize of ct4 with 1M entries under traffic; one-slot ARRAY_OF_MAPS lookup cost", remapSuite},
 	}
 }
 

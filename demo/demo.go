@@ -1,5 +1,5 @@
 // Package demo is `make demo` (demo/cmd/demo): a lab of namespaces, a supervisor with its
-// plugins, live traffic, a plugin killed under load, and a summary.
+// plugins, live traffic, a plugin killed under load, a live map resize, and a summary.
 package demo
 
 import (
@@ -65,6 +65,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := d.upgrade(ctx); err != nil {
+		return err
+	}
+	if err := d.resize(ctx); err != nil {
 		return err
 	}
 	if err := d.policy(ctx); err != nil {

@@ -362,6 +362,9 @@ func (tx *remapTx) merge() {
 	if err := s.pipe.Settle(); err != nil {
 		s.log.Warn("settle after a remap flip", "error", err)
 	}
+	// The new maps serve and are pinned: the users may work again (a GC
+	// pass that deletes what the merge writes back costs one more pass).
+	tx.resume(context.Background())
 	for _, one := range tx.maps {
 		merge := one.Merge
 		if merge == nil {
@@ -452,6 +455,9 @@ func (tx *remapTx) abort(ctx context.Context, step string, cause error) error {
 // resume activates the paused plugins again; they open the pins.
 func (tx *remapTx) resume(ctx context.Context) {
 	s := tx.s
+	if tx.paused == nil {
+		return
+	}
 	for _, name := range tx.paused {
 		if err := s.activate(context.WithoutCancel(ctx), name); err != nil {
 			s.log.Error("activate plugin after a remap", "plugin", name, "error", err)

@@ -37,14 +37,14 @@ const (
 	maxMapSize = 1 << 24
 )
 
-// Rates of the time estimate of a dry run, measured on the 2-CPU VM of
-// `make bench` (bench/remap.go): a copy writes ~1M entries/s, each of the
-// two delta passes reads ~2M entries/s, and a plugin reloads its programs
-// in ~0.3 s.
+// The time estimate of a dry run is calibrated on the machine itself by
+// the entry count it takes anyway (one batch scan of the map): on the
+// 2-CPU VMs of `make bench` (bench/remap.go) a copy costs ~3.5 such scans,
+// the delta and merge passes one each, and a plugin reloads its programs
+// in ~0.5 s.
 const (
-	estCopyPerSec  = 1_000_000
-	estScanPerSec  = 2_000_000
-	estPluginLoad  = 300 * time.Millisecond
+	estScans       = 5.5
+	estPluginLoad  = 500 * time.Millisecond
 	resizeHeadroom = 10 // percent of the new size left free
 )
 
@@ -102,7 +102,9 @@ func (s *Supervisor) planResize(name string, size uint32) (*ResizeResult, *ebpf.
 	if size == res.From {
 		return res, nil, fmt.Errorf("resize %s: it has %d entries already", name, size)
 	}
+	counted := time.Now()
 	n, err := pin.Count(old)
+	scan := time.Since(counted)
 	if err != nil {
 		return res, nil, fmt.Errorf("resize %s: count entries: %w", name, err)
 	}
@@ -123,9 +125,7 @@ func (s *Supervisor) planResize(name string, size uint32) (*ResizeResult, *ebpf.
 	s.mu.Lock()
 	res.Plugins = s.remapUsers(map[string]bool{name: true}, map[ebpf.MapID]bool{mapID(old): true})
 	s.mu.Unlock()
-	res.Estimate = time.Duration(float64(n)/estCopyPerSec*float64(time.Second)) +
-		time.Duration(2*float64(n)/estScanPerSec*float64(time.Second)) +
-		time.Duration(len(res.Plugins))*estPluginLoad
+	res.Estimate = time.Duration(estScans*float64(scan)) + time.Duration(len(res.Plugins))*estPluginLoad
 	return res, spec, nil
 }
 

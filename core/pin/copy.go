@@ -41,17 +41,25 @@ type Snapshot struct {
 	ks, vs int
 	keys   []byte // ks bytes per entry
 	vals   []byte // vs bytes per entry
+	n      int32
 	seed   maphash.Seed
-	index  map[uint64]int32 // key hash -> first entry with it
-	next   []int32          // next entry with the same key hash, -1: none
+	// slots is an open-addressing index of the entries by key hash: entry
+	// number + 1, 0 for an empty slot; a power of two, at most half full.
+	slots []int32
+	// cursor is where the next entry of a pass is expected: a map read
+	// again comes back almost in the same order (bucket by bucket), so most
+	// entries are found without hashing.
+	cursor int32
 }
 
 // copyBatch is the number of entries per batch lookup and update.
 const copyBatch = BatchSize
 
-// Copy writes every entry of src into dst (converted by conv, if not nil)
-// with batch lookups and batch updates, and returns the snapshot of what it
-// copied. Entries the datapath writes into src meanwhile may be missed or
+// Copy writes every entry of src into dst and returns the snapshot of what
+// it copied. Without a conversion it copies inside the kernel (kcopy.go)
+// and reads the result back; with one (or where the kernel refuses the
+// copy program) it uses batch lookups and batch updates, converting each
+// entry with conv. Entries the datapath writes into src meanwhile may be missed or
 // copied stale: Delta and Merge catch up with them. dst should be empty.
 func Copy(dst, src *ebpf.Map, conv Convert) (*Snapshot, CopyStats, error) {
 	start := time.Now()
@@ -59,9 +67,19 @@ func Copy(dst, src *ebpf.Map, conv Convert) (*Snapshot, CopyStats, error) {
 		return nil, CopyStats{}, fmt.Errorf("copy %s -> %s: key/value sizes %d/%d and %d/%d differ and no conversion given",
 			src, dst, src.KeySize(), src.ValueSize(), dst.KeySize(), dst.ValueSize())
 	}
-	s := &Snapshot{ks: int(src.KeySize()), vs: int(src.ValueSize()), seed: maphash.MakeSeed(), index: map[uint64]int32{}}
+	if conv == nil && src.KeySize() == dst.KeySize() && src.ValueSize() == dst.ValueSize() {
+		if s, st, err := copyInKernel(dst, src); err == nil {
+			st.Took = time.Since(start)
+			return s, st, nil
+		} else if !errors.Is(err, errNoKernelCopy) {
+			return nil, st, fmt.Errorf("copy %s -> %s: %w", src, dst, err)
+		}
+	}
+	s := NewSnapshot(src)
 	w := newWriter(dst, conv)
-	err := readAll(src, func(keys, vals []byte, n int) error {
+	// Reads and writes overlap: the next batch is looked up while this
+	// one is written, which is most of a copy's time on two CPUs.
+	err := readAhead(src, func(keys, vals []byte, n int) error {
 		for i := 0; i < n; i++ {
 			k, v := keys[i*s.ks:(i+1)*s.ks], vals[i*s.vs:(i+1)*s.vs]
 			s.add(k, v)
@@ -81,12 +99,42 @@ func Copy(dst, src *ebpf.Map, conv Convert) (*Snapshot, CopyStats, error) {
 	return s, st, nil
 }
 
+// errNoKernelCopy: the kernel refused the in-kernel copy program; the
+// batch copy does the work instead.
+var errNoKernelCopy = errors.New("no in-kernel copy")
+
+// copyInKernel copies src into dst inside the kernel, then reads dst back
+// as the snapshot: nothing else writes dst before the switch, so it is
+// exactly what was copied, in src's layout.
+func copyInKernel(dst, src *ebpf.Map) (*Snapshot, CopyStats, error) {
+	failed, err := kernelCopy(dst, src)
+	if err != nil {
+		return nil, CopyStats{}, fmt.Errorf("%w: %v", errNoKernelCopy, err)
+	}
+	if failed > 0 {
+		return nil, CopyStats{}, fmt.Errorf("in-kernel copy: %d entries did not fit", failed)
+	}
+	s := NewSnapshot(src)
+	err = readAll(dst, func(keys, vals []byte, n int) error {
+		for i := 0; i < n; i++ {
+			s.add(keys[i*s.ks:(i+1)*s.ks], vals[i*s.vs:(i+1)*s.vs])
+		}
+		return nil
+	})
+	st := CopyStats{Entries: s.Len(), Written: s.Len()}
+	if err != nil {
+		return nil, st, fmt.Errorf("read back the copy: %w", err)
+	}
+	return s, st, nil
+}
+
 // Delta brings dst up to what src holds now, for use while nothing but this
 // process writes dst (before the datapath switches to it): entries created
 // or changed in src since the snapshot are written, entries gone from src
 // are deleted from dst. The snapshot becomes src as this pass read it.
 func (s *Snapshot) Delta(dst, src *ebpf.Map, conv Convert) (CopyStats, error) {
 	start := time.Now()
+	s.cursor = 0
 	seen := make([]bool, s.Len())
 	w := newWriter(dst, conv)
 	st := CopyStats{}
@@ -133,6 +181,7 @@ func (s *Snapshot) Delta(dst, src *ebpf.Map, conv Convert) (CopyStats, error) {
 // writes an entry only where dst lacks it.
 func (s *Snapshot) Merge(dst, src *ebpf.Map, conv Convert, merge Merge) (CopyStats, error) {
 	start := time.Now()
+	s.cursor = 0
 	st := CopyStats{}
 	var changed [][2][]byte // key, value in src's layout
 	var bases [][]byte
@@ -193,36 +242,65 @@ func (s *Snapshot) Merge(dst, src *ebpf.Map, conv Convert, merge Merge) (CopySta
 }
 
 // Len is the number of entries in the snapshot.
-func (s *Snapshot) Len() int { return len(s.next) }
+func (s *Snapshot) Len() int { return int(s.n) }
 
 func (s *Snapshot) key(i int32) []byte { return s.keys[int(i)*s.ks : int(i+1)*s.ks] }
 func (s *Snapshot) val(i int32) []byte { return s.vals[int(i)*s.vs : int(i+1)*s.vs] }
 
 func (s *Snapshot) add(k, v []byte) {
-	i := int32(len(s.next))
 	s.keys = append(s.keys, k...)
 	s.vals = append(s.vals, v...)
-	h := maphash.Bytes(s.seed, k)
-	first, ok := s.index[h]
-	if !ok {
-		first = -1
+	s.n++
+	if int(s.n)*2 > len(s.slots) {
+		s.rehash()
+		return
 	}
-	s.next = append(s.next, first)
-	s.index[h] = i
+	s.insert(s.n - 1)
 }
 
-// find returns the entry with key k, or -1.
-func (s *Snapshot) find(k []byte) int32 {
-	i, ok := s.index[maphash.Bytes(s.seed, k)]
-	if !ok {
-		return -1
-	}
-	for ; i >= 0; i = s.next[i] {
-		if bytes.Equal(s.key(i), k) {
-			return i
+func (s *Snapshot) insert(i int32) {
+	mask := uint64(len(s.slots) - 1)
+	for h := maphash.Bytes(s.seed, s.key(i)) & mask; ; h = (h + 1) & mask {
+		if s.slots[h] == 0 {
+			s.slots[h] = i + 1
+			return
 		}
 	}
-	return -1
+}
+
+func (s *Snapshot) rehash() {
+	size := 1024
+	for size < int(s.n)*4 {
+		size *= 2
+	}
+	s.slots = make([]int32, size)
+	for i := int32(0); i < s.n; i++ {
+		s.insert(i)
+	}
+}
+
+// find returns the entry with key k, or -1; passes read entries in
+// about the order they were added, so the entry after the last one found
+// is tried first.
+func (s *Snapshot) find(k []byte) int32 {
+	if c := s.cursor; c < s.n && bytes.Equal(s.key(c), k) {
+		s.cursor++
+		return c
+	}
+	if len(s.slots) == 0 {
+		return -1
+	}
+	mask := uint64(len(s.slots) - 1)
+	for h := maphash.Bytes(s.seed, k) & mask; ; h = (h + 1) & mask {
+		j := s.slots[h] - 1
+		if j < 0 {
+			return -1
+		}
+		if bytes.Equal(s.key(j), k) {
+			s.cursor = j + 1
+			return j
+		}
+	}
 }
 
 // dropUnseen deletes from dst the snapshot entries a pass did not see in
@@ -277,6 +355,66 @@ func readAll(m *ebpf.Map, fn func(keys, vals []byte, n int) error) error {
 			return fmt.Errorf("batch lookup: %w", err)
 		}
 	}
+}
+
+// readAhead is readAll with the next batch read by another goroutine
+// while fn handles this one.
+func readAhead(m *ebpf.Map, fn func(keys, vals []byte, n int) error) error {
+	type batch struct {
+		keyRows, valRows any
+		keys, vals       []byte
+		n                int
+	}
+	full := make(chan batch, 2)
+	free := make(chan batch, 3)
+	for i := 0; i < 3; i++ {
+		var b batch
+		b.keyRows, b.keys = rows(int(m.KeySize()), copyBatch)
+		b.valRows, b.vals = rows(int(m.ValueSize()), copyBatch)
+		free <- b
+	}
+	stop := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(full)
+		var cursor ebpf.MapBatchCursor
+		for {
+			var b batch
+			select {
+			case b = <-free:
+			case <-stop:
+				errc <- nil
+				return
+			}
+			n, err := m.BatchLookup(&cursor, b.keyRows, b.valRows, nil)
+			b.n = n
+			if n > 0 {
+				full <- b
+			}
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				errc <- nil
+				return
+			}
+			if err != nil {
+				errc <- fmt.Errorf("batch lookup: %w", err)
+				return
+			}
+		}
+	}()
+	var ferr error
+	for b := range full {
+		if ferr == nil {
+			ferr = fn(b.keys, b.vals, b.n)
+			if ferr != nil {
+				close(stop)
+			}
+		}
+		free <- b
+	}
+	if err := <-errc; err != nil {
+		return err
+	}
+	return ferr
 }
 
 // writer batches updates of one map.
@@ -342,5 +480,5 @@ func rows(size, n int) (any, []byte) {
 // finishes a resize a dead one left after its switch uses it, the dead
 // process's snapshot being gone.
 func NewSnapshot(m *ebpf.Map) *Snapshot {
-	return &Snapshot{ks: int(m.KeySize()), vs: int(m.ValueSize()), seed: maphash.MakeSeed(), index: map[uint64]int32{}}
+	return &Snapshot{ks: int(m.KeySize()), vs: int(m.ValueSize()), seed: maphash.MakeSeed()}
 }

@@ -142,3 +142,26 @@ func TestPrivilegedCopyConvert(t *testing.T) {
 		t.Errorf("converted entry %+v", e)
 	}
 }
+
+// A copy into a map too small for the entries fails and says so, in the
+// kernel and in batches alike.
+func TestPrivilegedCopyTooSmall(t *testing.T) {
+	lab.Privileged(t)
+	src := ctMap(t, 1024)
+	for i := 0; i < 100; i++ {
+		k, v := tuple(i), abi.CTEntry{Packets: uint64(i)}
+		if err := src.Put(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, conv := range []pin.Convert{nil, func(k, v []byte) ([]byte, []byte, error) { return k, v, nil }} {
+		small, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 16, ValueSize: 48, MaxEntries: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := pin.Copy(small, src, conv); err == nil {
+			t.Errorf("copy of 100 entries into a 10-entry map succeeded (conversion %v)", conv != nil)
+		}
+		small.Close()
+	}
+}
