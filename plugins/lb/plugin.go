@@ -80,8 +80,14 @@ func (p *Plugin) Load(ctx context.Context, req *plugin.LoadRequest) (*plugin.Loa
 		return nil, err
 	}
 	st.Close() // the pins keep them
-	p.Log.Info("loaded lb stages", "generation", req.Generation, "slots", len(st.Pins))
-	return &plugin.LoadResponse{Programs: st.Pins}, nil
+	resp := &plugin.LoadResponse{Programs: st.Pins}
+	if cfg.SocketLB {
+		if resp.Cgroup, err = LoadSock(pin.Layout{Root: req.BPFFS}, req.Generation, cfg); err != nil {
+			return nil, err
+		}
+	}
+	p.Log.Info("loaded lb stages", "generation", req.Generation, "slots", len(st.Pins), "cgroup", len(resp.Cgroup))
+	return resp, nil
 }
 
 // Activate opens the service maps for the control commands and rebuilds

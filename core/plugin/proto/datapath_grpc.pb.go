@@ -13,6 +13,8 @@
 //
 //   2.0  Describe, Load, Activate, Deactivate, Health, Invoke
 //   2.1  Metrics
+//   2.2  LoadResponse.cgroup_programs (socket-level programs the supervisor
+//        attaches to its cgroup; fields 20-29 are this feature's range)
 //
 // Lifecycle: Describe -> Load (once per pipeline generation) -> Activate ->
 // Health (polled) and Metrics (per scrape) -> Deactivate. Invoke may come at
