@@ -198,8 +198,13 @@ func TestPrivilegedDatapathThroughVIP(t *testing.T) {
 			t.Fatalf("echo through the narrow path: %v", err)
 		}
 		// The client learnt the path MTU of the VIP (not of the backend,
-		// whose address it never saw).
-		out, err := client.Exec("ip", "route", "get", "10.96.0.11")
+		// whose address it never saw). Translated at the socket, it talks
+		// to the backend's address from the start, and learns that one's.
+		dst := "10.96.0.11"
+		if env.SockLB {
+			dst = far.IP.String()
+		}
+		out, err := client.Exec("ip", "route", "get", dst)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,6 +221,17 @@ func TestPrivilegedDatapathThroughVIP(t *testing.T) {
 		_, err := client.Dial(ctx, "tcp", "10.96.0.12:80")
 		if !errors.Is(err, syscall.ECONNREFUSED) || time.Since(start) > 2*time.Second {
 			t.Fatalf("connect to a VIP without backends: %v after %s, want ECONNREFUSED at once", err, time.Since(start))
+		}
+		if env.SockLB {
+			// Refused at the socket, before any packet: UDP's connect
+			// fails too, and the per-packet path rejects nothing.
+			if _, err := client.Dial(ctx, "udp", "10.96.0.55:53"); !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Fatalf("UDP connect to a VIP without backends: %v, want ECONNREFUSED", err)
+			}
+			if got := counter(t, env, abi.AbiHpReasonHP_R_REJECT) - before; got != 0 {
+				t.Fatalf("reject counted %d per packet, want 0 with socket LB", got)
+			}
+			return
 		}
 		c, err := client.Dial(ctx, "udp", "10.96.0.55:53")
 		if err != nil {

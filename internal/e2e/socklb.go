@@ -52,8 +52,9 @@ func NewMode(t testing.TB, sockLB bool, opts lab.Options) *Env {
 }
 
 // sockArgs turns socket LB on for a supervisor started with plugins: the
-// lab's cgroup and, when lb is among plugins, "socket_lb": true in its
-// config block, merged into the config file the test wrote (if any).
+// lab's cgroup and "socket_lb": true in the lb plugin's config block, merged
+// into the config file the test wrote (if any). An lb plugin is added to the
+// config only when plugins name it.
 func (e *Env) sockArgs(plugins []string) []string {
 	e.T.Helper()
 	args := []string{"--cgroup", e.Lab.Cgroup}
@@ -61,7 +62,7 @@ func (e *Env) sockArgs(plugins []string) []string {
 	for _, p := range plugins {
 		hasLB = hasLB || strings.HasPrefix(p, "lb=")
 	}
-	if !hasLB {
+	if !hasLB && e.Config == "" {
 		return args
 	}
 	cfg := map[string]any{}
@@ -88,7 +89,7 @@ func (e *Env) sockArgs(plugins []string) []string {
 		c["socket_lb"] = true
 		pm["config"], found = c, true
 	}
-	if !found {
+	if !found && hasLB {
 		ps = append(ps, map[string]any{"name": "lb", "path": filepath.Join(e.Bin, "hotpath-lb"),
 			"config": map[string]any{"socket_lb": true}})
 	}
@@ -102,4 +103,25 @@ func (e *Env) sockArgs(plugins []string) []string {
 		e.T.Fatal(err)
 	}
 	return append(args, "--config", path)
+}
+
+// PerPacket runs fn with this process outside the lab's cgroup, so the
+// connections fn opens go through the per-packet path even in socket LB
+// mode: for checks that pin what the per-packet path does with a 5-tuple
+// (the socket hooks hash a socket, not a tuple; see plugins/lb/bpf/lb_sock.h).
+func (e *Env) PerPacket(fn func()) {
+	e.T.Helper()
+	if !e.SockLB {
+		fn()
+		return
+	}
+	if err := e.Lab.LeaveCgroup(); err != nil {
+		e.T.Fatal(err)
+	}
+	defer func() {
+		if err := e.Lab.EnterCgroup(); err != nil {
+			e.T.Error(err)
+		}
+	}()
+	fn()
 }
