@@ -24,8 +24,8 @@ import (
 // vipEnv is a lab with a client, a backend "web" (TCP and UDP echo) and a
 // backend "far" (TCP echo) whose path from the node has an MTU of 1280, and
 // a supervisor running ct (short close lifetime, quick GC) and lb.
-func vipEnv(t *testing.T) *e2e.Env {
-	env := e2e.New(t, "client", "web", "far")
+func vipEnv(t *testing.T, sockLB bool) *e2e.Env {
+	env := e2e.NewMode(t, sockLB, lab.Options{Pods: []string{"client", "web", "far"}})
 	cfg := ct.DefaultConfig()
 	cfg.Lifetimes.Close = ctmap.Duration(2 * time.Second)
 	cfg.GC.Start = ctmap.Duration(time.Second)
@@ -58,8 +58,14 @@ func vipEnv(t *testing.T) *e2e.Env {
 	return env
 }
 
+// TestPrivilegedDatapathThroughVIP runs in both socket LB modes: clients
+// in the lab's cgroup are translated at the socket, the rest per packet.
 func TestPrivilegedDatapathThroughVIP(t *testing.T) {
-	env := vipEnv(t)
+	e2e.Modes(t, datapathThroughVIP)
+}
+
+func datapathThroughVIP(t *testing.T, sockLB bool) {
+	env := vipEnv(t, sockLB)
 	web, far, client := env.Lab.Pods["web"], env.Lab.Pods["far"], env.Lab.Pods["client"]
 	mustCLI(t, env, "lb", "service", "add", "10.96.0.10:80/tcp", "--backend", web.IP.String()+":8080")
 	mustCLI(t, env, "lb", "service", "add", "10.96.0.53:53/udp", "--backend", web.IP.String()+":5353")

@@ -251,7 +251,11 @@ func TestPrivilegedLBRuntimeSwap(t *testing.T) {
 // connections are open leaves connections to the other backends untouched;
 // services survive a supervisor restart.
 func TestPrivilegedLBBackendRemovalLeavesOthers(t *testing.T) {
-	env := lbEnv(t)
+	e2e.Modes(t, lbBackendRemovalLeavesOthers)
+}
+
+func lbBackendRemovalLeavesOthers(t *testing.T, sockLB bool) {
+	env := lbEnvMode(t, sockLB)
 	const vipS = "10.96.0.40:80"
 	addService(t, env, vipS, "random")
 	var streams []*lab.Stream
