@@ -30,9 +30,10 @@ func lbEnv(t *testing.T) *e2e.Env {
 	return lbEnvMode(t, e2e.SockLBDefault())
 }
 
-// lbEnvMode is lbEnv with socket LB on or off.
-func lbEnvMode(t *testing.T, sockLB bool) *e2e.Env {
+// lbEnvMode is lbEnv with socket LB on or off and extra supervisor flags.
+func lbEnvMode(t *testing.T, sockLB bool, extra ...string) *e2e.Env {
 	env := e2e.NewMode(t, sockLB, lab.Options{Pods: []string{"client", "web1", "web2", "web3"}})
+	env.Extra = extra
 	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"))
 	for _, w := range webs {
 		p := env.Lab.Pods[w]

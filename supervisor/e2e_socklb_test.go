@@ -21,8 +21,8 @@ import (
 )
 
 // sockEnv is lbEnv in socket LB mode, whatever HOTPATH_SOCKLB says.
-func sockEnv(t *testing.T) *e2e.Env {
-	return lbEnvMode(t, true)
+func sockEnv(t *testing.T, extra ...string) *e2e.Env {
+	return lbEnvMode(t, true, extra...)
 }
 
 // sockStats reads the socket LB counters from the lb plugin's private map.
@@ -75,7 +75,8 @@ func serviceCT(env *e2e.Env, vip string) int {
 // affinity holds; a service without backends refuses the connect; a pod's
 // socket outside the cgroup still goes through the per-packet path.
 func TestPrivilegedSockLB(t *testing.T) {
-	env := sockEnv(t)
+	const metricsAddr = "127.0.0.1:9405"
+	env := sockEnv(t, "--metrics-addr", metricsAddr)
 	const tcpVIP, udpVIP, affVIP, noneVIP = "10.96.0.70:80", "10.96.0.70:53", "10.96.0.71:80", "10.96.0.72:80"
 	addService(t, env, tcpVIP, "maglev")
 	uargs := []string{"lb", "service", "add", udpVIP + "/udp", "--algorithm", "random"}
@@ -166,6 +167,10 @@ func TestPrivilegedSockLB(t *testing.T) {
 	if after[lb.SockConnect]-before[lb.SockConnect] < 31 || after[lb.SockSendmsg]-before[lb.SockSendmsg] < 5 ||
 		after[lb.SockReverse] <= before[lb.SockReverse] {
 		t.Errorf("socket LB counters %v -> %v: want 31 connects, 5 sendmsgs and reverse translations", before, after)
+	}
+	body := scrape(t, env, metricsAddr)
+	if v := metricValue(t, body, `hotpath_lb_socket_translations_total{hook="connect4"}`); v < 31 {
+		t.Errorf("hotpath_lb_socket_translations_total{hook=connect4} %v, want >= 31", v)
 	}
 
 	// Affinity: every connection of the pod to the service reaches one backend.

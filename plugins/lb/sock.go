@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugin"
@@ -104,4 +105,53 @@ func SockStats(m *ebpf.Map) (map[SockStat]uint64, error) {
 		}
 	}
 	return out, nil
+}
+
+// sockMetrics exports lb4_sock_stats as hotpath_lb_socket_*: read at scrape
+// time from the pinned map, so the counts survive plugin restarts.
+type sockMetrics struct {
+	root         func() string // pin root, "" before Activate or with socket LB off
+	translations *prometheus.Desc
+	refused      *prometheus.Desc
+	reverse      *prometheus.Desc
+}
+
+func newSockMetrics(root func() string) *sockMetrics {
+	return &sockMetrics{
+		root: root,
+		translations: prometheus.NewDesc("socket_translations_total",
+			"Sockets pointed from a VIP to a backend by socket LB, by hook (connect4, sendmsg4).", []string{"hook"}, nil),
+		refused: prometheus.NewDesc("socket_refused_total",
+			"Connects and sends to a service without backends refused with ECONNREFUSED at the socket.", nil, nil),
+		reverse: prometheus.NewDesc("socket_reverse_total",
+			"Peer addresses turned back into the VIP (recvmsg4, getpeername4).", nil, nil),
+	}
+}
+
+func (m *sockMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.translations
+	ch <- m.refused
+	ch <- m.reverse
+}
+
+func (m *sockMetrics) Collect(ch chan<- prometheus.Metric) {
+	root := m.root()
+	if root == "" {
+		return
+	}
+	mp, err := OpenSockStats(pin.Layout{Root: root})
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(m.translations, err)
+		return
+	}
+	defer mp.Close()
+	s, err := SockStats(mp)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(m.translations, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(m.translations, prometheus.CounterValue, float64(s[SockConnect]), "connect4")
+	ch <- prometheus.MustNewConstMetric(m.translations, prometheus.CounterValue, float64(s[SockSendmsg]), "sendmsg4")
+	ch <- prometheus.MustNewConstMetric(m.refused, prometheus.CounterValue, float64(s[SockRefused]))
+	ch <- prometheus.MustNewConstMetric(m.reverse, prometheus.CounterValue, float64(s[SockReverse]))
 }
