@@ -53,6 +53,9 @@ func (l *Lab) start(ns *NS, logPath string, inCgroup bool, name string, args []s
 	if l.closed {
 		return nil, fmt.Errorf("start %s: lab closed", name)
 	}
+	if inCgroup && l.Cgroup == "" {
+		return nil, fmt.Errorf("start %s: lab has no cgroup (Options.Cgroup)", name)
+	}
 	if logPath == "" {
 		l.nlogs++
 		logPath = filepath.Join(l.Dir, fmt.Sprintf("%s.%d.log", filepath.Base(name), l.nlogs))
@@ -65,10 +68,6 @@ func (l *Lab) start(ns *NS, logPath string, inCgroup bool, name string, args []s
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if inCgroup {
-		if l.Cgroup == "" {
-			logf.Close()
-			return nil, fmt.Errorf("start %s: lab has no cgroup (Options.Cgroup)", name)
-		}
 		cg, err := os.Open(l.Cgroup)
 		if err != nil {
 			logf.Close()
