@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -327,4 +328,61 @@ func readLine(conn net.Conn) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(string(buf[:n])), nil
+}
+
+// TestPrivilegedSockLBOutlivesSupervisor: the cgroup links are the
+// supervisor's pinned objects: with the supervisor killed, connections are
+// still translated at the socket; a new supervisor adopts them; one started
+// with socket LB off detaches them, and connections from the same cgroup go
+// through the per-packet path again. A stream opened at the start lives
+// through all of it.
+func TestPrivilegedSockLBOutlivesSupervisor(t *testing.T) {
+	env := sockEnv(t)
+	const vip = "10.96.0.85:80"
+	addService(t, env, vip, "random")
+	stream, _ := vipStream(t, env, vip)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	connects := func() uint64 { return sockStats(t, env)[lb.SockConnect] }
+	dial := func(step string, lport int) {
+		t.Helper()
+		name, err := ask(ctx, env, vip, lport)
+		if err != nil || !strings.HasPrefix(name, "web") {
+			t.Fatalf("%s: connection through %s: %q %v", step, vip, name, err)
+		}
+	}
+	env.Sup.Kill(syscall.SIGKILL)
+	if err := env.Sup.Wait(5 * time.Second); err == nil {
+		t.Fatal("supervisor survived SIGKILL")
+	}
+	before := connects()
+	dial("supervisor dead", 31001)
+	if connects() == before {
+		t.Fatal("supervisor dead: the connection was not translated at the socket")
+	}
+
+	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"))
+	before = connects()
+	dial("supervisor back", 31002)
+	if connects() == before {
+		t.Fatal("supervisor back: the connection was not translated at the socket")
+	}
+
+	env.Stop()
+	env.SockLB = false // the process stays in the cgroup; the supervisor turns socket LB off
+	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"))
+	before = connects()
+	dial("socket LB off", 31003)
+	if connects() != before {
+		t.Error("socket LB off: the connection was still translated at the socket")
+	}
+	if n := serviceCT(env, vip); n == 0 {
+		t.Error("socket LB off: no CT_SERVICE entry, the per-packet path did not translate")
+	}
+	if ents, err := os.ReadDir(filepath.Join(env.Lab.BPFFS, "links", "cgroup", "lb")); err != nil || len(ents) != 0 {
+		t.Errorf("socket LB off: cgroup links left %v (%v)", ents, err)
+	}
+	if st := stream.Stop(); st.Err != nil || st.MaxGap > 3*time.Second {
+		t.Errorf("stream through the supervisor's death, return and socket LB off: %+v", st)
+	}
 }
