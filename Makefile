@@ -6,7 +6,7 @@ PKGS := ./...
 # Tests share namespaces, bpffs mounts and the two CPUs: run packages one by one.
 TEST_FLAGS ?= -p 1 -count=1 -timeout 15m
 
-.PHONY: all build generate test fuzz chaos demo lint deps bench clean install
+.PHONY: all build generate test test-socklb fuzz chaos demo lint deps bench clean install
 
 all: build
 
@@ -39,6 +39,13 @@ test: deps build
 	HOTPATH_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) $(PKGS)
 	cd $(EXAMPLE) && $(GO) test $(TEST_FLAGS) ./...
 	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
+
+# The privileged tests that start supervisors through internal/e2e, and the
+# lb plugin's, again with the lb plugin's socket LB on (the other half of the
+# socket LB test matrix; make test runs them with it off, plus socklb=on
+# subtests of the VIP tests).
+test-socklb: deps build
+	HOTPATH_SOCKLB=on HOTPATH_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) -run Privileged ./supervisor/ ./plugins/lb/
 
 # A short run of every fuzz target (their seed corpora run in `go test`).
 FUZZTIME ?= 3s

@@ -26,6 +26,7 @@ func supervisorCommand() *cli.Command {
 				&cli.StringFlag{Name: "state-dir", Usage: "state dir (overrides the global flag)"},
 				&cli.StringSliceFlag{Name: "device", Usage: "attach the datapath to IFNAME (repeatable)"},
 				&cli.StringSliceFlag{Name: "plugin", Usage: "run plugin NAME=PATH[,sha256=HEX] (repeatable)"},
+				&cli.StringFlag{Name: "cgroup", Usage: "cgroup v2 directory for plugins' socket programs (default " + supervisor.DefaultCgroup + ")"},
 				&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on HOST:PORT"},
 				&cli.StringFlag{Name: "config", Usage: "JSON config file; flags override it"},
 				&cli.StringFlag{Name: "tunnel-underlay-device", Usage: "create the VXLAN overlay device over IFNAME (config \"tunnel\")"},
@@ -80,6 +81,9 @@ func supervisorConfig(c *cli.Context) (supervisor.Config, error) {
 			cfg.Tunnel = &supervisor.TunnelConfig{}
 		}
 		cfg.Tunnel.UnderlayDevice = dev
+	}
+	if c.IsSet("cgroup") {
+		cfg.Cgroup = c.String("cgroup")
 	}
 	if c.IsSet("metrics-addr") {
 		cfg.MetricsAddr = c.String("metrics-addr")

@@ -37,6 +37,13 @@
 // directory instead, which stays visible under `ip netns exec` and is
 // unmounted by Close.
 //
+// Options.Cgroup gives the lab a cgroup v2 directory of its own (Lab.Cgroup,
+// under a cgroup2 mount in the lab directory, which `ip netns exec` leaves
+// visible) for socket-level programs: Lab.EnterCgroup moves the test process
+// in, so its in-process sockets belong to it, and Lab.StartInCgroup starts a
+// process born inside it. Close moves the test process back, removes the
+// cgroup and unmounts the hierarchy (see cgroup.go).
+//
 // In-process sockets are created with NS.Do, which runs a function on a locked
 // OS thread switched into the namespace; sockets keep their namespace after the
 // thread switches back, so NS.Dial, NS.Listen and the servers in this package

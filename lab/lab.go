@@ -44,6 +44,10 @@ type Options struct {
 	// External adds an external namespace behind the node's uplink device
 	// (see external.go) that has no route to the pods.
 	External bool
+	// Cgroup creates a cgroup v2 directory for the lab at Lab.Cgroup (see
+	// cgroup.go), for socket-level programs; EnterCgroup and
+	// StartInCgroup put processes in it.
+	Cgroup bool
 }
 
 // Lab is a node namespace plus pods. Methods may be called from several
@@ -57,6 +61,7 @@ type Lab struct {
 	External *NS
 	Dir      string // created by New, removed by Close
 	BPFFS    string // private bpffs mount point, "" unless Options.MountBPFFS
+	Cgroup   string // the lab's cgroup v2 directory, "" unless Options.Cgroup
 
 	noOffload bool
 	podOctet  byte // second octet of pod addresses: 10.<podOctet>.k.2
@@ -70,6 +75,7 @@ type Lab struct {
 	closers    []io.Closer // in-process servers, closed by Close
 	mounted    bool
 	nlogs      int
+	cg         cgroupState
 }
 
 // Pod is a pod namespace wired to the node. Name is the pod name ("a");
@@ -116,6 +122,11 @@ func (l *Lab) setup(opts Options) error {
 	l.Dir = dir
 	if opts.MountBPFFS {
 		if err := l.mountBPFFS(); err != nil {
+			return err
+		}
+	}
+	if opts.Cgroup {
+		if err := l.setupCgroup(); err != nil {
 			return err
 		}
 	}
@@ -279,6 +290,7 @@ func (l *Lab) Close() error {
 	for _, p := range procs {
 		errs = append(errs, p.Stop(procGrace))
 	}
+	errs = append(errs, l.closeCgroup()...)
 	if mounted {
 		if err := unix.Unmount(l.BPFFS, 0); err != nil {
 			errs = append(errs, fmt.Errorf("unmount bpffs %s: %w", l.BPFFS, err))
@@ -293,7 +305,7 @@ func (l *Lab) Close() error {
 		errs = append(errs, deleteNetns(namespaces[i].Name))
 	}
 	l.mu.Lock()
-	removeDir := l.Dir != "" && !l.mounted // never recurse into a live bpffs
+	removeDir := l.Dir != "" && !l.mounted && l.cg.mount == "" // never recurse into a live bpffs or cgroup2
 	l.mu.Unlock()
 	if removeDir {
 		if err := os.RemoveAll(l.Dir); err != nil {

@@ -30,6 +30,17 @@ type Proc struct {
 // (empty /sys/fs/bpf; use Lab.BPFFS). Pdeathsig kills it if the test binary
 // dies before Close runs.
 func (l *Lab) Start(ns *NS, logPath string, name string, args ...string) (*Proc, error) {
+	return l.start(ns, logPath, false, name, args)
+}
+
+// StartInCgroup is Start with the process born in the lab's cgroup
+// (Options.Cgroup): clone3 with CLONE_INTO_CGROUP, so not one of its
+// sockets is created outside it.
+func (l *Lab) StartInCgroup(ns *NS, logPath string, name string, args ...string) (*Proc, error) {
+	return l.start(ns, logPath, true, name, args)
+}
+
+func (l *Lab) start(ns *NS, logPath string, inCgroup bool, name string, args []string) (*Proc, error) {
 	if ns == nil {
 		return nil, errors.New("start: nil namespace")
 	}
@@ -42,6 +53,9 @@ func (l *Lab) Start(ns *NS, logPath string, name string, args ...string) (*Proc,
 	if l.closed {
 		return nil, fmt.Errorf("start %s: lab closed", name)
 	}
+	if inCgroup && l.Cgroup == "" {
+		return nil, fmt.Errorf("start %s: lab has no cgroup (Options.Cgroup)", name)
+	}
 	if logPath == "" {
 		l.nlogs++
 		logPath = filepath.Join(l.Dir, fmt.Sprintf("%s.%d.log", filepath.Base(name), l.nlogs))
@@ -53,6 +67,15 @@ func (l *Lab) Start(ns *NS, logPath string, name string, args ...string) (*Proc,
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if inCgroup {
+		cg, err := os.Open(l.Cgroup)
+		if err != nil {
+			logf.Close()
+			return nil, fmt.Errorf("start %s: open cgroup: %w", name, err)
+		}
+		defer cg.Close()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s in %s: %w", name, ns.Name, err)

@@ -26,6 +26,9 @@ type Config struct {
 	AutoGrow *AutoGrowConfig `json:"auto_grow,omitempty"`
 	// Tunnel makes the supervisor create the overlay device (tunnel.go).
 	Tunnel *TunnelConfig `json:"tunnel,omitempty"`
+	// Cgroup is the cgroup v2 directory plugins' cgroup programs (the lb
+	// plugin's socket LB) attach to; default DefaultCgroup, the root.
+	Cgroup string `json:"cgroup,omitempty"`
 	// The etcd source (kvstore_endpoints, node_name, ...): see package cluster.
 	cluster.Config
 }
@@ -48,6 +51,9 @@ func (c *Config) Defaults() {
 	}
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
+	}
+	if c.Cgroup == "" {
+		c.Cgroup = DefaultCgroup
 	}
 }
 
@@ -95,6 +101,9 @@ func (c *Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.StateDir, "/") {
 		return fmt.Errorf("state dir %q: want an absolute path", c.StateDir)
+	}
+	if c.Cgroup != "" && !strings.HasPrefix(c.Cgroup, "/") {
+		return fmt.Errorf("cgroup %q: want an absolute path", c.Cgroup)
 	}
 	seen := map[string]bool{}
 	for _, d := range c.Devices {

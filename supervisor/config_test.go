@@ -27,6 +27,7 @@ func TestConfigValidate(t *testing.T) {
 		"short sha256":       func(c *Config) { c.Plugins[0].SHA256 = "abc" },
 		"plugin config json": func(c *Config) { c.Plugins[0].Config = []byte("{nope") },
 		"metrics addr":       func(c *Config) { c.MetricsAddr = "9400" },
+		"relative cgroup":    func(c *Config) { c.Cgroup = "sys/fs/cgroup" },
 	}
 	for name, mutate := range bad {
 		c := good()

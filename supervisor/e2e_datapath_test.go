@@ -24,8 +24,8 @@ import (
 // vipEnv is a lab with a client, a backend "web" (TCP and UDP echo) and a
 // backend "far" (TCP echo) whose path from the node has an MTU of 1280, and
 // a supervisor running ct (short close lifetime, quick GC) and lb.
-func vipEnv(t *testing.T) *e2e.Env {
-	env := e2e.New(t, "client", "web", "far")
+func vipEnv(t *testing.T, sockLB bool) *e2e.Env {
+	env := e2e.NewMode(t, sockLB, lab.Options{Pods: []string{"client", "web", "far"}})
 	cfg := ct.DefaultConfig()
 	cfg.Lifetimes.Close = ctmap.Duration(2 * time.Second)
 	cfg.GC.Start = ctmap.Duration(time.Second)
@@ -58,8 +58,14 @@ func vipEnv(t *testing.T) *e2e.Env {
 	return env
 }
 
+// TestPrivilegedDatapathThroughVIP runs in both socket LB modes: clients
+// in the lab's cgroup are translated at the socket, the rest per packet.
 func TestPrivilegedDatapathThroughVIP(t *testing.T) {
-	env := vipEnv(t)
+	e2e.Modes(t, datapathThroughVIP)
+}
+
+func datapathThroughVIP(t *testing.T, sockLB bool) {
+	env := vipEnv(t, sockLB)
 	web, far, client := env.Lab.Pods["web"], env.Lab.Pods["far"], env.Lab.Pods["client"]
 	mustCLI(t, env, "lb", "service", "add", "10.96.0.10:80/tcp", "--backend", web.IP.String()+":8080")
 	mustCLI(t, env, "lb", "service", "add", "10.96.0.53:53/udp", "--backend", web.IP.String()+":5353")
@@ -198,8 +204,13 @@ func TestPrivilegedDatapathThroughVIP(t *testing.T) {
 			t.Fatalf("echo through the narrow path: %v", err)
 		}
 		// The client learnt the path MTU of the VIP (not of the backend,
-		// whose address it never saw).
-		out, err := client.Exec("ip", "route", "get", "10.96.0.11")
+		// whose address it never saw). Translated at the socket, it talks
+		// to the backend's address from the start, and learns that one's.
+		dst := "10.96.0.11"
+		if env.SockLB {
+			dst = far.IP.String()
+		}
+		out, err := client.Exec("ip", "route", "get", dst)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,6 +227,17 @@ func TestPrivilegedDatapathThroughVIP(t *testing.T) {
 		_, err := client.Dial(ctx, "tcp", "10.96.0.12:80")
 		if !errors.Is(err, syscall.ECONNREFUSED) || time.Since(start) > 2*time.Second {
 			t.Fatalf("connect to a VIP without backends: %v after %s, want ECONNREFUSED at once", err, time.Since(start))
+		}
+		if env.SockLB {
+			// Refused at the socket, before any packet: UDP's connect
+			// fails too, and the per-packet path rejects nothing.
+			if _, err := client.Dial(ctx, "udp", "10.96.0.55:53"); !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Fatalf("UDP connect to a VIP without backends: %v, want ECONNREFUSED", err)
+			}
+			if got := counter(t, env, abi.AbiHpReasonHP_R_REJECT) - before; got != 0 {
+				t.Fatalf("reject counted %d per packet, want 0 with socket LB", got)
+			}
+			return
 		}
 		c, err := client.Dial(ctx, "udp", "10.96.0.55:53")
 		if err != nil {

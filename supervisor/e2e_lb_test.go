@@ -58,6 +58,13 @@ func TestPrivilegedLBMaglevConsistency(t *testing.T) {
 	client := env.Lab.Pods["client"].IP
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// This test pins the per-packet hash of 5-tuples; with socket LB on,
+	// its connections still take the per-packet path.
+	if env.SockLB {
+		if err := env.Lab.LeaveCgroup(); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	const flows = 600
 	round := func(label string) map[int]string {
@@ -188,15 +195,17 @@ func TestPrivilegedLBRuntimeSwap(t *testing.T) {
 	table, _ := maglevTable(t, env, svc.ID) // the backends never change, so neither does the table
 	agreement := func(base int) float64 {
 		hit := 0
-		for i := 0; i < 100; i++ {
-			name, err := ask(ctx, env, vipS, base+i)
-			if err != nil {
-				t.Fatal(err)
+		env.PerPacket(func() { // the prediction is of a 5-tuple
+			for i := 0; i < 100; i++ {
+				name, err := ask(ctx, env, vipS, base+i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if name == id2name[predict(table, client, base+i, vip)] {
+					hit++
+				}
 			}
-			if name == id2name[predict(table, client, base+i, vip)] {
-				hit++
-			}
-		}
+		})
 		return float64(hit) / 100
 	}
 
@@ -242,7 +251,11 @@ func TestPrivilegedLBRuntimeSwap(t *testing.T) {
 // connections are open leaves connections to the other backends untouched;
 // services survive a supervisor restart.
 func TestPrivilegedLBBackendRemovalLeavesOthers(t *testing.T) {
-	env := lbEnv(t)
+	e2e.Modes(t, lbBackendRemovalLeavesOthers)
+}
+
+func lbBackendRemovalLeavesOthers(t *testing.T, sockLB bool) {
+	env := lbEnvMode(t, sockLB)
 	const vipS = "10.96.0.40:80"
 	addService(t, env, vipS, "random")
 	var streams []*lab.Stream

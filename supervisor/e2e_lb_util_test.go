@@ -24,9 +24,16 @@ import (
 var webs = []string{"web1", "web2", "web3"}
 
 // lbEnv is a lab with a client and three web pods that answer with their
-// name, and a supervisor running the ct and lb plugins.
+// name, and a supervisor running the ct and lb plugins (socket LB as
+// HOTPATH_SOCKLB says).
 func lbEnv(t *testing.T) *e2e.Env {
-	env := e2e.New(t, "client", "web1", "web2", "web3")
+	return lbEnvMode(t, e2e.SockLBDefault())
+}
+
+// lbEnvMode is lbEnv with socket LB on or off and extra supervisor flags.
+func lbEnvMode(t *testing.T, sockLB bool, extra ...string) *e2e.Env {
+	env := e2e.NewMode(t, sockLB, lab.Options{Pods: []string{"client", "web1", "web2", "web3"}})
+	env.Extra = extra
 	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"))
 	for _, w := range webs {
 		p := env.Lab.Pods[w]

@@ -132,7 +132,9 @@ func TestPrivilegedUpgradesUnderVIPTraffic(t *testing.T) {
 		out := make([]uint64, len(streams))
 		for i, s := range streams {
 			for _, r := range recs {
-				if r.Proto == "TCP" && r.Direction == "OUT" && r.Src == s.LocalAddr() && r.RevNat != 0 {
+				// Translated at the socket, the flow is client -> backend
+				// from its first packet and carries no rev_nat.
+				if r.Proto == "TCP" && r.Direction == "OUT" && r.Src == s.LocalAddr() && (r.RevNat != 0 || env.SockLB) {
 					out[i] = r.Packets
 				}
 			}

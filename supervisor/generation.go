@@ -64,12 +64,16 @@ func (s *Supervisor) reconcile(ctx context.Context, why string) error {
 func (s *Supervisor) build(ctx context.Context, loaders map[string]*host.Instance) (uint32, map[string]map[string]string, error) {
 	s.mu.Lock()
 	next := s.gens.allocate()
+	// Builds run one at a time: an older build's cgroup programs were
+	// adopted or abandoned by now.
+	s.cgroupLoaded = map[uint32]map[string]map[string]string{}
 	configs := map[string][]byte{}
 	for name := range loaders {
 		configs[name] = s.plugins[name].cfg.Config
 	}
 	s.mu.Unlock()
 	loaded := map[string]map[string]string{}
+	cgroup := map[string]map[string]string{}
 	for name, inst := range loaders {
 		rctx, cancel := rpcContext(ctx, loadTimeout)
 		resp, err := inst.Datapath.Load(rctx, &plugin.LoadRequest{Generation: next, BPFFS: s.cfg.BPFFS, Config: configs[name]})
@@ -78,13 +82,19 @@ func (s *Supervisor) build(ctx context.Context, loaders map[string]*host.Instanc
 			s.dropGeneration(next)
 			return 0, nil, fmt.Errorf("load plugin %s %s into generation %d: %w", name, inst.Desc.Version, next, err)
 		}
-		if err := sameSlots(inst.Desc, resp); err != nil {
+		err = sameSlots(inst.Desc, resp)
+		if err == nil {
+			err = s.checkCgroup(resp)
+		}
+		if err != nil {
 			s.dropGeneration(next)
 			return 0, nil, fmt.Errorf("load plugin %s %s: %w", name, inst.Desc.Version, err)
 		}
 		loaded[name] = resp.Programs
+		cgroup[name] = resp.Cgroup
 	}
 	s.mu.Lock()
+	s.cgroupLoaded[next] = cgroup
 	descs := map[string]*plugin.Description{}
 	for name, m := range s.plugins {
 		descs[name] = m.inst.Desc
@@ -133,6 +143,13 @@ func (s *Supervisor) adopt(name string, inst *host.Instance, programs map[string
 	ps.Programs, ps.Version = programs, inst.Desc.Version
 	ps.ConfigSHA = configSHA(s.plugins[name].cfg.Config)
 	s.gens.set(name, gen)
+	if loaded, ok := s.cgroupLoaded[gen]; ok {
+		// A failure here comes after the flip: the stages are live, the
+		// previous cgroup programs (if any) stay attached.
+		if err := s.syncCgroup(name, loaded[name]); err != nil {
+			s.log.Error("cgroup programs", "plugin", name, "generation", gen, "error", err)
+		}
+	}
 }
 
 // sameSlots checks a Load answer covers exactly the slots Describe claimed.

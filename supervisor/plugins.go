@@ -229,6 +229,10 @@ func (s *Supervisor) programsReusable(name string, d *plugin.Description, pc Plu
 		s.log.Info("plugin config changed, loading its programs again", "plugin", name)
 		return false
 	}
+	if ps.CgroupPath != "" && ps.CgroupPath != s.cfg.Cgroup {
+		s.log.Info("cgroup changed, loading the plugin's programs again", "plugin", name, "cgroup", s.cfg.Cgroup)
+		return false
+	}
 	for _, slot := range d.Slots {
 		p, ok := ps.Programs[slot]
 		if !ok || !fileExists(p) {

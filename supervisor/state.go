@@ -41,6 +41,10 @@ type PluginState struct {
 	Reattach   *host.Reattach    `json:"reattach,omitempty"`
 	Generation uint32            `json:"generation"` // generation its programs were loaded for
 	Programs   map[string]string `json:"programs"`   // slot -> pin path
+	// Cgroup are the programs attached for it to CgroupPath (cgroup.go):
+	// attach point -> pin path.
+	Cgroup     map[string]string `json:"cgroup,omitempty"`
+	CgroupPath string            `json:"cgroup_path,omitempty"`
 	ConfigSHA  string            `json:"config_sha256,omitempty"`
 	Restarts   int               `json:"restarts"`
 	// Upgraded is the configured binary an upgrade replaced: while the

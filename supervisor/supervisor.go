@@ -45,6 +45,9 @@ type Supervisor struct {
 	started  time.Time
 	adoption Adoption
 	stopping bool
+	// cgroupLoaded: per generation being built, each loaded plugin's cgroup
+	// programs, attached when the generation's programs are adopted.
+	cgroupLoaded map[uint32]map[string]map[string]string
 
 	changes chan change
 	quit    <-chan struct{}

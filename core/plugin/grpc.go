@@ -75,7 +75,7 @@ func (s *server) Load(ctx context.Context, in *pb.LoadRequest) (*pb.LoadResponse
 	if err != nil {
 		return nil, implError(err)
 	}
-	return &pb.LoadResponse{Programs: r.Programs}, nil
+	return &pb.LoadResponse{Programs: r.Programs, CgroupPrograms: r.Cgroup}, nil
 }
 
 func (s *server) Activate(ctx context.Context, in *pb.ActivateRequest) (*pb.Empty, error) {
@@ -187,7 +187,7 @@ func (c *Client) Load(ctx context.Context, req *LoadRequest) (*LoadResponse, err
 	if err != nil {
 		return nil, remoteError("Load", err)
 	}
-	return &LoadResponse{Programs: r.GetPrograms()}, nil
+	return &LoadResponse{Programs: r.GetPrograms(), Cgroup: r.GetCgroupPrograms()}, nil
 }
 
 func (c *Client) Activate(ctx context.Context, req *ActivateRequest) error {

@@ -42,7 +42,7 @@ func (d *echoDatapath) Load(_ context.Context, req *LoadRequest) (*LoadResponse,
 	if d.fail != nil {
 		return nil, d.fail
 	}
-	return &LoadResponse{Programs: map[string]string{"ct": "/sys/fs/bpf/x"}}, nil
+	return &LoadResponse{Programs: map[string]string{"ct": "/sys/fs/bpf/x"}, Cgroup: map[string]string{CgroupConnect4: "/sys/fs/bpf/c"}}, nil
 }
 
 func (d *echoDatapath) Activate(_ context.Context, req *ActivateRequest) error {
@@ -117,7 +117,7 @@ func TestGRPCRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(impl.load, lr) || resp.Programs["ct"] != "/sys/fs/bpf/x" {
+	if !reflect.DeepEqual(impl.load, lr) || resp.Programs["ct"] != "/sys/fs/bpf/x" || resp.Cgroup[CgroupConnect4] != "/sys/fs/bpf/c" {
 		t.Fatalf("load: sent %+v, plugin got %+v, answer %+v", lr, impl.load, resp)
 	}
 

@@ -31,6 +31,10 @@ const ProtocolVersion = 2
 // Serve reports it in Description.ProtocolMinor.
 const ProtocolMinor = 2
 
+// MinorCgroup is the first minor version with LoadResponse.Cgroup. An older
+// plugin never sends it, which is the same as having no cgroup programs.
+const MinorCgroup = 2
+
 // MinorMetrics is the first minor version with the Metrics call.
 const MinorMetrics = 1
 
@@ -89,9 +93,11 @@ type LoadRequest struct {
 	Config     json.RawMessage `json:"config"` // the plugin's block of the supervisor config
 }
 
-// LoadResponse names the pinned program for each claimed slot.
+// LoadResponse names the pinned program for each claimed slot, and the
+// cgroup programs the supervisor attaches for the plugin (see Cgroup*).
 type LoadResponse struct {
-	Programs map[string]string `json:"programs"` // slot name -> pin path
+	Programs map[string]string `json:"programs"`         // slot name -> pin path
+	Cgroup   map[string]string `json:"cgroup,omitempty"` // cgroup attach point -> pin path (since 2.2)
 }
 
 // ActivateRequest starts a plugin's background work. GCLease is granted to

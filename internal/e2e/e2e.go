@@ -83,6 +83,9 @@ type Env struct {
 	T      testing.TB
 	Config string   // JSON config file given to the supervisor, if any
 	Extra  []string // more `supervisor run` flags
+	// SockLB: the lb plugin translates at the socket for this process
+	// (socklb.go); set by NewMode and by HOTPATH_SOCKLB=on.
+	SockLB bool
 }
 
 // New creates a lab with pods (offloads off, private bpffs).
@@ -92,8 +95,14 @@ func New(t testing.TB, pods ...string) *Env {
 }
 
 // NewWith is New with more lab options (e.g. External); offloads are off
-// and the bpffs private whatever opts says.
+// and the bpffs private whatever opts says. Socket LB is on when
+// HOTPATH_SOCKLB=on (see SockLBEnv).
 func NewWith(t testing.TB, opts lab.Options) *Env {
+	t.Helper()
+	return NewMode(t, SockLBDefault(), opts)
+}
+
+func newEnv(t testing.TB, opts lab.Options) *Env {
 	t.Helper()
 	lab.Privileged(t)
 	bin := Binaries(t)
@@ -134,7 +143,9 @@ func (e *Env) runArgs(plugins ...string) []string {
 	for _, p := range plugins {
 		args = append(args, "--plugin", p)
 	}
-	if e.Config != "" {
+	if e.SockLB {
+		args = append(args, e.sockArgs(plugins)...)
+	} else if e.Config != "" {
 		args = append(args, "--config", e.Config)
 	}
 	return append(args, e.Extra...)

@@ -26,6 +26,11 @@ type Config struct {
 	// "builtin" (this plugin, the default) or "external" (another plugin
 	// claims the slot, e.g. a vendor's algorithm).
 	Select string `json:"select,omitempty"`
+	// SocketLB translates connections to a VIP at the socket (cgroup
+	// connect4/sendmsg4/recvmsg4/getpeername4) for processes in the
+	// supervisor's cgroup, as Cilium's socket LB does; the per-packet stages
+	// stay for every other client. Off by default. See README.md.
+	SocketLB bool `json:"socket_lb,omitempty"`
 }
 
 // Values of Config.Select.

@@ -5,6 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/hotpath/hotpath/core/pin"
+	"github.com/hotpath/hotpath/core/plugin"
 	"github.com/hotpath/hotpath/core/plugintest"
 	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/lab"
@@ -14,8 +19,16 @@ import (
 // VIPs through the entry programs on veths, the lb stages and the ct stage:
 // the kernel routes on the translated destination, and the client only ever
 // talks to the VIP.
+// With socket LB the same traffic is translated at the socket instead, by
+// the cgroup programs attached to the lab's cgroup the test process is in.
 func TestPrivilegedLBLab(t *testing.T) {
-	l := lab.NewT(t, lab.Options{Pods: []string{"a", "b", "c"}})
+	for _, sock := range []bool{false, true} {
+		t.Run(map[bool]string{false: "socklb=off", true: "socklb=on"}[sock], func(t *testing.T) { lbLab(t, sock) })
+	}
+}
+
+func lbLab(t *testing.T, sock bool) {
+	l := lab.NewT(t, lab.Options{Pods: []string{"a", "b", "c"}, Cgroup: sock})
 	h := plugintest.New(t)
 	layout := h.Layout
 	cfg := DefaultConfig()
@@ -26,6 +39,9 @@ func TestPrivilegedLBLab(t *testing.T) {
 	defer release()
 	h.Install(t, progs)
 	h.AttachLab(t, l)
+	if sock {
+		attachSock(t, layout, l)
+	}
 
 	lbMaps, err := OpenMaps(layout)
 	if err != nil {
@@ -93,4 +109,54 @@ func TestPrivilegedLBLab(t *testing.T) {
 	for reason, n := range h.Drops(t) {
 		t.Errorf("%d packets dropped for %s", n, reason)
 	}
+	if sock {
+		stats := sockStatsOf(t, layout)
+		if stats[SockConnect] < 81 || stats[SockReverse] == 0 {
+			t.Errorf("socket LB counters %v: want every connection translated at the socket", stats)
+		}
+	}
+}
+
+// attachSock loads the socket LB programs and attaches them to the lab's
+// cgroup, as the supervisor would, and moves this process into it.
+func attachSock(t *testing.T, layout pin.Layout, l *lab.Lab) {
+	t.Helper()
+	pins, err := LoadSock(layout, 1, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for point, path := range pins {
+		typ, err := plugin.CgroupAttachType(point)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prog, err := ebpf.LoadPinnedProgram(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lk, err := link.AttachCgroup(link.CgroupOptions{Path: l.Cgroup, Attach: typ, Program: prog})
+		prog.Close()
+		if err != nil {
+			t.Fatalf("attach %s: %v", point, err)
+		}
+		t.Cleanup(func() { lk.Close() })
+	}
+	if err := l.EnterCgroup(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.LeaveCgroup() })
+}
+
+func sockStatsOf(t *testing.T, layout pin.Layout) map[SockStat]uint64 {
+	t.Helper()
+	m, err := OpenSockStats(layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s, err := SockStats(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -29,13 +29,25 @@ type Plugin struct {
 	store *Store
 	maps  *Maps
 	root  string
+	sock  bool // socket LB is on (config socket_lb)
 }
 
 // New returns an lb plugin logging to log.
 func New(log hclog.Logger) *Plugin {
 	p := &Plugin{Registry: plugin.NewRegistry(), Log: log}
 	p.metrics = NewMetrics(p.Registry, p.currentStore)
+	p.Registry.MustRegister(newSockMetrics(p.sockRoot))
 	return p
+}
+
+// sockRoot is the pin root of the socket LB counters, "" when off.
+func (p *Plugin) sockRoot() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.sock || p.store == nil {
+		return ""
+	}
+	return p.root
 }
 
 func (p *Plugin) currentStore() *Store {
@@ -80,8 +92,14 @@ func (p *Plugin) Load(ctx context.Context, req *plugin.LoadRequest) (*plugin.Loa
 		return nil, err
 	}
 	st.Close() // the pins keep them
-	p.Log.Info("loaded lb stages", "generation", req.Generation, "slots", len(st.Pins))
-	return &plugin.LoadResponse{Programs: st.Pins}, nil
+	resp := &plugin.LoadResponse{Programs: st.Pins}
+	if cfg.SocketLB {
+		if resp.Cgroup, err = LoadSock(pin.Layout{Root: req.BPFFS}, req.Generation, cfg); err != nil {
+			return nil, err
+		}
+	}
+	p.Log.Info("loaded lb stages", "generation", req.Generation, "slots", len(st.Pins), "cgroup", len(resp.Cgroup))
+	return resp, nil
 }
 
 // Activate opens the service maps for the control commands and rebuilds
@@ -108,7 +126,7 @@ func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 	}
 	p.mu.Lock()
 	old := p.maps
-	p.store, p.maps, p.root = store, maps, req.BPFFS
+	p.store, p.maps, p.root, p.sock = store, maps, req.BPFFS, cfg.SocketLB
 	p.mu.Unlock()
 	if old != nil {
 		old.Close()

@@ -15,6 +15,8 @@
 //   2.1  Metrics
 //   2.2  MapSchema.version: the layout version of a shared map a plugin
 //        writes, which `plugin upgrade` migrates the pinned map to
+//        and LoadResponse.cgroup_programs (socket-level programs the supervisor
+//        attaches to its cgroup; fields 20-29 are this feature's range)
 //
 // Lifecycle: Describe -> Load (once per pipeline generation) -> Activate ->
 // Health (polled) and Metrics (per scrape) -> Deactivate. Invoke may come at
@@ -455,9 +457,16 @@ func (x *LoadRequest) GetConfig() []byte {
 type LoadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Slot name -> pin path of the loaded program, one per claimed slot.
-	Programs      map[string]string `protobuf:"bytes,1,rep,name=programs,proto3" json:"programs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Programs map[string]string `protobuf:"bytes,1,rep,name=programs,proto3" json:"programs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Cgroup attach point ("connect4", "sendmsg4", "recvmsg4",
+	// "getpeername4") -> pin path of the program the supervisor attaches
+	// there, on the cgroup of its config, with a link it pins and holds
+	// (since 2.2). A later Load that names another program for the same
+	// point replaces it atomically (link update); one that no longer names a
+	// point detaches it. Empty: the plugin has none.
+	CgroupPrograms map[string]string `protobuf:"bytes,20,rep,name=cgroup_programs,json=cgroupPrograms,proto3" json:"cgroup_programs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *LoadResponse) Reset() {
@@ -493,6 +502,13 @@ func (*LoadResponse) Descriptor() ([]byte, []int) {
 func (x *LoadResponse) GetPrograms() map[string]string {
 	if x != nil {
 		return x.Programs
+	}
+	return nil
+}
+
+func (x *LoadResponse) GetCgroupPrograms() map[string]string {
+	if x != nil {
+		return x.CgroupPrograms
 	}
 	return nil
 }
@@ -809,10 +825,14 @@ const file_core_plugin_proto_datapath_proto_rawDesc = "" +
 	"generation\x18\x01 \x01(\rR\n" +
 	"generation\x12\x14\n" +
 	"\x05bpffs\x18\x02 \x01(\tR\x05bpffs\x12\x16\n" +
-	"\x06config\x18\x03 \x01(\fR\x06config\"\x96\x01\n" +
+	"\x06config\x18\x03 \x01(\fR\x06config\"\xb7\x02\n" +
 	"\fLoadResponse\x12I\n" +
-	"\bprograms\x18\x01 \x03(\v2-.hotpath.plugin.v2.LoadResponse.ProgramsEntryR\bprograms\x1a;\n" +
+	"\bprograms\x18\x01 \x03(\v2-.hotpath.plugin.v2.LoadResponse.ProgramsEntryR\bprograms\x12\\\n" +
+	"\x0fcgroup_programs\x18\x14 \x03(\v23.hotpath.plugin.v2.LoadResponse.CgroupProgramsEntryR\x0ecgroupPrograms\x1a;\n" +
 	"\rProgramsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aA\n" +
+	"\x13CgroupProgramsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x97\x01\n" +
 	"\x0fActivateRequest\x12\x1e\n" +
@@ -855,7 +875,7 @@ func file_core_plugin_proto_datapath_proto_rawDescGZIP() []byte {
 	return file_core_plugin_proto_datapath_proto_rawDescData
 }
 
-var file_core_plugin_proto_datapath_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_core_plugin_proto_datapath_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_core_plugin_proto_datapath_proto_goTypes = []any{
 	(*Empty)(nil),            // 0: hotpath.plugin.v2.Empty
 	(*DescribeRequest)(nil),  // 1: hotpath.plugin.v2.DescribeRequest
@@ -871,33 +891,35 @@ var file_core_plugin_proto_datapath_proto_goTypes = []any{
 	(*InvokeResponse)(nil),   // 11: hotpath.plugin.v2.InvokeResponse
 	nil,                      // 12: hotpath.plugin.v2.Description.HooksEntry
 	nil,                      // 13: hotpath.plugin.v2.LoadResponse.ProgramsEntry
-	(*_go.MetricFamily)(nil), // 14: io.prometheus.client.MetricFamily
+	nil,                      // 14: hotpath.plugin.v2.LoadResponse.CgroupProgramsEntry
+	(*_go.MetricFamily)(nil), // 15: io.prometheus.client.MetricFamily
 }
 var file_core_plugin_proto_datapath_proto_depIdxs = []int32{
 	12, // 0: hotpath.plugin.v2.Description.hooks:type_name -> hotpath.plugin.v2.Description.HooksEntry
 	2,  // 1: hotpath.plugin.v2.Description.maps:type_name -> hotpath.plugin.v2.MapSchema
 	13, // 2: hotpath.plugin.v2.LoadResponse.programs:type_name -> hotpath.plugin.v2.LoadResponse.ProgramsEntry
-	14, // 3: hotpath.plugin.v2.MetricsResponse.families:type_name -> io.prometheus.client.MetricFamily
-	3,  // 4: hotpath.plugin.v2.Description.HooksEntry.value:type_name -> hotpath.plugin.v2.Hooks
-	1,  // 5: hotpath.plugin.v2.Datapath.Describe:input_type -> hotpath.plugin.v2.DescribeRequest
-	5,  // 6: hotpath.plugin.v2.Datapath.Load:input_type -> hotpath.plugin.v2.LoadRequest
-	7,  // 7: hotpath.plugin.v2.Datapath.Activate:input_type -> hotpath.plugin.v2.ActivateRequest
-	0,  // 8: hotpath.plugin.v2.Datapath.Deactivate:input_type -> hotpath.plugin.v2.Empty
-	0,  // 9: hotpath.plugin.v2.Datapath.Health:input_type -> hotpath.plugin.v2.Empty
-	0,  // 10: hotpath.plugin.v2.Datapath.Metrics:input_type -> hotpath.plugin.v2.Empty
-	10, // 11: hotpath.plugin.v2.Datapath.Invoke:input_type -> hotpath.plugin.v2.InvokeRequest
-	4,  // 12: hotpath.plugin.v2.Datapath.Describe:output_type -> hotpath.plugin.v2.Description
-	6,  // 13: hotpath.plugin.v2.Datapath.Load:output_type -> hotpath.plugin.v2.LoadResponse
-	0,  // 14: hotpath.plugin.v2.Datapath.Activate:output_type -> hotpath.plugin.v2.Empty
-	0,  // 15: hotpath.plugin.v2.Datapath.Deactivate:output_type -> hotpath.plugin.v2.Empty
-	8,  // 16: hotpath.plugin.v2.Datapath.Health:output_type -> hotpath.plugin.v2.HealthResponse
-	9,  // 17: hotpath.plugin.v2.Datapath.Metrics:output_type -> hotpath.plugin.v2.MetricsResponse
-	11, // 18: hotpath.plugin.v2.Datapath.Invoke:output_type -> hotpath.plugin.v2.InvokeResponse
-	12, // [12:19] is the sub-list for method output_type
-	5,  // [5:12] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	14, // 3: hotpath.plugin.v2.LoadResponse.cgroup_programs:type_name -> hotpath.plugin.v2.LoadResponse.CgroupProgramsEntry
+	15, // 4: hotpath.plugin.v2.MetricsResponse.families:type_name -> io.prometheus.client.MetricFamily
+	3,  // 5: hotpath.plugin.v2.Description.HooksEntry.value:type_name -> hotpath.plugin.v2.Hooks
+	1,  // 6: hotpath.plugin.v2.Datapath.Describe:input_type -> hotpath.plugin.v2.DescribeRequest
+	5,  // 7: hotpath.plugin.v2.Datapath.Load:input_type -> hotpath.plugin.v2.LoadRequest
+	7,  // 8: hotpath.plugin.v2.Datapath.Activate:input_type -> hotpath.plugin.v2.ActivateRequest
+	0,  // 9: hotpath.plugin.v2.Datapath.Deactivate:input_type -> hotpath.plugin.v2.Empty
+	0,  // 10: hotpath.plugin.v2.Datapath.Health:input_type -> hotpath.plugin.v2.Empty
+	0,  // 11: hotpath.plugin.v2.Datapath.Metrics:input_type -> hotpath.plugin.v2.Empty
+	10, // 12: hotpath.plugin.v2.Datapath.Invoke:input_type -> hotpath.plugin.v2.InvokeRequest
+	4,  // 13: hotpath.plugin.v2.Datapath.Describe:output_type -> hotpath.plugin.v2.Description
+	6,  // 14: hotpath.plugin.v2.Datapath.Load:output_type -> hotpath.plugin.v2.LoadResponse
+	0,  // 15: hotpath.plugin.v2.Datapath.Activate:output_type -> hotpath.plugin.v2.Empty
+	0,  // 16: hotpath.plugin.v2.Datapath.Deactivate:output_type -> hotpath.plugin.v2.Empty
+	8,  // 17: hotpath.plugin.v2.Datapath.Health:output_type -> hotpath.plugin.v2.HealthResponse
+	9,  // 18: hotpath.plugin.v2.Datapath.Metrics:output_type -> hotpath.plugin.v2.MetricsResponse
+	11, // 19: hotpath.plugin.v2.Datapath.Invoke:output_type -> hotpath.plugin.v2.InvokeResponse
+	13, // [13:20] is the sub-list for method output_type
+	6,  // [6:13] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_core_plugin_proto_datapath_proto_init() }
@@ -911,7 +933,7 @@ func file_core_plugin_proto_datapath_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_plugin_proto_datapath_proto_rawDesc), len(file_core_plugin_proto_datapath_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

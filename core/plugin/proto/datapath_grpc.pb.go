@@ -15,6 +15,8 @@
 //   2.1  Metrics
 //   2.2  MapSchema.version: the layout version of a shared map a plugin
 //        writes, which `plugin upgrade` migrates the pinned map to
+//        and LoadResponse.cgroup_programs (socket-level programs the supervisor
+//        attaches to its cgroup; fields 20-29 are this feature's range)
 //
 // Lifecycle: Describe -> Load (once per pipeline generation) -> Activate ->
 // Health (polled) and Metrics (per scrape) -> Deactivate. Invoke may come at
