@@ -53,7 +53,9 @@ var u32BTF = &btf.Int{Name: "__u32", Size: 4, Encoding: btf.Unsigned}
 type Maps struct {
 	Services, Backends, Slots, RevNat, Maglev, Affinity *ebpf.Map
 	State                                               *ebpf.Map
-	inner                                               *ebpf.MapSpec // template of a Maglev table
+	// graceOuter and graceInner are private (newGrace): updating the
+	// one with the other waits for an RCU grace period.
+	graceOuter, graceInner *ebpf.Map
 }
 
 // OpenMaps opens the shared lb maps pinned under l, checked against this
@@ -69,7 +71,12 @@ func OpenMaps(l pin.Layout) (*Maps, error) {
 		path := l.Shared(name)
 		m, err := ebpf.LoadPinnedMap(path, nil)
 		if err == nil {
-			if err = pin.Check(specs[name], m); err != nil {
+			spec := specs[name]
+			if pin.Sizable[name] {
+				spec = spec.Copy()
+				spec.MaxEntries = m.MaxEntries() // the supervisor's config sized it
+			}
+			if err = pin.Check(spec, m); err != nil {
 				m.Close()
 			}
 		}
@@ -79,11 +86,10 @@ func OpenMaps(l pin.Layout) (*Maps, error) {
 		}
 		*dst[i] = m
 	}
-	if specs[abi.AbiMapLb4Maglev].InnerMap == nil {
+	if ms.graceOuter, ms.graceInner, err = newGrace(); err != nil {
 		ms.Close()
-		return nil, fmt.Errorf("shared map %s has no inner map spec", abi.AbiMapLb4Maglev)
+		return nil, err
 	}
-	ms.inner = specs[abi.AbiMapLb4Maglev].InnerMap.Copy()
 	path := filepath.Join(l.PluginPrivate("lb"), StateMap)
 	if ms.State, _, err = pin.OpenOrCreate(stateSpec, path); err != nil {
 		ms.Close()
@@ -94,7 +100,7 @@ func OpenMaps(l pin.Layout) (*Maps, error) {
 
 // Close drops this process's references; the pins keep the maps.
 func (ms *Maps) Close() {
-	for _, m := range []*ebpf.Map{ms.Services, ms.Backends, ms.Slots, ms.RevNat, ms.Maglev, ms.Affinity, ms.State} {
+	for _, m := range []*ebpf.Map{ms.Services, ms.Backends, ms.Slots, ms.RevNat, ms.Maglev, ms.Affinity, ms.State, ms.graceOuter, ms.graceInner} {
 		if m != nil {
 			m.Close()
 		}

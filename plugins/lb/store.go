@@ -26,6 +26,7 @@ type Store struct {
 
 	mu     sync.Mutex
 	maps   *Maps
+	space  *space // lb4_maglev's allocator, read from the maps on first use
 	seed   uint32
 	defAlg services.Algorithm
 	defM   uint32
@@ -163,7 +164,10 @@ func (s *Store) del(vip services.VIP) error {
 		return fmt.Errorf("delete service %s: %w", vip, err)
 	}
 	var errs []error
-	errs = append(errs, s.dropAffinity(id), ignoreMissing(s.maps.Maglev.Delete(id)))
+	if e := tableOf(svc.val); e.n > 0 && s.space != nil {
+		s.space.release(e.off, e.n) // (not read yet: it will find the region free)
+	}
+	errs = append(errs, s.dropAffinity(id))
 	for slot := uint32(0); slot < uint32(svc.val.Count); slot++ {
 		errs = append(errs, ignoreMissing(s.maps.Slots.Delete(abi.LB4SlotKey{SvcId: id, Slot: slot})))
 	}
@@ -346,22 +350,6 @@ func (s *Store) Reseed() (int, error) {
 	}
 	st.Seed, st.SeedSet = s.seed, 1
 	return n, s.maps.writeState(st)
-}
-
-// InnerMapID is the id of a service's current Maglev table (0: none).
-func (s *Store) InnerMapID(vip services.VIP) (ebpf.MapID, error) {
-	var val abi.LB4Service
-	if err := s.maps.Services.Lookup(keyOf(vip), &val); err != nil {
-		return 0, fmt.Errorf("service %s: %w", vip, err)
-	}
-	var id uint32
-	if err := s.maps.Maglev.Lookup(val.SvcId, &id); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return 0, nil
-		}
-		return 0, fmt.Errorf("table of %s: %w", vip, err)
-	}
-	return ebpf.MapID(id), nil
 }
 
 func ignoreMissing(err error) error {
