@@ -115,12 +115,14 @@ struct {
 
 /* Every service's Maglev table, at the chunk offset its lb4_services value
  * names (abi.h). 2^20 chunks of 16 ids (64 MiB) hold 1000 tables of the
- * default M=16381 with room to spare for rewrites. */
+ * default M=16381 with room to spare for rewrites. Mmapable: the lb plugin
+ * writes a table into unused chunks with one memory copy. */
 #define HP_LB_MAGLEV_CHUNKS (1024 * 1024)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, HP_LB_MAGLEV_CHUNKS);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct hp_maglev_chunk);
 } lb4_maglev SEC(".maps");

@@ -3,6 +3,7 @@ package lb
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 
@@ -30,33 +31,42 @@ func tableOf(v abi.LB4Service) extent {
 	return extent{v.MaglevOffset, chunksFor(v.MaglevSize)}
 }
 
-// writeTable writes table at chunk off with one batch update. The region
-// must be unused: readers see it only once a service value names it.
+// writeTable writes table at chunk off. The region must be unused:
+// readers see it only once a service value names it. lb4_maglev is
+// mmapable, so this is one memory copy (a batch update of the chunks costs
+// ~30x more, see README.md).
 func (ms *Maps) writeTable(off uint32, table []uint32) error {
-	n := chunksFor(uint32(len(table)))
-	keys := make([]uint32, n)
-	vals := make([]abi.MaglevChunk, n)
-	for i := range keys {
-		keys[i] = off + uint32(i)
-		copy(vals[i].Backend[:], table[i*int(chunkIDs):])
+	mem, err := ms.Maglev.Memory()
+	if err != nil {
+		return fmt.Errorf("map lb4_maglev: %w", err)
 	}
-	if _, err := ms.Maglev.BatchUpdate(keys, vals, nil); err != nil {
-		return fmt.Errorf("write maglev table at chunk %d (+%d): %w", off, n, err)
+	if _, err := mem.WriteAt(idBytes(table), int64(off)*chunkBytes); err != nil {
+		return fmt.Errorf("write maglev table at chunk %d (+%d): %w", off, chunksFor(uint32(len(table))), err)
 	}
 	return nil
 }
 
 // readTable reads the table of m ids at chunk off.
 func (ms *Maps) readTable(off, m uint32) ([]uint32, error) {
-	out := make([]uint32, 0, chunksFor(m)*chunkIDs)
-	var c abi.MaglevChunk
-	for i := range chunksFor(m) {
-		if err := ms.Maglev.Lookup(off+i, &c); err != nil {
-			return nil, fmt.Errorf("read maglev chunk %d: %w", off+i, err)
-		}
-		out = append(out, c.Backend[:]...)
+	mem, err := ms.Maglev.Memory()
+	if err != nil {
+		return nil, fmt.Errorf("map lb4_maglev: %w", err)
 	}
-	return out[:m], nil
+	out := make([]uint32, m)
+	if _, err := mem.ReadAt(idBytes(out), int64(off)*chunkBytes); err != nil {
+		return nil, fmt.Errorf("read maglev table at chunk %d: %w", off, err)
+	}
+	return out, nil
+}
+
+const chunkBytes = int64(unsafe.Sizeof(abi.MaglevChunk{}))
+
+// idBytes is the memory of ids: host byte order, as the kernel's array.
+func idBytes(ids []uint32) []byte {
+	if len(ids) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&ids[0])), 4*len(ids))
 }
 
 // tables returns the allocator of lb4_maglev, reading which regions are in
