@@ -233,4 +233,3 @@ func TestPrivilegedLBMaglevThousandServices(t *testing.T) {
 		t.Errorf("%d packets dropped for %s", n, reason)
 	}
 }
-
