@@ -73,6 +73,9 @@ func (s *Store) commit(old, next *service, want []services.Backend) error {
 	var table []uint32
 	start := time.Now()
 	if services.Algorithm(next.val.Algorithm) == services.Maglev && len(members) > 0 {
+		table = next.prebuilt.ids(members, next.val.MaglevSize)
+	}
+	if services.Algorithm(next.val.Algorithm) == services.Maglev && len(members) > 0 && table == nil {
 		mb := make([]maglev.Backend, len(members))
 		for i, m := range members {
 			mb[i] = maglev.Backend{ID: m.id, Key: m.backend().Key(), Weight: uint32(m.be.Weight)}

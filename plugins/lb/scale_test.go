@@ -211,6 +211,18 @@ func TestPrivilegedLBMaglevThousandServices(t *testing.T) {
 	for _, i := range []int{0, 499, n - 1} {
 		s := h.service(t, set[i].VIP)
 		vip := s.VIP[:len(s.VIP)-len("/tcp")]
+		// The tables built ahead on other CPUs are the ones commit builds.
+		var mb []maglev.Backend
+		for _, b := range s.Backends {
+			mb = append(mb, maglev.Backend{ID: b.ID, Key: b.Address, Weight: uint32(b.Weight)})
+		}
+		want, err := maglev.Build(mb, s.MaglevTableSize, testSeed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _, err := h.store.Table(mustVIP(t, s.VIP)); err != nil || !slices.Equal(got, want) {
+			t.Fatalf("%s: kernel table differs from maglev.Build (%v)", s.VIP, err)
+		}
 		seen := map[string]int{}
 		for range 12 {
 			name, err := a.AskName(ctx, "tcp", vip)

@@ -43,6 +43,8 @@ type service struct {
 	val     abi.LB4Service
 	vip     services.VIP
 	members []member // ordered by address
+	// prebuilt is its Maglev table built ahead by a bulk apply, if any.
+	prebuilt positions
 }
 
 // member is one backend of a service with its id.
@@ -110,13 +112,25 @@ func (s *Store) Add(spec services.ServiceSpec) (services.ServiceInfo, error) {
 	return s.add(spec)
 }
 
-func (s *Store) add(spec services.ServiceSpec) (services.ServiceInfo, error) {
+// withDefaults fills in the store's algorithm and table size where spec
+// names none.
+func (s *Store) withDefaults(spec services.ServiceSpec) services.ServiceSpec {
 	if spec.Algorithm == 0 {
 		spec.Algorithm = s.defAlg
 	}
 	if spec.TableSize == 0 {
 		spec.TableSize = s.defM
 	}
+	return spec
+}
+
+func (s *Store) add(spec services.ServiceSpec) (services.ServiceInfo, error) {
+	return s.addPrebuilt(spec, nil)
+}
+
+// addPrebuilt is add with the service's Maglev table built ahead (nil: none).
+func (s *Store) addPrebuilt(spec services.ServiceSpec, pre positions) (services.ServiceInfo, error) {
+	spec = s.withDefaults(spec)
 	if spec.Algorithm == services.Maglev && len(spec.Backends) > int(spec.TableSize) {
 		return services.ServiceInfo{}, fmt.Errorf("add service %s: %d backends do not fit a maglev table of %d", spec.VIP, len(spec.Backends), spec.TableSize)
 	}
@@ -135,7 +149,7 @@ func (s *Store) add(spec services.ServiceSpec) (services.ServiceInfo, error) {
 	if spec.AffinityTimeout > 0 {
 		val.Flags |= uint8(abi.AbiHpLbFlagHP_LB_F_AFFINITY)
 	}
-	if err := s.commit(nil, &service{val: val, vip: spec.VIP}, spec.Backends); err != nil {
+	if err := s.commit(nil, &service{val: val, vip: spec.VIP, prebuilt: pre}, spec.Backends); err != nil {
 		return services.ServiceInfo{}, fmt.Errorf("add service %s: %w", spec.VIP, err)
 	}
 	svc, err := s.get(spec.VIP)
