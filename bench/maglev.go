@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -47,6 +45,8 @@ func maglevSuite(c *Context) ([]Row, error) {
 	cil, cilAllocs := map[maglevKey][]float64{}, map[maglevKey][]float64{}
 	bin := filepath.Join(c.Bin, ciliumMaglev)
 	_, statErr := os.Stat(bin)
+	// Each size is timed with ours and then at once with Cilium's, so
+	// both see the same moment of a shared VM's load.
 	for run := range c.Runs {
 		for _, m := range maglevSizes {
 			for _, n := range maglevBackends {
@@ -56,18 +56,15 @@ func maglevSuite(c *Context) ([]Row, error) {
 					return nil, err
 				}
 				ours[k], allocs[k] = append(ours[k], t), append(allocs[k], a)
+				if statErr != nil {
+					continue
+				}
+				r, err := runCiliumMaglev(bin, m, n)
+				if err != nil {
+					return nil, err
+				}
+				cil[k], cilAllocs[k] = append(cil[k], r.Seconds), append(cilAllocs[k], r.Bytes)
 			}
-		}
-		if statErr != nil {
-			continue
-		}
-		res, err := runCiliumMaglev(bin)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range res {
-			k := maglevKey{r.M, r.N}
-			cil[k], cilAllocs[k] = append(cil[k], r.Seconds), append(cilAllocs[k], r.Bytes)
 		}
 		c.Logf("maglev run %d/%d done", run+1, c.Runs)
 	}
@@ -100,39 +97,25 @@ type ciliumResult struct {
 	Backends int     `json:"backends_in_table"`
 }
 
-// runCiliumMaglev times Cilium's builds at every size in one child process.
-func runCiliumMaglev(bin string) ([]ciliumResult, error) {
-	var ms, ns []string
-	for _, m := range maglevSizes {
-		ms = append(ms, fmt.Sprint(m))
-	}
-	for _, n := range maglevBackends {
-		ns = append(ns, fmt.Sprint(n))
-	}
-	cmd := exec.Command(bin, "-m", strings.Join(ms, ","), "-n", strings.Join(ns, ","), "-min", maglevMinRun.String())
+// runCiliumMaglev times Cilium's builds of M=m over n backends in a child
+// process (warm: its first build is not counted).
+func runCiliumMaglev(bin string, m uint32, n int) (ciliumResult, error) {
+	cmd := exec.Command(bin, "-m", fmt.Sprint(m), "-n", fmt.Sprint(n), "-min", maglevMinRun.String())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("run %s: %w: %s", bin, err, strings.TrimSpace(stderr.String()))
+		return ciliumResult{}, fmt.Errorf("run %s: %w: %s", bin, err, strings.TrimSpace(stderr.String()))
 	}
-	var res []ciliumResult
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		var r ciliumResult
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("read %s output %q: %w", bin, sc.Text(), err)
-		}
-		// Same backends in: every one of them holds part of the table.
-		if r.Backends != r.N {
-			return nil, fmt.Errorf("cilium table for M=%d N=%d holds %d backends", r.M, r.N, r.Backends)
-		}
-		res = append(res, r)
+	var r ciliumResult
+	if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil {
+		return r, fmt.Errorf("read %s output %q: %w", bin, out, err)
 	}
-	if len(res) != len(maglevSizes)*len(maglevBackends) {
-		return nil, errors.New("cilium maglev bench printed " + fmt.Sprint(len(res)) + " results")
+	// Same backends in: every one of them holds part of the table.
+	if r.M != m || r.N != n || r.Backends != n {
+		return r, fmt.Errorf("cilium table for M=%d N=%d: got M=%d N=%d holding %d backends", m, n, r.M, r.N, r.Backends)
 	}
-	return res, nil
+	return r, nil
 }
 
 // benchBackends are ids 1..n at 10.a.b.c:8080, equal weights: what
