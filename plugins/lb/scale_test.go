@@ -245,3 +245,72 @@ func TestPrivilegedLBMaglevThousandServices(t *testing.T) {
 		t.Errorf("%d packets dropped for %s", n, reason)
 	}
 }
+
+// Tables rewritten again and again under traffic: the chunks of replaced
+// tables are recycled (after grace periods) for the other service's new
+// tables, and no packet ever reaches a backend outside its own service.
+func TestPrivilegedLBMaglevTablesRewrittenUnderTraffic(t *testing.T) {
+	h := newLB(t)
+	const m = 131071 // 8192 chunks a table: lb4_maglev recycles after ~128
+	a := h.add(t, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Algorithm: "maglev", MaglevTableSize: m,
+		Backends: backends("10.240.1.1:80", "10.240.1.2:80")})
+	b := h.add(t, services.ServiceAddArgs{VIP: "10.96.0.11:80/tcp", Algorithm: "maglev", MaglevTableSize: m,
+		Backends: backends("10.240.2.1:80", "10.240.2.2:80")})
+	sp := h.store.space
+	graces := 0
+	wait := sp.grace
+	sp.grace = func() error { graces++; return wait() }
+	vipA, vipB := ap("10.96.0.10:80"), ap("10.96.0.11:80")
+	serviceOf := func(dst netip.AddrPort) netip.AddrPort { // backends 10.240.1.x are A's, 10.240.2.x B's
+		switch dst.Addr().As4()[2] {
+		case 1:
+			return vipA
+		case 2:
+			return vipB
+		}
+		return netip.AddrPort{}
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	sent := 0
+	go func() {
+		defer close(errs)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 2, byte(i >> 8), byte(i)}), uint16(1024+i%60000))
+			for _, vip := range []netip.AddrPort{vipA, vipB} {
+				r, err := h.Run(in, packet.TCP(src, vip, packet.SYN, nil))
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, dst := packet.Addrs(r.Packet)
+				if serviceOf(dst) != vip {
+					errs <- fmt.Errorf("a SYN to %s went to %s", vip, dst)
+					return
+				}
+				sent++
+			}
+		}
+	}()
+	changes := 0
+	for graces < 2 && changes < 600 {
+		s := []services.ServiceInfo{a, b}[changes%2]
+		third := fmt.Sprintf("10.240.%d.3:80", 1+changes%2)
+		cmd := map[bool]string{true: "backend-add", false: "backend-del"}[changes/2%2 == 0]
+		h.invoke(t, cmd, services.BackendArgs{VIP: s.VIP, Backend: services.BackendArg{Address: third}})
+		changes++
+	}
+	close(stop)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d table changes, %d grace periods, %d SYNs", changes, graces, sent)
+	if graces < 2 || sent == 0 {
+		t.Fatalf("%d grace periods and %d SYNs: the test did not recycle chunks under traffic", graces, sent)
+	}
+}
