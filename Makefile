@@ -63,7 +63,10 @@ demo: deps build
 
 # Prints one table of ratios against baselines measured in the same run and
 # writes it to bench/results/<date>.md. About five minutes.
+# bench/ciliummaglev is its own module (Cilium's pkg/maglev, timed beside ours);
+# the hotpath module never depends on Cilium.
 bench: deps build
+	cd bench/ciliummaglev && $(GO) build -o $(CURDIR)/$(BIN)/ciliummaglev .
 	$(GO) run ./bench/cmd/bench --bin $(CURDIR)/$(BIN) --out bench/results/$$(date +%F).md
 
 lint:

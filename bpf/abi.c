@@ -24,6 +24,7 @@ enum hp_ct_flag abi_ct_flag __attribute__((unused));
 enum hp_metrics_const abi_metrics_const __attribute__((unused));
 enum hp_parse_bit abi_parse_bit __attribute__((unused));
 enum hp_lb_flag abi_lb_flag __attribute__((unused));
+enum hp_maglev_const abi_maglev_const __attribute__((unused));
 enum hp_nat_dir abi_nat_dir __attribute__((unused));
 struct hp_nat4_key abi_nat4_key __attribute__((unused));
 struct hp_nat4_entry abi_nat4_entry __attribute__((unused));

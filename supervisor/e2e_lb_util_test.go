@@ -14,6 +14,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/internal/e2e"
@@ -159,30 +160,40 @@ func shares(t *testing.T, env *e2e.Env, addr string, n int) map[string]int {
 	return counts
 }
 
-// maglevTable reads the live Maglev table of service id from the kernel.
-func maglevTable(t *testing.T, env *e2e.Env, id uint32) ([]uint32, ebpf.MapID) {
+// maglevTable reads the live Maglev table of service id from the kernel:
+// the lb4_maglev chunks its lb4_services value names, and where they start.
+func maglevTable(t *testing.T, env *e2e.Env, id uint32) ([]uint32, uint32) {
 	t.Helper()
-	outer, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.Lab.BPFFS}.Map("lb4_maglev"), nil)
+	l := pin.Layout{Root: env.Lab.BPFFS}
+	svcs, err := ebpf.LoadPinnedMap(l.Map(abi.AbiMapLb4Services), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer outer.Close()
-	var innerID uint32
-	if err := outer.Lookup(id, &innerID); err != nil {
-		t.Fatalf("service %d has no maglev table: %v", id, err)
-	}
-	inner, err := ebpf.NewMapFromID(ebpf.MapID(innerID))
+	defer svcs.Close()
+	tables, err := ebpf.LoadPinnedMap(l.Map(abi.AbiMapLb4Maglev), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer inner.Close()
-	table := make([]uint32, inner.MaxEntries())
-	for i := range table {
-		if err := inner.Lookup(uint32(i), &table[i]); err != nil {
-			t.Fatal(err)
+	defer tables.Close()
+	var k abi.LB4Key
+	var v, val abi.LB4Service
+	for it := svcs.Iterate(); it.Next(&k, &v); {
+		if v.SvcId == id {
+			val = v
 		}
 	}
-	return table, ebpf.MapID(innerID)
+	if val.MaglevOffset == 0 {
+		t.Fatalf("service %d has no maglev table", id)
+	}
+	var table []uint32
+	var c abi.MaglevChunk
+	for off := val.MaglevOffset; len(table) < int(val.MaglevSize); off++ {
+		if err := tables.Lookup(off, &c); err != nil {
+			t.Fatal(err)
+		}
+		table = append(table, c.Backend[:]...)
+	}
+	return table[:val.MaglevSize], val.MaglevOffset
 }
 
 // predict is the backend id the datapath's Maglev lookup gives a TCP tuple.

@@ -301,6 +301,23 @@ struct hp_lb4_service {
 	__u16 pad;
 	__u32 affinity_timeout; /* seconds */
 	__u32 maglev_size;      /* M of the service's table */
+	/* First lb4_maglev chunk of the service's table, 0: no table. A new
+	 * table is written to unused chunks and then published by writing this
+	 * value (offset and M together), so a packet reads one whole table. */
+	__u32 maglev_offset;
+};
+
+/* lb4_maglev: all Maglev tables in one ARRAY of chunks of HP_MAGLEV_CHUNK
+ * backend ids; a service's table of M ids starts at chunk maglev_offset and
+ * fills ceil(M / HP_MAGLEV_CHUNK) chunks. Chunks rather than one id per
+ * element: an ARRAY rounds values up to 8 bytes, and one syscall element
+ * carries 16 ids. */
+enum hp_maglev_const {
+	HP_MAGLEV_CHUNK = 16,
+};
+
+struct hp_maglev_chunk {
+	__u32 backend[HP_MAGLEV_CHUNK];
 };
 
 /* lb4_slots: (svc_id, slot) -> backend id; slot < count. Random selection reads it. */

@@ -116,22 +116,23 @@ static __always_inline __u32 lb_pick_random(const struct hp_lb4_service *svc)
 }
 
 /* lb_pick_maglev returns 0 when the service has no table (yet, or any more:
- * the algorithm was switched under this packet); callers fall back. */
+ * the algorithm was switched under this packet); callers fall back. svc is
+ * one read of the service's value, so offset and M belong to one table: a
+ * table is rewritten into unused chunks and published by the value update,
+ * and its old chunks are reused only after an RCU grace period. */
 static __always_inline __u32 lb_pick_maglev(const struct hp_ctx *c, const struct hp_lb4_service *svc)
 {
-	__u32 svc_id = svc->svc_id, idx, *id;
-	void *table;
+	struct hp_maglev_chunk *chunk;
+	__u32 idx, key;
 
-	if (!svc->maglev_size)
+	if (!svc->maglev_offset || !svc->maglev_size)
 		return 0;
-	table = bpf_map_lookup_elem(&lb4_maglev, &svc_id);
-	if (!table)
-		return 0;
-	/* While a table of another size is swapped in, the index can exceed
-	 * the new table for a moment: the lookup misses and we fall back. */
 	idx = lb_hash(c, lb_hash_seed) % svc->maglev_size;
-	id = bpf_map_lookup_elem(table, &idx);
-	return id ? *id : 0;
+	key = svc->maglev_offset + idx / HP_MAGLEV_CHUNK;
+	chunk = bpf_map_lookup_elem(&lb4_maglev, &key);
+	if (!chunk)
+		return 0;
+	return chunk->backend[idx & (HP_MAGLEV_CHUNK - 1)];
 }
 
 /* lb_pick_affinity returns the client's recent backend if it still exists

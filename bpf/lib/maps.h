@@ -73,7 +73,6 @@ struct {
 
 #define HP_LB_SERVICES 65536
 #define HP_LB_BACKENDS 65536
-#define HP_LB_MAGLEV_MAX 131071
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -114,21 +113,18 @@ struct {
 	__type(value, struct hp_lb4_affinity);
 } lb4_affinity SEC(".maps");
 
-/* One inner ARRAY of backend ids per service; replacing the inner map swaps a
- * service's whole table atomically. Inner sizes differ per service. */
-struct hp_maglev_inner {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 251);
-	__uint(map_flags, BPF_F_INNER_MAP);
-	__type(key, __u32);
-	__type(value, __u32);
-};
+/* Every service's Maglev table, at the chunk offset its lb4_services value
+ * names (abi.h). 2^20 chunks of 16 ids (64 MiB) hold 1000 tables of the
+ * default M=16381 with room to spare for rewrites. Mmapable: the lb plugin
+ * writes a table into unused chunks with one memory copy. */
+#define HP_LB_MAGLEV_CHUNKS (1024 * 1024)
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
-	__uint(max_entries, HP_LB_SERVICES);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HP_LB_MAGLEV_CHUNKS);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__array(values, struct hp_maglev_inner);
+	__type(value, struct hp_maglev_chunk);
 } lb4_maglev SEC(".maps");
 
 /* Masquerade mappings (nat plugin), two entries per flow. LRU: a full map

@@ -17,6 +17,7 @@ type (
 	LB4RevNat   = AbiHpLb4Revnat
 	LB4AffKey   = AbiHpLb4AffinityKey
 	LB4Affinity = AbiHpLb4Affinity
+	MaglevChunk = AbiHpMaglevChunk
 	Slot        = AbiHpSlot
 	Reason      = AbiHpReason
 	Frag4Key    = AbiHpFrag4Key
@@ -31,6 +32,9 @@ const (
 	Slots     = uint32(AbiHpSlotHP_SLOTS)
 	CallsSize = uint32(AbiHpBankConstHP_CALLS_SIZE)
 	Reasons   = uint32(AbiHpReasonHP_REASONS)
+
+	// MaglevChunkIDs is how many backend ids one lb4_maglev element holds.
+	MaglevChunkIDs = uint32(AbiHpMaglevConstHP_MAGLEV_CHUNK)
 
 	TupleOut     = uint8(AbiHpTupleFlagHP_TUPLE_F_OUT)
 	TupleIn      = uint8(AbiHpTupleFlagHP_TUPLE_F_IN)

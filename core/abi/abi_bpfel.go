@@ -282,6 +282,7 @@ type AbiHpLb4Service struct {
 	Pad             uint16
 	AffinityTimeout uint32
 	MaglevSize      uint32
+	MaglevOffset    uint32
 }
 
 type AbiHpLb4SlotKey struct {
@@ -302,6 +303,17 @@ type AbiHpLbFlag uint32
 
 const (
 	AbiHpLbFlagHP_LB_F_AFFINITY AbiHpLbFlag = 1
+)
+
+type AbiHpMaglevChunk struct {
+	_       structs.HostLayout
+	Backend [16]uint32
+}
+
+type AbiHpMaglevConst uint32
+
+const (
+	AbiHpMaglevConstHP_MAGLEV_CHUNK AbiHpMaglevConst = 16
 )
 
 type AbiHpMetric struct {
@@ -497,6 +509,7 @@ const (
 	AbiVarAbiIpcacheFlag  = "abi_ipcache_flag"
 	AbiVarAbiLbAlgorithm  = "abi_lb_algorithm"
 	AbiVarAbiLbFlag       = "abi_lb_flag"
+	AbiVarAbiMaglevConst  = "abi_maglev_const"
 	AbiVarAbiMetricsConst = "abi_metrics_const"
 	AbiVarAbiMonitorFlag  = "abi_monitor_flag"
 	AbiVarAbiNat4Entry    = "abi_nat4_entry"
@@ -600,6 +613,7 @@ type AbiVariableSpecs struct {
 	AbiIpcacheFlag  *ebpf.VariableSpec `ebpf:"abi_ipcache_flag"`
 	AbiLbAlgorithm  *ebpf.VariableSpec `ebpf:"abi_lb_algorithm"`
 	AbiLbFlag       *ebpf.VariableSpec `ebpf:"abi_lb_flag"`
+	AbiMaglevConst  *ebpf.VariableSpec `ebpf:"abi_maglev_const"`
 	AbiMetricsConst *ebpf.VariableSpec `ebpf:"abi_metrics_const"`
 	AbiMonitorFlag  *ebpf.VariableSpec `ebpf:"abi_monitor_flag"`
 	AbiNat4Entry    *ebpf.VariableSpec `ebpf:"abi_nat4_entry"`
@@ -698,6 +712,7 @@ type AbiVariables struct {
 	AbiIpcacheFlag  *ebpf.Variable `ebpf:"abi_ipcache_flag"`
 	AbiLbAlgorithm  *ebpf.Variable `ebpf:"abi_lb_algorithm"`
 	AbiLbFlag       *ebpf.Variable `ebpf:"abi_lb_flag"`
+	AbiMaglevConst  *ebpf.Variable `ebpf:"abi_maglev_const"`
 	AbiMetricsConst *ebpf.Variable `ebpf:"abi_metrics_const"`
 	AbiMonitorFlag  *ebpf.Variable `ebpf:"abi_monitor_flag"`
 	AbiNat4Entry    *ebpf.Variable `ebpf:"abi_nat4_entry"`

@@ -3,6 +3,7 @@ package lb
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/hotpath/hotpath/core/services"
 )
@@ -16,8 +17,15 @@ func (s *Store) Apply(specs []services.ServiceSpec) (int, error) {
 	if err := s.conflicts(specs); err != nil {
 		return 0, fmt.Errorf("service-apply: %w", err)
 	}
+	specs = slices.Clone(specs)
+	for i := range specs {
+		specs[i] = s.withDefaults(specs[i])
+	}
+	// The tables are built on the other CPUs while services are committed.
+	pre := s.prebuild(specs)
+	defer pre.stop()
 	for i, spec := range specs {
-		if _, err := s.add(spec); err != nil {
+		if _, err := s.addPrebuilt(spec, pre.table(i)); err != nil {
 			var errs []error
 			for j := i - 1; j >= 0; j-- {
 				errs = append(errs, s.del(specs[j].VIP))

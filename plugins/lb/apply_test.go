@@ -6,6 +6,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/services"
 )
 
@@ -33,8 +34,25 @@ func countKeys(t *testing.T, m *ebpf.Map) int {
 func mapCounts(t *testing.T, ms *Maps) map[string]int {
 	return map[string]int{
 		"services": countKeys(t, ms.Services), "backends": countKeys(t, ms.Backends), "slots": countKeys(t, ms.Slots),
-		"revnat": countKeys(t, ms.RevNat), "maglev": countKeys(t, ms.Maglev),
+		"revnat": countKeys(t, ms.RevNat), "maglev chunks named": tableChunks(t, ms),
 	}
+}
+
+// tableChunks counts the lb4_maglev chunks that service values name: the
+// tables a packet can reach (the array itself always holds every chunk).
+func tableChunks(t *testing.T, ms *Maps) int {
+	t.Helper()
+	var k abi.LB4Key
+	var v abi.LB4Service
+	n := 0
+	it := ms.Services.Iterate()
+	for it.Next(&k, &v) {
+		n += int(tableOf(v).n)
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func svcArgs(vip, alg string, bes ...string) services.ServiceAddArgs {

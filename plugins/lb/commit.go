@@ -18,16 +18,19 @@ import (
 // (ids, the Maglev build) is settled before the first map write. The writes
 // are ordered so that a packet never meets a reference to something absent:
 //
-//	new backends -> rev-NAT (new service) -> slots -> Maglev table swap ->
-//	service (count, algorithm) -> surplus slots, old table, old backends
+//	new backends -> rev-NAT (new service) -> slots -> Maglev table into
+//	unused chunks -> service (count, algorithm, table offset and M) ->
+//	surplus slots, old table's chunks (reused after a grace period), old
+//	backends
 //
 // so the count grows only over filled slots and shrinks before slots go,
 // and a removed backend disappears only once no slot or table names it.
 func (s *Store) commit(old, next *service, want []services.Backend) error {
 	var oldMembers []member
 	var oldCount int
+	var oldTable extent
 	if old != nil {
-		oldMembers, oldCount = old.members, int(old.val.Count)
+		oldMembers, oldCount, oldTable = old.members, int(old.val.Count), tableOf(old.val)
 	}
 	st, err := s.maps.readState()
 	if err != nil {
@@ -70,6 +73,9 @@ func (s *Store) commit(old, next *service, want []services.Backend) error {
 	var table []uint32
 	start := time.Now()
 	if services.Algorithm(next.val.Algorithm) == services.Maglev && len(members) > 0 {
+		table = next.prebuilt.ids(members, next.val.MaglevSize)
+	}
+	if services.Algorithm(next.val.Algorithm) == services.Maglev && len(members) > 0 && table == nil {
 		mb := make([]maglev.Backend, len(members))
 		for i, m := range members {
 			mb[i] = maglev.Backend{ID: m.id, Key: m.backend().Key(), Weight: uint32(m.be.Weight)}
@@ -78,6 +84,26 @@ func (s *Store) commit(old, next *service, want []services.Backend) error {
 			return fmt.Errorf("build maglev table: %w", err)
 		}
 	}
+
+	var sp *space
+	var newTable extent
+	if table != nil || oldTable.n > 0 {
+		if sp, err = s.tables(); err != nil {
+			return err
+		}
+	}
+	if table != nil {
+		newTable.n = chunksFor(next.val.MaglevSize)
+		if newTable.off, err = sp.alloc(newTable.n); err != nil {
+			return err
+		}
+	}
+	published := false
+	defer func() {
+		if newTable.n > 0 && !published {
+			sp.unalloc(newTable.off, newTable.n) // no service value named it
+		}
+	}()
 
 	// From here on the kernel changes.
 	if err := s.maps.writeState(st); err != nil {
@@ -128,27 +154,29 @@ func (s *Store) commit(old, next *service, want []services.Backend) error {
 			return fail(fmt.Errorf("write slot %d: %w", slot, err))
 		}
 	}
+	next.val.MaglevOffset = 0
 	if table != nil {
-		if err := s.undoTable(&undo, id); err != nil {
+		// Unused chunks: no packet reads them before the service value
+		// below names them, so nothing to undo in the kernel.
+		if err := s.maps.writeTable(newTable.off, table); err != nil {
 			return fail(err)
 		}
-		if err := s.swapTable(id, table); err != nil {
-			return fail(fmt.Errorf("swap maglev table: %w", err))
-		}
 		s.Metrics.tableBuilt(time.Since(start))
+		next.val.MaglevOffset = newTable.off
 	}
 	next.val.Count = uint16(len(fill))
 	if err := s.maps.Services.Put(keyOf(next.vip), next.val); err != nil {
 		return fail(fmt.Errorf("write service: %w", err))
 	}
 	undo.done()
+	published = true
+	if oldTable.n > 0 {
+		sp.release(oldTable.off, oldTable.n)
+	}
 
 	var errs []error
 	for slot := len(fill); slot < oldCount; slot++ {
 		errs = append(errs, ignoreMissing(s.maps.Slots.Delete(abi.LB4SlotKey{SvcId: id, Slot: uint32(slot)})))
-	}
-	if table == nil {
-		errs = append(errs, ignoreMissing(s.maps.Maglev.Delete(id)))
 	}
 	for _, m := range oldMembers {
 		if _, kept := memberByID(members, m.id); !kept {
@@ -168,31 +196,6 @@ func memberByID(ms []member, id uint32) (member, bool) {
 		}
 	}
 	return member{}, false
-}
-
-// swapTable fills a new inner array with table and puts it in place of the
-// service's current one: a single map update, so a packet uses either the
-// whole old table or the whole new one.
-func (s *Store) swapTable(svcID uint32, table []uint32) error {
-	spec := s.maps.inner.Copy()
-	spec.Name = fmt.Sprintf("lb_maglev_%d", svcID)
-	spec.MaxEntries = uint32(len(table))
-	inner, err := ebpf.NewMap(spec)
-	if err != nil {
-		return fmt.Errorf("create table of %d entries: %w", len(table), err)
-	}
-	defer inner.Close() // lb4_maglev holds it once swapped in
-	keys := make([]uint32, len(table))
-	for i := range keys {
-		keys[i] = uint32(i)
-	}
-	if _, err := inner.BatchUpdate(keys, table, nil); err != nil {
-		return fmt.Errorf("fill table: %w", err)
-	}
-	if err := s.maps.Maglev.Put(svcID, inner); err != nil {
-		return fmt.Errorf("put table of service %d: %w", svcID, err)
-	}
-	return nil
 }
 
 // maxSvcID: a service id doubles as its rev_nat_index, 16 bits in CT entries.

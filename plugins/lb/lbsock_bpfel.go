@@ -46,6 +46,7 @@ const (
 	lbsockVarCtLifetimeSyn       = "ct_lifetime_syn"
 	lbsockVarCtLifetimeTcp       = "ct_lifetime_tcp"
 	lbsockVarCtReportInterval    = "ct_report_interval"
+	lbsockVarHpCtLayout          = "hp_ct_layout"
 	lbsockVarLbHashSeed          = "lb_hash_seed"
 )
 
@@ -133,6 +134,7 @@ type lbsockVariableSpecs struct {
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.VariableSpec `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.VariableSpec `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.VariableSpec `ebpf:"lb_hash_seed"`
 }
 
@@ -214,6 +216,7 @@ type lbsockVariables struct {
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`
 	CtLifetimeTcp    *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtReportInterval *ebpf.Variable `ebpf:"ct_report_interval"`
+	HpCtLayout       *ebpf.Variable `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.Variable `ebpf:"lb_hash_seed"`
 }
 

@@ -53,16 +53,15 @@ var u32BTF = &btf.Int{Name: "__u32", Size: 4, Encoding: btf.Unsigned}
 type Maps struct {
 	Services, Backends, Slots, RevNat, Maglev, Affinity *ebpf.Map
 	State                                               *ebpf.Map
-	inner                                               *ebpf.MapSpec // template of a Maglev table
+	// graceOuter and graceInner are private (newGrace): updating the
+	// one with the other waits for an RCU grace period.
+	graceOuter, graceInner *ebpf.Map
 }
 
 // OpenMaps opens the shared lb maps pinned under l, checked against this
 // build's specs, and opens or creates the private state map.
 func OpenMaps(l pin.Layout) (*Maps, error) {
-	specs, err := pin.SharedSpecs()
-	if err != nil {
-		return nil, err
-	}
+	var err error
 	ms := &Maps{}
 	dst := []**ebpf.Map{&ms.Services, &ms.Backends, &ms.Slots, &ms.RevNat, &ms.Maglev, &ms.Affinity}
 	for i, name := range sharedNames {
@@ -74,11 +73,10 @@ func OpenMaps(l pin.Layout) (*Maps, error) {
 		}
 		*dst[i] = m
 	}
-	if specs[abi.AbiMapLb4Maglev].InnerMap == nil {
+	if ms.graceOuter, ms.graceInner, err = newGrace(); err != nil {
 		ms.Close()
-		return nil, fmt.Errorf("shared map %s has no inner map spec", abi.AbiMapLb4Maglev)
+		return nil, err
 	}
-	ms.inner = specs[abi.AbiMapLb4Maglev].InnerMap.Copy()
 	path := filepath.Join(l.PluginPrivate("lb"), StateMap)
 	if ms.State, _, err = pin.OpenOrCreate(stateSpec, path); err != nil {
 		ms.Close()
@@ -89,7 +87,7 @@ func OpenMaps(l pin.Layout) (*Maps, error) {
 
 // Close drops this process's references; the pins keep the maps.
 func (ms *Maps) Close() {
-	for _, m := range []*ebpf.Map{ms.Services, ms.Backends, ms.Slots, ms.RevNat, ms.Maglev, ms.Affinity, ms.State} {
+	for _, m := range []*ebpf.Map{ms.Services, ms.Backends, ms.Slots, ms.RevNat, ms.Maglev, ms.Affinity, ms.State, ms.graceOuter, ms.graceInner} {
 		if m != nil {
 			m.Close()
 		}

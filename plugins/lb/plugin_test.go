@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cilium/ebpf"
 	"github.com/hashicorp/go-hclog"
 	dto "github.com/prometheus/client_model/go"
 
@@ -62,34 +61,19 @@ func list(t *testing.T, p *Plugin) []services.ServiceInfo {
 	return out
 }
 
-func innerID(t *testing.T, p *Plugin, vip string) ebpf.MapID {
+// tableAt reads a service's Maglev table out of the kernel, with the
+// lb4_maglev chunk it starts at (nil, 0: none).
+func tableAt(t *testing.T, p *Plugin, vip string) ([]uint32, uint32) {
 	t.Helper()
 	v, err := services.ParseVIP(vip)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := p.store.InnerMapID(v)
+	table, off, err := p.store.Table(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id
-}
-
-// innerTable reads a service's Maglev table out of the kernel.
-func innerTable(t *testing.T, id ebpf.MapID) []uint32 {
-	t.Helper()
-	m, err := ebpf.NewMapFromID(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	out := make([]uint32, m.MaxEntries())
-	for i := range out {
-		if err := m.Lookup(uint32(i), &out[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
+	return table, off
 }
 
 func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
@@ -120,8 +104,8 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	if err := h.Maps[abi.AbiMapLb4Revnat].Lookup(uint16(s.ID), &rn); err != nil || u32Addr(rn.Address).String() != "10.96.0.10" || ntohs(rn.Port) != 80 {
 		t.Fatalf("rev-nat entry %+v (%v)", rn, err)
 	}
-	id1 := innerID(t, p, vip)
-	if id1 == 0 {
+	table1, off1 := tableAt(t, p, vip)
+	if off1 == 0 {
 		t.Fatal("no maglev table")
 	}
 	want, err := maglev.Build([]maglev.Backend{
@@ -131,30 +115,31 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := innerTable(t, id1); !slices.Equal(got, want) {
+	if !slices.Equal(table1, want) {
 		t.Fatal("kernel table differs from maglev.Build")
 	}
 
-	// set-algorithm swaps a whole new table in; random drops it.
+	// set-algorithm writes a whole new table elsewhere and points the
+	// service at it; the old chunks wait for a grace period. Random drops
+	// the table.
 	mustInvoke(t, p, "service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "maglev"})
-	id2 := innerID(t, p, vip)
-	if id2 == 0 || id2 == id1 {
-		t.Fatalf("rebuild left table id %d (was %d)", id2, id1)
+	table2, off2 := tableAt(t, p, vip)
+	if off2 == 0 || off2 == off1 || !slices.Equal(table2, want) {
+		t.Fatalf("rebuild left the table at chunk %d (was %d)", off2, off1)
 	}
-	if _, err := ebpf.NewMapFromID(id1); err == nil {
-		t.Error("the replaced table is still alive")
+	if !slices.Contains(p.store.space.dirty, extent{off1, chunksFor(509)}) {
+		t.Errorf("the replaced table's chunks are not waiting for reuse: dirty %v", p.store.space.dirty)
 	}
 	mustInvoke(t, p, "service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "random"})
-	if id := innerID(t, p, vip); id != 0 {
-		t.Fatalf("random service kept table %d", id)
+	if _, off := tableAt(t, p, vip); off != 0 {
+		t.Fatalf("random service kept its table at chunk %d", off)
 	}
 	if s := list(t, p)[0]; s.Algorithm != "random" || len(s.Backends) != 2 {
 		t.Fatalf("after switching to random: %+v", s)
 	}
 	mustInvoke(t, p, "service-set-algorithm", services.SetAlgorithmArgs{VIP: vip, Algorithm: "maglev", MaglevTableSize: 251})
-	id3 := innerID(t, p, vip)
-	if id3 == 0 || id3 == id2 || len(innerTable(t, id3)) != 251 {
-		t.Fatalf("switch back to maglev M=251: table %d", id3)
+	if table3, off3 := tableAt(t, p, vip); off3 == 0 || len(table3) != 251 {
+		t.Fatalf("switch back to maglev M=251: table of %d at chunk %d", len(table3), off3)
 	}
 
 	// Backends: add, re-weight (same id), delete; each swaps the table.
@@ -172,14 +157,14 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 	if got := slotsOf(t, h, s.ID); !reflect.DeepEqual(got, map[uint32]int{s.Backends[0].ID: 2, s.Backends[1].ID: 1, newID: 1}) {
 		t.Fatalf("slots %v", got)
 	}
-	id4 := innerID(t, p, vip)
+	_, off4 := tableAt(t, p, vip)
 	mustInvoke(t, p, "backend-del", services.BackendArgs{VIP: vip, Backend: services.BackendArg{Address: "10.240.2.2:8080"}})
 	s = list(t, p)[0]
 	if len(s.Backends) != 2 || s.Backends[0].Address != "10.240.2.3:8080" {
 		t.Fatalf("after backend del: %+v", s.Backends)
 	}
-	if innerID(t, p, vip) == id4 {
-		t.Fatal("backend del did not swap the table")
+	if _, off := tableAt(t, p, vip); off == off4 {
+		t.Fatal("backend del did not write a new table")
 	}
 	if n := entries(t, h, abi.AbiMapLb4Backends); n != 2 {
 		t.Fatalf("lb4_backends holds %d entries, want 2", n)
@@ -215,10 +200,13 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 
 	// Delete leaves nothing behind.
 	mustInvoke(t, p, "service-del", services.ServiceArgs{VIP: vip})
-	for _, m := range []string{abi.AbiMapLb4Services, abi.AbiMapLb4Backends, abi.AbiMapLb4Slots, abi.AbiMapLb4Revnat, abi.AbiMapLb4Maglev} {
+	for _, m := range []string{abi.AbiMapLb4Services, abi.AbiMapLb4Backends, abi.AbiMapLb4Slots, abi.AbiMapLb4Revnat} {
 		if n := entries(t, h, m); n != 0 {
 			t.Errorf("%s holds %d entries after service-del", m, n)
 		}
+	}
+	if sp := p.store.space; sp.free() != sp.size-1 {
+		t.Errorf("%d of %d lb4_maglev chunks free after service-del", sp.free(), sp.size-1)
 	}
 	if _, err := invoke(t, p, "service-del", services.ServiceArgs{VIP: vip}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("deleting it again: %v, want not found", err)
@@ -266,6 +254,12 @@ func snapshot(t *testing.T, h *plugintest.Harness) string {
 	var b strings.Builder
 	for _, name := range sharedNames {
 		m := h.Maps[name]
+		if name == abi.AbiMapLb4Maglev {
+			// 64 MiB of chunks: render the tables service values name,
+			// which is all a packet can reach.
+			fmt.Fprintf(&b, "%s:%v\n", name, namedTables(t, h))
+			continue
+		}
 		info, err := m.Info()
 		if err != nil {
 			t.Fatal(err)
@@ -283,6 +277,31 @@ func snapshot(t *testing.T, h *plugintest.Harness) string {
 		fmt.Fprintf(&b, "%s:%v\n", name, keys)
 	}
 	return b.String()
+}
+
+// namedTables renders every Maglev table a service value names.
+func namedTables(t *testing.T, h *plugintest.Harness) []string {
+	t.Helper()
+	ms := &Maps{Services: h.Maps[abi.AbiMapLb4Services], Maglev: h.Maps[abi.AbiMapLb4Maglev]}
+	var out []string
+	var k abi.LB4Key
+	var v abi.LB4Service
+	it := ms.Services.Iterate()
+	for it.Next(&k, &v) {
+		if v.MaglevOffset == 0 {
+			continue
+		}
+		table, err := ms.readTable(v.MaglevOffset, v.MaglevSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%d@%d=%v", v.SvcId, v.MaglevOffset, table))
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func TestPrivilegedLBPluginRefusesBadInput(t *testing.T) {
@@ -352,7 +371,7 @@ func TestPrivilegedLBPluginRestart(t *testing.T) {
 	mustInvoke(t, p, "service-add", services.ServiceAddArgs{VIP: "10.96.0.12:80/tcp", Backends: backends("10.240.2.5:80")})
 	mustInvoke(t, p, "service-del", services.ServiceArgs{VIP: "10.96.0.12:80/tcp"})
 	before := list(t, p)
-	table := innerID(t, p, "10.96.0.10:80/tcp")
+	table, off := tableAt(t, p, "10.96.0.10:80/tcp")
 	p.Deactivate(context.Background())
 
 	p2 := New(hclog.NewNullLogger())
@@ -363,7 +382,7 @@ func TestPrivilegedLBPluginRestart(t *testing.T) {
 	if after := list(t, p2); !reflect.DeepEqual(after, before) {
 		t.Fatalf("restarted plugin lists\n%+v\nwant\n%+v", after, before)
 	}
-	if innerID(t, p2, "10.96.0.10:80/tcp") != table {
+	if again, off2 := tableAt(t, p2, "10.96.0.10:80/tcp"); off2 != off || !slices.Equal(again, table) {
 		t.Fatal("restart with the same seed rebuilt the table")
 	}
 	res := mustInvoke(t, p2, "service-add", services.ServiceAddArgs{VIP: "10.96.0.13:80/tcp", Backends: backends("10.240.2.6:80")})
@@ -380,7 +399,7 @@ func TestPrivilegedLBPluginRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p3.Deactivate(context.Background())
-	if innerID(t, p3, "10.96.0.10:80/tcp") == table {
+	if again, off3 := tableAt(t, p3, "10.96.0.10:80/tcp"); off3 == off || slices.Equal(again, table) {
 		t.Fatal("a new seed did not rebuild the table")
 	}
 }

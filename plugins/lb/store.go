@@ -26,6 +26,7 @@ type Store struct {
 
 	mu     sync.Mutex
 	maps   *Maps
+	space  *space // lb4_maglev's allocator, read from the maps on first use
 	seed   uint32
 	defAlg services.Algorithm
 	defM   uint32
@@ -42,6 +43,8 @@ type service struct {
 	val     abi.LB4Service
 	vip     services.VIP
 	members []member // ordered by address
+	// prebuilt is its Maglev table built ahead by a bulk apply, if any.
+	prebuilt positions
 }
 
 // member is one backend of a service with its id.
@@ -109,13 +112,25 @@ func (s *Store) Add(spec services.ServiceSpec) (services.ServiceInfo, error) {
 	return s.add(spec)
 }
 
-func (s *Store) add(spec services.ServiceSpec) (services.ServiceInfo, error) {
+// withDefaults fills in the store's algorithm and table size where spec
+// names none.
+func (s *Store) withDefaults(spec services.ServiceSpec) services.ServiceSpec {
 	if spec.Algorithm == 0 {
 		spec.Algorithm = s.defAlg
 	}
 	if spec.TableSize == 0 {
 		spec.TableSize = s.defM
 	}
+	return spec
+}
+
+func (s *Store) add(spec services.ServiceSpec) (services.ServiceInfo, error) {
+	return s.addPrebuilt(spec, nil)
+}
+
+// addPrebuilt is add with the service's Maglev table built ahead (nil: none).
+func (s *Store) addPrebuilt(spec services.ServiceSpec, pre positions) (services.ServiceInfo, error) {
+	spec = s.withDefaults(spec)
 	if spec.Algorithm == services.Maglev && len(spec.Backends) > int(spec.TableSize) {
 		return services.ServiceInfo{}, fmt.Errorf("add service %s: %d backends do not fit a maglev table of %d", spec.VIP, len(spec.Backends), spec.TableSize)
 	}
@@ -134,7 +149,7 @@ func (s *Store) add(spec services.ServiceSpec) (services.ServiceInfo, error) {
 	if spec.AffinityTimeout > 0 {
 		val.Flags |= uint8(abi.AbiHpLbFlagHP_LB_F_AFFINITY)
 	}
-	if err := s.commit(nil, &service{val: val, vip: spec.VIP}, spec.Backends); err != nil {
+	if err := s.commit(nil, &service{val: val, vip: spec.VIP, prebuilt: pre}, spec.Backends); err != nil {
 		return services.ServiceInfo{}, fmt.Errorf("add service %s: %w", spec.VIP, err)
 	}
 	svc, err := s.get(spec.VIP)
@@ -163,7 +178,10 @@ func (s *Store) del(vip services.VIP) error {
 		return fmt.Errorf("delete service %s: %w", vip, err)
 	}
 	var errs []error
-	errs = append(errs, s.dropAffinity(id), ignoreMissing(s.maps.Maglev.Delete(id)))
+	if e := tableOf(svc.val); e.n > 0 && s.space != nil {
+		s.space.release(e.off, e.n) // (not read yet: it will find the region free)
+	}
+	errs = append(errs, s.dropAffinity(id))
 	for slot := uint32(0); slot < uint32(svc.val.Count); slot++ {
 		errs = append(errs, ignoreMissing(s.maps.Slots.Delete(abi.LB4SlotKey{SvcId: id, Slot: slot})))
 	}
@@ -346,22 +364,6 @@ func (s *Store) Reseed() (int, error) {
 	}
 	st.Seed, st.SeedSet = s.seed, 1
 	return n, s.maps.writeState(st)
-}
-
-// InnerMapID is the id of a service's current Maglev table (0: none).
-func (s *Store) InnerMapID(vip services.VIP) (ebpf.MapID, error) {
-	var val abi.LB4Service
-	if err := s.maps.Services.Lookup(keyOf(vip), &val); err != nil {
-		return 0, fmt.Errorf("service %s: %w", vip, err)
-	}
-	var id uint32
-	if err := s.maps.Maglev.Lookup(val.SvcId, &id); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return 0, nil
-		}
-		return 0, fmt.Errorf("table of %s: %w", vip, err)
-	}
-	return ebpf.MapID(id), nil
 }
 
 func ignoreMissing(err error) error {

@@ -51,25 +51,3 @@ func (s *Store) undoSlot(u *undoLog, key abi.LB4SlotKey) error {
 	}
 	return nil
 }
-
-// undoTable records how to put back service id's current Maglev table (or
-// remove the one a commit adds): it holds the old inner map open until the
-// commit ends, so the table survives being swapped out.
-func (s *Store) undoTable(u *undoLog, id uint32) error {
-	var inner uint32
-	err := s.maps.Maglev.Lookup(id, &inner)
-	if errors.Is(err, ebpf.ErrKeyNotExist) {
-		u.push(func() error { return s.maps.Maglev.Delete(id) })
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read maglev table of service %d: %w", id, err)
-	}
-	old, err := ebpf.NewMapFromID(ebpf.MapID(inner))
-	if err != nil {
-		return fmt.Errorf("open maglev table of service %d: %w", id, err)
-	}
-	u.closer = append(u.closer, func() { old.Close() })
-	u.push(func() error { return s.maps.Maglev.Put(id, old) })
-	return nil
-}

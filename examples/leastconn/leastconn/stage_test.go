@@ -3,10 +3,7 @@ package leastconn
 import (
 	"testing"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/hotpath/hotpath/core/abi"
-	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugintest"
 )
 
@@ -76,28 +73,17 @@ func TestPrivilegedLeastConnHandsOtherServicesToLB(t *testing.T) {
 
 	mag := s.service(t, 10, maglev, 31, 32, 33)
 	const m = 7
-	// An inner table as lb builds one: the template of lb4_maglev with the
-	// service's size.
-	specs, err := pin.SharedSpecs()
-	if err != nil {
+	// A table as lb writes one: in lb4_maglev's chunks, named by the
+	// service value's offset and M.
+	const off = 5
+	var chunk abi.MaglevChunk
+	for i := range chunk.Backend {
+		chunk.Backend[i] = 32
+	}
+	if err := s.Maps[abi.AbiMapLb4Maglev].Put(uint32(off), chunk); err != nil {
 		t.Fatal(err)
 	}
-	inner := specs[abi.AbiMapLb4Maglev].InnerMap.Copy()
-	inner.MaxEntries = m
-	table, err := ebpf.NewMap(inner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer table.Close()
-	for i := uint32(0); i < m; i++ {
-		if err := table.Put(i, uint32(32)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Maps[abi.AbiMapLb4Maglev].Put(mag.SvcId, table); err != nil {
-		t.Fatal(err)
-	}
-	mag.MaglevSize = m
+	mag.MaglevSize, mag.MaglevOffset = m, off
 	for i := range 20 {
 		if got := s.pick(t, mag, 43000+uint16(i)); got != 32 {
 			t.Fatalf("maglev service: flow went to %d, the table says 32", got)
