@@ -24,6 +24,10 @@ type Config struct {
 	MapSizes map[string]uint32 `json:"map_sizes,omitempty"`
 	// Tunnel makes the supervisor create the overlay device (tunnel.go).
 	Tunnel *TunnelConfig `json:"tunnel,omitempty"`
+	// DirectRedirect lets the forward stage send a packet straight to its
+	// next hop (bpf_redirect_peer into a local pod, bpf_redirect_neigh out
+	// of a device) instead of the kernel's forwarding path. Default on.
+	DirectRedirect *bool `json:"direct_redirect,omitempty"`
 	// The etcd source (kvstore_endpoints, node_name, ...): see package cluster.
 	cluster.Config
 }
@@ -35,6 +39,9 @@ type PluginConfig struct {
 	SHA256 string          `json:"sha256,omitempty"`
 	Config json.RawMessage `json:"config,omitempty"` // handed to the plugin as is
 }
+
+// DirectRedirectOn tells whether direct redirects are wanted (the default).
+func (c *Config) DirectRedirectOn() bool { return c.DirectRedirect == nil || *c.DirectRedirect }
 
 // DefaultStateDir is the state dir when --state-dir is not given.
 const DefaultStateDir = "/run/hotpath"

@@ -138,6 +138,9 @@ func (s *Supervisor) checkPlugin(d *plugin.Description, claimed map[string]strin
 		if _, err := abi.ParseSlot(slot); err != nil {
 			return fmt.Errorf("plugin %s: %w", d.Name, err)
 		}
+		if slot == slotForward {
+			return fmt.Errorf("plugin %s: slot %s is the supervisor's", d.Name, slot)
+		}
 		if other, ok := claimed[slot]; ok && other != d.Name {
 			return fmt.Errorf("plugin %s: slot %s is already claimed by %s", d.Name, slot, other)
 		}

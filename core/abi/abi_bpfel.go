@@ -36,6 +36,12 @@ type AbiHpConfig struct {
 	BankFirstNs [16]uint64
 }
 
+type AbiHpConfigFlag uint32
+
+const (
+	AbiHpConfigFlagHP_CFG_DIRECT_REDIRECT AbiHpConfigFlag = 256
+)
+
 type AbiHpCtEntry struct {
 	_            structs.HostLayout
 	Packets      uint64
@@ -284,6 +290,12 @@ const (
 	AbiHpLbFlagHP_LB_F_AFFINITY AbiHpLbFlag = 1
 )
 
+type AbiHpMarkConst uint32
+
+const (
+	AbiHpMarkConstHP_MARK_SEEN AbiHpMarkConst = 1048576
+)
+
 type AbiHpMetric struct {
 	_       structs.HostLayout
 	Packets uint64
@@ -436,9 +448,11 @@ const (
 type AbiHpVerdict uint32
 
 const (
-	AbiHpVerdictHP_V_PASS     AbiHpVerdict = 0
-	AbiHpVerdictHP_V_DROP     AbiHpVerdict = 1
-	AbiHpVerdictHP_V_REDIRECT AbiHpVerdict = 2
+	AbiHpVerdictHP_V_PASS           AbiHpVerdict = 0
+	AbiHpVerdictHP_V_DROP           AbiHpVerdict = 1
+	AbiHpVerdictHP_V_REDIRECT       AbiHpVerdict = 2
+	AbiHpVerdictHP_V_REDIRECT_PEER  AbiHpVerdict = 3
+	AbiHpVerdictHP_V_REDIRECT_NEIGH AbiHpVerdict = 4
 )
 
 // Names of all BPF objects in the ELF.
@@ -464,6 +478,7 @@ const (
 	AbiMapPolicy          = "policy"
 	AbiMapTunnel4         = "tunnel4"
 	AbiVarAbiBankConst    = "abi_bank_const"
+	AbiVarAbiConfigFlag   = "abi_config_flag"
 	AbiVarAbiConst        = "abi_const"
 	AbiVarAbiCtFlag       = "abi_ct_flag"
 	AbiVarAbiCtStatus     = "abi_ct_status"
@@ -476,6 +491,7 @@ const (
 	AbiVarAbiIpcacheFlag  = "abi_ipcache_flag"
 	AbiVarAbiLbAlgorithm  = "abi_lb_algorithm"
 	AbiVarAbiLbFlag       = "abi_lb_flag"
+	AbiVarAbiMarkConst    = "abi_mark_const"
 	AbiVarAbiMetricsConst = "abi_metrics_const"
 	AbiVarAbiMonitorFlag  = "abi_monitor_flag"
 	AbiVarAbiNat4Entry    = "abi_nat4_entry"
@@ -566,6 +582,7 @@ type AbiMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type AbiVariableSpecs struct {
 	AbiBankConst    *ebpf.VariableSpec `ebpf:"abi_bank_const"`
+	AbiConfigFlag   *ebpf.VariableSpec `ebpf:"abi_config_flag"`
 	AbiConst        *ebpf.VariableSpec `ebpf:"abi_const"`
 	AbiCtFlag       *ebpf.VariableSpec `ebpf:"abi_ct_flag"`
 	AbiCtStatus     *ebpf.VariableSpec `ebpf:"abi_ct_status"`
@@ -578,6 +595,7 @@ type AbiVariableSpecs struct {
 	AbiIpcacheFlag  *ebpf.VariableSpec `ebpf:"abi_ipcache_flag"`
 	AbiLbAlgorithm  *ebpf.VariableSpec `ebpf:"abi_lb_algorithm"`
 	AbiLbFlag       *ebpf.VariableSpec `ebpf:"abi_lb_flag"`
+	AbiMarkConst    *ebpf.VariableSpec `ebpf:"abi_mark_const"`
 	AbiMetricsConst *ebpf.VariableSpec `ebpf:"abi_metrics_const"`
 	AbiMonitorFlag  *ebpf.VariableSpec `ebpf:"abi_monitor_flag"`
 	AbiNat4Entry    *ebpf.VariableSpec `ebpf:"abi_nat4_entry"`
@@ -663,6 +681,7 @@ func (m *AbiMaps) Close() error {
 // It can be passed to LoadAbiObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AbiVariables struct {
 	AbiBankConst    *ebpf.Variable `ebpf:"abi_bank_const"`
+	AbiConfigFlag   *ebpf.Variable `ebpf:"abi_config_flag"`
 	AbiConst        *ebpf.Variable `ebpf:"abi_const"`
 	AbiCtFlag       *ebpf.Variable `ebpf:"abi_ct_flag"`
 	AbiCtStatus     *ebpf.Variable `ebpf:"abi_ct_status"`
@@ -675,6 +694,7 @@ type AbiVariables struct {
 	AbiIpcacheFlag  *ebpf.Variable `ebpf:"abi_ipcache_flag"`
 	AbiLbAlgorithm  *ebpf.Variable `ebpf:"abi_lb_algorithm"`
 	AbiLbFlag       *ebpf.Variable `ebpf:"abi_lb_flag"`
+	AbiMarkConst    *ebpf.Variable `ebpf:"abi_mark_const"`
 	AbiMetricsConst *ebpf.Variable `ebpf:"abi_metrics_const"`
 	AbiMonitorFlag  *ebpf.Variable `ebpf:"abi_monitor_flag"`
 	AbiNat4Entry    *ebpf.Variable `ebpf:"abi_nat4_entry"`
