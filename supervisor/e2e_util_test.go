@@ -32,6 +32,12 @@ func counter(t *testing.T, env *e2e.Env, r abi.Reason) uint64 {
 // counterDir is counter at one hook (0 ingress, 1 egress).
 func counterDir(t *testing.T, env *e2e.Env, r abi.Reason, dir int) uint64 {
 	t.Helper()
+	return counters(t, env)[r][dir].Packets
+}
+
+// counters reads every datapath counter.
+func counters(t *testing.T, env *e2e.Env) map[abi.Reason][2]abi.Metric {
+	t.Helper()
 	m, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.Lab.BPFFS}.Map(abi.MapMetrics), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +47,7 @@ func counterDir(t *testing.T, env *e2e.Env, r abi.Reason, dir int) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c[r][dir].Packets
+	return c
 }
 
 func zombie(pid int) bool {
