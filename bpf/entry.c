@@ -29,11 +29,11 @@ enum fwd_kind {
 enum fwd_stat {
 	FWD_S_PEER = 0,          /* redirected into a pod (bpf_redirect_peer) */
 	FWD_S_NEIGH = 1,         /* redirected out of a device (bpf_redirect_neigh) */
-	FWD_S_LOCAL = 2,         /* for this node: delivered by the kernel */
+	FWD_S_NOT_FWDED = 2,     /* not forwarded: for this node (or no route), the kernel's */
 	FWD_S_STAGE = 3,         /* a stage had already chosen where it goes */
 	FWD_S_TURNED = 4,        /* a stage's answer sent back the way it came */
 	FWD_S_OFF = 5,           /* direct redirects off: the kernel forwards */
-	FWD_S_NO_ROUTE = 6,      /* FIB lookup failed (no route, unreachable, forwarding off, ...) */
+	FWD_S_NO_ROUTE = 6,      /* FIB lookup refused (unreachable, blackhole, forwarding off, ...) */
 	FWD_S_NO_NEIGH = 7,      /* next hop's neighbour unresolved: the kernel resolves it */
 	FWD_S_FRAG_NEEDED = 8,   /* too big for the next hop: the kernel fragments or answers */
 	FWD_S_TTL = 9,           /* TTL expires here: the kernel answers */
@@ -222,8 +222,9 @@ static __always_inline int fwd_body(struct __sk_buff *skb, struct hp_ctx *c)
 	case BPF_FIB_LKUP_RET_SUCCESS:
 		break;
 	case BPF_FIB_LKUP_RET_NOT_FWDED:
-		/* For this node: what it answers leaves as local traffic. */
-		fwd_stat(FWD_S_LOCAL);
+		/* For this node (or no route at all): the kernel delivers or
+		 * answers it, and what it sends leaves as local traffic. */
+		fwd_stat(FWD_S_NOT_FWDED);
 		fwd_seen(skb, 0);
 		return HP_SLOT_FORWARD + 1;
 	case BPF_FIB_LKUP_RET_NO_NEIGH:

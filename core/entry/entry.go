@@ -54,7 +54,7 @@ const (
 // StatNames name the forward stage's counters by index (enum fwd_stat of
 // bpf/entry.c, in order).
 var StatNames = []string{
-	"peer", "neigh", "local", "stage", "turned", "off", "no_route",
+	"peer", "neigh", "not_forwarded", "stage", "turned", "off", "no_route",
 	"no_neigh", "frag_needed", "ttl", "unmanaged", "egress_seen",
 }
 

@@ -15,7 +15,8 @@ import (
 // loopback up and IPv4 forwarding on, so test runs of stages that consult
 // the FIB (RunOn) see routes the test sets up, and nothing of the host's.
 // The goroutine stays locked to its thread, which ends with the test: call
-// it from the test's own goroutine, before any Run.
+// it from the test's own goroutine, before any Run, and run packets from
+// that goroutine too (not in a subtest: t.Run starts another one).
 func Netns(t testing.TB) {
 	t.Helper()
 	runtime.LockOSThread() // never unlocked: the thread dies with the goroutine, and its namespace with it
