@@ -79,14 +79,16 @@ func (s *Supervisor) deviceKind(dev string) (uint32, int, error) {
 // lacks a helper the forward stage needs: the kernel then forwards, each
 // packet still runs the pipeline once.
 func (s *Supervisor) setForwarding() error {
+	kinds := map[int]uint32{}
 	for _, dev := range s.cfg.Devices {
 		kind, idx, err := s.deviceKind(dev)
 		if err != nil {
 			return err
 		}
-		if err := s.entry.SetDevice(idx, kind); err != nil {
-			return fmt.Errorf("device %s: %w", dev, err)
-		}
+		kinds[idx] = kind
+	}
+	if err := s.entry.SetDevices(kinds); err != nil {
+		return err
 	}
 	if err := s.syncRouteMTUs(); err != nil {
 		return err

@@ -159,6 +159,34 @@ func (e *Programs) SetRouteMTUs(mtus map[netip.Prefix]uint32) error {
 	return nil
 }
 
+// SetDevices makes kinds (ifindex -> Kind*) the redirect targets, removing
+// every other (a device a previous supervisor knew, whose index a new device
+// may reuse).
+func (e *Programs) SetDevices(kinds map[int]uint32) error {
+	for idx, kind := range kinds {
+		if err := e.SetDevice(idx, kind); err != nil {
+			return err
+		}
+	}
+	var idx, kind uint32
+	var stale []int
+	it := e.Devices.Iterate()
+	for it.Next(&idx, &kind) {
+		if kinds[int(idx)] == 0 {
+			stale = append(stale, int(idx))
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("list devices: %w", err)
+	}
+	for _, i := range stale {
+		if err := e.SetDevice(i, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // SetDevice makes ifindex a redirect target of the given kind (0 removes it).
 func (e *Programs) SetDevice(ifindex int, kind uint32) error {
 	if kind == 0 {

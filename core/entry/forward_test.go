@@ -168,3 +168,23 @@ func TestPrivilegedEgressSkipsProcessed(t *testing.T) {
 		t.Errorf("the node's own packet: egress count %d -> %d, want +1", before, n)
 	}
 }
+
+// TestPrivilegedSetDevicesForgetsOthers: a device a previous supervisor
+// knew stops being a redirect target (a new device may reuse its index).
+func TestPrivilegedSetDevicesForgetsOthers(t *testing.T) {
+	lab.Privileged(t)
+	h := plugintest.New(t)
+	if err := h.Entry.SetDevice(999, entry.KindPeer); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Entry.SetDevices(map[int]uint32{7: entry.KindNeigh}); err != nil {
+		t.Fatal(err)
+	}
+	var kind uint32
+	if err := h.Entry.Devices.Lookup(uint32(999), &kind); err == nil {
+		t.Errorf("device 999 still a redirect target (kind %d)", kind)
+	}
+	if err := h.Entry.Devices.Lookup(uint32(7), &kind); err != nil || kind != entry.KindNeigh {
+		t.Errorf("device 7: kind %d, %v; want %d", kind, err, entry.KindNeigh)
+	}
+}
