@@ -31,6 +31,8 @@ struct hp_nat4_entry abi_nat4_entry __attribute__((unused));
 enum hp_event_const abi_event_const __attribute__((unused));
 enum hp_event_type abi_event_type __attribute__((unused));
 enum hp_monitor_flag abi_monitor_flag __attribute__((unused));
+enum hp_config_flag abi_config_flag __attribute__((unused));
+enum hp_mark_const abi_mark_const __attribute__((unused));
 enum hp_identity abi_identity __attribute__((unused));
 enum hp_policy_dir abi_policy_dir __attribute__((unused));
 enum hp_ipcache_flag abi_ipcache_flag __attribute__((unused));

@@ -29,6 +29,10 @@ type Config struct {
 	// Cgroup is the cgroup v2 directory plugins' cgroup programs (the lb
 	// plugin's socket LB) attach to; default DefaultCgroup, the root.
 	Cgroup string `json:"cgroup,omitempty"`
+	// DirectRedirect lets the forward stage send a packet straight to its
+	// next hop (bpf_redirect_peer into a local pod, bpf_redirect_neigh out
+	// of a device) instead of the kernel's forwarding path. Default on.
+	DirectRedirect *bool `json:"direct_redirect,omitempty"`
 	// The etcd source (kvstore_endpoints, node_name, ...): see package cluster.
 	cluster.Config
 }
@@ -40,6 +44,9 @@ type PluginConfig struct {
 	SHA256 string          `json:"sha256,omitempty"`
 	Config json.RawMessage `json:"config,omitempty"` // handed to the plugin as is
 }
+
+// DirectRedirectOn tells whether direct redirects are wanted (the default).
+func (c *Config) DirectRedirectOn() bool { return c.DirectRedirect == nil || *c.DirectRedirect }
 
 // DefaultStateDir is the state dir when --state-dir is not given.
 const DefaultStateDir = "/run/hotpath"

@@ -29,6 +29,27 @@ func counter(t *testing.T, env *e2e.Env, r abi.Reason) uint64 {
 	return c[r][0].Packets + c[r][1].Packets
 }
 
+// counterDir is counter at one hook (0 ingress, 1 egress).
+func counterDir(t *testing.T, env *e2e.Env, r abi.Reason, dir int) uint64 {
+	t.Helper()
+	return counters(t, env)[r][dir].Packets
+}
+
+// counters reads every datapath counter.
+func counters(t *testing.T, env *e2e.Env) map[abi.Reason][2]abi.Metric {
+	t.Helper()
+	m, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.Lab.BPFFS}.Map(abi.MapMetrics), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c, err := supervisor.DatapathCounters(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func zombie(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

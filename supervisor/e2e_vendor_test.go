@@ -40,11 +40,11 @@ func TestPrivilegedVendorSelectionPlugin(t *testing.T) {
 	}
 	// Status shows the hooks each claimed, from its Describe.
 	if lbp, fp := env.PluginStatus("lb"), env.PluginStatus("first"); lbp.Hooks["lb-select"] != nil ||
-		strings.Join(fp.Hooks["lb-select"], ",") != "ingress" || strings.Join(lbp.Hooks["lb-revnat"], ",") != "egress" {
+		strings.Join(fp.Hooks["lb-select"], ",") != "ingress" || strings.Join(lbp.Hooks["lb-revnat"], ",") != "ingress,egress" {
 		t.Fatalf("hooks in status: lb %v, first %v", lbp.Hooks, fp.Hooks)
 	}
 	table, err := env.CLI("plugin", "list")
-	if err != nil || !strings.Contains(string(table), "lb-select(ingress)") || !strings.Contains(string(table), "lb-revnat(egress)") {
+	if err != nil || !strings.Contains(string(table), "lb-select(ingress)") || !strings.Contains(string(table), "lb-revnat(ingress+egress)") {
 		t.Fatalf("plugin list does not show the claimed hooks: %s %v", table, err)
 	}
 	const vip = "10.96.0.70:80"

@@ -195,6 +195,10 @@ func (s *Supervisor) collect(loaded map[string]map[string]string, descs map[stri
 			out[slot], hooks[slot] = prog, h
 		}
 	}
+	if err := s.addForward(out, hooks); err != nil {
+		closePrograms(out)
+		return nil, nil, err
+	}
 	return out, hooks, nil
 }
 

@@ -113,6 +113,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.drops, m.entries, m.capacity, m.restarts, m.up, m.gen} {
 		ch <- d
 	}
+	ch <- forwardDesc
 	describeCluster(ch)
 	m.upgrades.Describe(ch)
 	m.duration.Describe(ch)
@@ -128,6 +129,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.resizes.Collect(ch)
 	m.resizeErr.Collect(ch)
 	m.collectDatapath(ch)
+	m.collectForward(ch)
 	m.collectMaps(ch)
 	st := m.s.Status()
 	collectCluster(ch, st.Cluster)

@@ -145,6 +145,9 @@ func (s *Supervisor) checkPluginFor(d *plugin.Description, claimed map[string]st
 		if _, err := abi.ParseSlot(slot); err != nil {
 			return fmt.Errorf("plugin %s: %w", d.Name, err)
 		}
+		if slot == slotForward {
+			return fmt.Errorf("plugin %s: slot %s is the supervisor's", d.Name, slot)
+		}
 		if other, ok := claimed[slot]; ok && other != d.Name {
 			return fmt.Errorf("plugin %s: slot %s is already claimed by %s", d.Name, slot, other)
 		}

@@ -109,6 +109,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Supervisor, erro
 		s.watch(mctx, name)
 	}
 	s.pollHealth(mctx)
+	s.watchRouteMTUs(mctx)
 	log.Info("supervisor ready", "generation", s.gens.Active(), "devices", cfg.Devices)
 	return s, nil
 }
@@ -124,6 +125,9 @@ func (s *Supervisor) bringUp(ctx context.Context) error {
 		s.recordInstance(name)
 	}
 	s.mu.Unlock()
+	if err := s.loadEntry(); err != nil {
+		return err
+	}
 	if err := s.reconcile(ctx, "start"); err != nil {
 		return err
 	}
@@ -248,8 +252,10 @@ func (s *Supervisor) logDir() string    { return filepath.Join(s.cfg.StateDir, "
 
 // attach loads the entry programs and attaches them to every device.
 func (s *Supervisor) attach() error {
-	var err error
-	if s.entry, err = LoadEntry(s.maps.ByName); err != nil {
+	if err := s.loadEntry(); err != nil {
+		return err
+	}
+	if err := s.setForwarding(); err != nil {
 		return err
 	}
 	for _, dev := range s.cfg.Devices {

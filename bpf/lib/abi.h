@@ -87,7 +87,18 @@ enum hp_reason {
 enum hp_verdict {
 	HP_V_PASS = 0,
 	HP_V_DROP = 1,
-	HP_V_REDIRECT = 2,
+	HP_V_REDIRECT = 2,       /* bpf_redirect to the egress of redirect_ifindex */
+	HP_V_REDIRECT_PEER = 3,  /* bpf_redirect_peer: into the namespace of redirect_ifindex's veth peer */
+	HP_V_REDIRECT_NEIGH = 4, /* bpf_redirect_neigh: out of redirect_ifindex, L2 filled by the kernel */
+};
+
+/* HP_MARK_SEEN: the skb->mark bit the forward stage sets on a packet that
+ * ran the pipeline at an ingress hook and goes on through this node. The
+ * egress entry program clears it and lets the packet go without a second
+ * pass. A pod cannot set it: the mark is scrubbed when a packet crosses
+ * from one network namespace to another (veth). */
+enum hp_mark_const {
+	HP_MARK_SEEN = 0x00100000,
 };
 
 /* hp_ctx.parse bits */
@@ -398,6 +409,11 @@ enum hp_monitor_flag {
 	HP_MON_DROP = 0x1,
 	HP_MON_TRACE = 0x2,
 	HP_MON_POLICY = 0x4,
+};
+
+/* hp_config.flags bits the supervisor sets from its own config. */
+enum hp_config_flag {
+	HP_CFG_DIRECT_REDIRECT = 0x100, /* the forward stage redirects (peer/neigh) instead of the kernel forwarding */
 };
 
 struct hp_event {

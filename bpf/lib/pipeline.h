@@ -102,6 +102,10 @@ static __always_inline int hp_finish(struct __sk_buff *skb, struct hp_ctx *c)
 		return TC_ACT_SHOT;
 	case HP_V_REDIRECT:
 		return bpf_redirect(c->redirect_ifindex, 0);
+	case HP_V_REDIRECT_PEER:
+		return bpf_redirect_peer(c->redirect_ifindex, 0);
+	case HP_V_REDIRECT_NEIGH:
+		return bpf_redirect_neigh(c->redirect_ifindex, 0, 0, 0);
 	default:
 		return TC_ACT_OK;
 	}

@@ -36,6 +36,12 @@ type AbiHpConfig struct {
 	BankFirstNs [16]uint64
 }
 
+type AbiHpConfigFlag uint32
+
+const (
+	AbiHpConfigFlagHP_CFG_DIRECT_REDIRECT AbiHpConfigFlag = 256
+)
+
 type AbiHpCtEntry struct {
 	_            structs.HostLayout
 	Packets      uint64
@@ -316,6 +322,12 @@ const (
 	AbiHpMaglevConstHP_MAGLEV_CHUNK AbiHpMaglevConst = 16
 )
 
+type AbiHpMarkConst uint32
+
+const (
+	AbiHpMarkConstHP_MARK_SEEN AbiHpMarkConst = 1048576
+)
+
 type AbiHpMetric struct {
 	_       structs.HostLayout
 	Packets uint64
@@ -468,9 +480,11 @@ const (
 type AbiHpVerdict uint32
 
 const (
-	AbiHpVerdictHP_V_PASS     AbiHpVerdict = 0
-	AbiHpVerdictHP_V_DROP     AbiHpVerdict = 1
-	AbiHpVerdictHP_V_REDIRECT AbiHpVerdict = 2
+	AbiHpVerdictHP_V_PASS           AbiHpVerdict = 0
+	AbiHpVerdictHP_V_DROP           AbiHpVerdict = 1
+	AbiHpVerdictHP_V_REDIRECT       AbiHpVerdict = 2
+	AbiHpVerdictHP_V_REDIRECT_PEER  AbiHpVerdict = 3
+	AbiHpVerdictHP_V_REDIRECT_NEIGH AbiHpVerdict = 4
 )
 
 // Names of all BPF objects in the ELF.
@@ -496,6 +510,7 @@ const (
 	AbiMapPolicy          = "policy"
 	AbiMapTunnel4         = "tunnel4"
 	AbiVarAbiBankConst    = "abi_bank_const"
+	AbiVarAbiConfigFlag   = "abi_config_flag"
 	AbiVarAbiConst        = "abi_const"
 	AbiVarAbiCtEntryV2    = "abi_ct_entry_v2"
 	AbiVarAbiCtFlag       = "abi_ct_flag"
@@ -510,6 +525,7 @@ const (
 	AbiVarAbiLbAlgorithm  = "abi_lb_algorithm"
 	AbiVarAbiLbFlag       = "abi_lb_flag"
 	AbiVarAbiMaglevConst  = "abi_maglev_const"
+	AbiVarAbiMarkConst    = "abi_mark_const"
 	AbiVarAbiMetricsConst = "abi_metrics_const"
 	AbiVarAbiMonitorFlag  = "abi_monitor_flag"
 	AbiVarAbiNat4Entry    = "abi_nat4_entry"
@@ -600,6 +616,7 @@ type AbiMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type AbiVariableSpecs struct {
 	AbiBankConst    *ebpf.VariableSpec `ebpf:"abi_bank_const"`
+	AbiConfigFlag   *ebpf.VariableSpec `ebpf:"abi_config_flag"`
 	AbiConst        *ebpf.VariableSpec `ebpf:"abi_const"`
 	AbiCtEntryV2    *ebpf.VariableSpec `ebpf:"abi_ct_entry_v2"`
 	AbiCtFlag       *ebpf.VariableSpec `ebpf:"abi_ct_flag"`
@@ -614,6 +631,7 @@ type AbiVariableSpecs struct {
 	AbiLbAlgorithm  *ebpf.VariableSpec `ebpf:"abi_lb_algorithm"`
 	AbiLbFlag       *ebpf.VariableSpec `ebpf:"abi_lb_flag"`
 	AbiMaglevConst  *ebpf.VariableSpec `ebpf:"abi_maglev_const"`
+	AbiMarkConst    *ebpf.VariableSpec `ebpf:"abi_mark_const"`
 	AbiMetricsConst *ebpf.VariableSpec `ebpf:"abi_metrics_const"`
 	AbiMonitorFlag  *ebpf.VariableSpec `ebpf:"abi_monitor_flag"`
 	AbiNat4Entry    *ebpf.VariableSpec `ebpf:"abi_nat4_entry"`
@@ -699,6 +717,7 @@ func (m *AbiMaps) Close() error {
 // It can be passed to LoadAbiObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AbiVariables struct {
 	AbiBankConst    *ebpf.Variable `ebpf:"abi_bank_const"`
+	AbiConfigFlag   *ebpf.Variable `ebpf:"abi_config_flag"`
 	AbiConst        *ebpf.Variable `ebpf:"abi_const"`
 	AbiCtEntryV2    *ebpf.Variable `ebpf:"abi_ct_entry_v2"`
 	AbiCtFlag       *ebpf.Variable `ebpf:"abi_ct_flag"`
@@ -713,6 +732,7 @@ type AbiVariables struct {
 	AbiLbAlgorithm  *ebpf.Variable `ebpf:"abi_lb_algorithm"`
 	AbiLbFlag       *ebpf.Variable `ebpf:"abi_lb_flag"`
 	AbiMaglevConst  *ebpf.Variable `ebpf:"abi_maglev_const"`
+	AbiMarkConst    *ebpf.Variable `ebpf:"abi_mark_const"`
 	AbiMetricsConst *ebpf.Variable `ebpf:"abi_metrics_const"`
 	AbiMonitorFlag  *ebpf.Variable `ebpf:"abi_monitor_flag"`
 	AbiNat4Entry    *ebpf.Variable `ebpf:"abi_nat4_entry"`

@@ -22,6 +22,10 @@ const (
 	entryMapCtAny4          = "ct_any4"
 	entryMapEvents          = "events"
 	entryMapFrag4           = "frag4"
+	entryMapFwdDevs         = "fwd_devs"
+	entryMapFwdMinMtu       = "fwd_min_mtu"
+	entryMapFwdMtu          = "fwd_mtu"
+	entryMapFwdStats        = "fwd_stats"
 	entryMapIpcache         = "ipcache"
 	entryMapLb4Affinity     = "lb4_affinity"
 	entryMapLb4Backends     = "lb4_backends"
@@ -36,6 +40,7 @@ const (
 	entryMapTunnel4         = "tunnel4"
 	entryProgHpEntryEgress  = "hp_entry_egress"
 	entryProgHpEntryIngress = "hp_entry_ingress"
+	entryProgHpForward      = "hp_forward"
 )
 
 // loadEntry returns the embedded CollectionSpec for entry.
@@ -82,6 +87,7 @@ type entrySpecs struct {
 type entryProgramSpecs struct {
 	HpEntryEgress  *ebpf.ProgramSpec `ebpf:"hp_entry_egress"`
 	HpEntryIngress *ebpf.ProgramSpec `ebpf:"hp_entry_ingress"`
+	HpForward      *ebpf.ProgramSpec `ebpf:"hp_forward"`
 }
 
 // entryMapSpecs contains maps before they are loaded into the kernel.
@@ -94,6 +100,10 @@ type entryMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	FwdDevs     *ebpf.MapSpec `ebpf:"fwd_devs"`
+	FwdMinMtu   *ebpf.MapSpec `ebpf:"fwd_min_mtu"`
+	FwdMtu      *ebpf.MapSpec `ebpf:"fwd_mtu"`
+	FwdStats    *ebpf.MapSpec `ebpf:"fwd_stats"`
 	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
@@ -140,6 +150,10 @@ type entryMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	FwdDevs     *ebpf.Map `ebpf:"fwd_devs"`
+	FwdMinMtu   *ebpf.Map `ebpf:"fwd_min_mtu"`
+	FwdMtu      *ebpf.Map `ebpf:"fwd_mtu"`
+	FwdStats    *ebpf.Map `ebpf:"fwd_stats"`
 	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
@@ -162,6 +176,10 @@ func (m *entryMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.FwdDevs,
+		m.FwdMinMtu,
+		m.FwdMtu,
+		m.FwdStats,
 		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
@@ -189,12 +207,14 @@ type entryVariables struct {
 type entryPrograms struct {
 	HpEntryEgress  *ebpf.Program `ebpf:"hp_entry_egress"`
 	HpEntryIngress *ebpf.Program `ebpf:"hp_entry_ingress"`
+	HpForward      *ebpf.Program `ebpf:"hp_forward"`
 }
 
 func (p *entryPrograms) Close() error {
 	return _EntryClose(
 		p.HpEntryEgress,
 		p.HpEntryIngress,
+		p.HpForward,
 	)
 }
 

@@ -125,7 +125,7 @@ func verdictName(v uint8) string {
 		return "pass"
 	case uint8(abi.AbiHpVerdictHP_V_DROP):
 		return "drop"
-	case uint8(abi.AbiHpVerdictHP_V_REDIRECT):
+	case uint8(abi.AbiHpVerdictHP_V_REDIRECT), uint8(abi.AbiHpVerdictHP_V_REDIRECT_PEER), uint8(abi.AbiHpVerdictHP_V_REDIRECT_NEIGH):
 		return "redirect"
 	}
 	return fmt.Sprintf("verdict-%d", v)

@@ -124,3 +124,15 @@ func (h *Harness) Gen() uint32 { return h.banks.gen }
 // Use flips back to a generation installed earlier (its bank must not have
 // been reused: at most abi.Banks-1 installs ago).
 func (h *Harness) Use(gen uint32) { h.banks.flip(gen) }
+
+// SetFlags sets and clears bits of hp_config.flags (monitor bits,
+// HP_CFG_DIRECT_REDIRECT), as the supervisor does.
+func (h *Harness) SetFlags(set, clear uint32) {
+	w := h.banks.word(unsafe.Offsetof(abi.Config{}.Flags))
+	for {
+		old := atomic.LoadUint32(w)
+		if atomic.CompareAndSwapUint32(w, old, old&^clear|set) {
+			return
+		}
+	}
+}

@@ -19,6 +19,29 @@ const (
 type Result struct {
 	Code   uint32 // tc return code: 0 ok, 2 shot, 7 redirect
 	Packet []byte // the packet as the pipeline left it
+	Mark   uint32 // skb->mark as the pipeline left it (RunOn only)
+}
+
+// RunOn is Run with the packet on device ifindex of the caller's network
+// namespace (0: its loopback device, as Run), with skb->mark set to mark;
+// the result carries the mark the pipeline left. Stages that look up
+// routes (masquerade, forward) see the namespace's FIB.
+func (h *Harness) RunOn(dir abi.AbiHpDir, ifindex int, mark uint32, pkt []byte) (Result, error) {
+	prog := h.Entry.Ingress
+	if dir == Egress {
+		prog = h.Entry.Egress
+	}
+	// struct __sk_buff from len to ifindex: mark at 2, ifindex at 10.
+	skb := make([]uint32, 11)
+	skb[2], skb[10] = mark, uint32(ifindex)
+	skbOut := make([]uint32, 64) // room for a whole struct __sk_buff
+	out := make([]byte, len(pkt)+256)
+	opts := &ebpf.RunOptions{Data: pkt, DataOut: out, Context: skb, ContextOut: skbOut}
+	ret, err := prog.Run(opts)
+	if err != nil {
+		return Result{}, fmt.Errorf("test run: %w", err)
+	}
+	return Result{Code: ret, Packet: opts.DataOut, Mark: skbOut[2]}, nil
 }
 
 // Run sends pkt through the entry program of direction dir, and so through

@@ -91,14 +91,15 @@ func (c Config) Slots() []string {
 
 // Hooks are where each claimed slot has work: services are translated where
 // a client's packets enter the node, replies are reverse-translated where
-// they leave towards the client. Packets at the other hook skip these slots
-// without a tail call.
+// they enter it (the pipeline runs once per node, at the hook a packet
+// enters by) and, for a backend that is the node itself, where they leave
+// it. Packets at the other hook skip the lb slots without a tail call.
 func (c Config) Hooks() map[string][]string {
 	h := map[string][]string{}
 	for _, s := range c.Slots() {
 		h[s] = []string{"ingress"}
 	}
-	h[SlotRevNat] = []string{"egress"}
+	h[SlotRevNat] = []string{"ingress", "egress"}
 	return h
 }
 

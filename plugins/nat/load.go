@@ -22,11 +22,12 @@ var (
 // Slots are the nat plugin's slots, in pipeline order.
 var Slots = []string{SlotRevSNAT, SlotNAT}
 
-// Hooks: masquerade happens where a packet leaves the node through the
-// masquerade device (its egress hook), reverse translation where a reply
-// arrives on it (its ingress hook), before ct. At every other hook the
-// slots are skipped without a tail call.
-var Hooks = map[string][]string{SlotNAT: {"egress"}, SlotRevSNAT: {"ingress"}}
+// Hooks: both run where a packet enters the node (the pipeline runs once
+// per node): masquerade at a pod device's ingress for what the kernel would
+// route out of the masquerade device, reverse translation where a reply
+// arrives on it, before ct. At egress hooks both slots are skipped without
+// a tail call.
+var Hooks = map[string][]string{SlotNAT: {"ingress"}, SlotRevSNAT: {"ingress"}}
 
 var programOf = map[string]string{SlotNAT: natProgHpNat, SlotRevSNAT: natProgHpRevSnat}
 

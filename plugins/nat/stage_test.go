@@ -17,10 +17,7 @@ import (
 	"github.com/hotpath/hotpath/plugins/nat"
 )
 
-const (
-	ingress = abi.AbiHpDirHP_DIR_INGRESS
-	egress  = abi.AbiHpDirHP_DIR_EGRESS
-)
+const ingress = abi.AbiHpDirHP_DIR_INGRESS
 
 var (
 	node   = netip.MustParseAddr("192.0.2.1")
@@ -30,14 +27,18 @@ var (
 	pod3   = netip.MustParseAddrPort("10.240.3.2:40000")
 )
 
-// stages loads both nat stages into a BPF_PROG_TEST_RUN harness. Test runs
-// see the loopback device (ifindex 1), which stands in for the uplink.
-// 10.240.0.0/16 is the cluster; 192.0.2.128/25 is excluded.
+// stages loads both nat stages into a BPF_PROG_TEST_RUN harness, in a
+// network namespace of the test's own where the device up0
+// (192.0.2.1/24) stands in for the uplink: pods' packets enter on loopback
+// (out), replies on up0 (in). 10.240.0.0/16 is the cluster;
+// 192.0.2.128/25 is excluded.
 func stages(t *testing.T, lo, hi uint16) *plugintest.Harness {
 	t.Helper()
+	plugintest.Netns(t)
+	upIdx = plugintest.Device(t, "up0", netip.MustParsePrefix("192.0.2.1/24"))
 	h := plugintest.New(t)
 	s := nat.Settings{
-		Device: "lo", Ifindex: 1, Addr: node, Cluster: []netip.Prefix{netip.MustParsePrefix("10.240.0.0/16")},
+		Device: "up0", Ifindex: upIdx, Addr: node, Cluster: []netip.Prefix{netip.MustParsePrefix("10.240.0.0/16")},
 		Exclude: []netip.Prefix{netip.MustParsePrefix("192.0.2.128/25")},
 		PortMin: lo, PortMax: hi, NodePortMin: 30000, NodePortMax: 32767, Tries: 128,
 	}
@@ -55,13 +56,31 @@ func stages(t *testing.T, lo, hi uint16) *plugintest.Harness {
 		id, _ := abi.ParseSlot(slot)
 		progs[id] = p
 	}
-	h.Install(t, progs)
+	h.InstallHooks(t, progs, nat.Hooks)
 	return h
 }
 
-func send(t *testing.T, h *plugintest.Harness, dir abi.AbiHpDir, pkt []byte) plugintest.Result {
+// upIdx is up0's ifindex in the namespace of the running test.
+var upIdx int
+
+// redirected is TC_ACT_REDIRECT: a masqueraded packet is sent out of the
+// masquerade device by the stage itself.
+const redirected = 7
+
+// out sends a pod's packet as it enters the node (ingress of a pod device).
+func out(t *testing.T, h *plugintest.Harness, pkt []byte) plugintest.Result {
 	t.Helper()
-	r, err := h.Run(dir, pkt)
+	r, err := h.RunOn(ingress, 0, 0, pkt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// in sends a packet arriving on the uplink (its ingress hook).
+func in(t *testing.T, h *plugintest.Harness, pkt []byte) plugintest.Result {
+	t.Helper()
+	r, err := h.RunOn(ingress, upIdx, 0, pkt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,31 +104,34 @@ func liveCT(t *testing.T, h *plugintest.Harness, pod, dst netip.AddrPort, proto 
 
 func TestPrivilegedNATStageTranslatesBothWaysWithValidChecksums(t *testing.T) {
 	h := stages(t, 40000, 40999)
-	out := send(t, h, egress, packet.TCP(pod1, remote, packet.SYN, nil))
-	src, dst := packet.Addrs(out.Packet)
-	if out.Code != 0 || src.Addr() != node || src.Port() < 40000 || src.Port() > 40999 || dst != remote || !packet.Valid(out.Packet) {
-		t.Fatalf("SYN left as %s -> %s (code %d, valid %v)", src, dst, out.Code, packet.Valid(out.Packet))
+	syn := out(t, h, packet.TCP(pod1, remote, packet.SYN, nil))
+	src, dst := packet.Addrs(syn.Packet)
+	if syn.Code != redirected || src.Addr() != node || src.Port() < 40000 || src.Port() > 40999 || dst != remote || !packet.Valid(syn.Packet) {
+		t.Fatalf("SYN left as %s -> %s (code %d, valid %v)", src, dst, syn.Code, packet.Valid(syn.Packet))
 	}
-	back := send(t, h, ingress, packet.TCP(remote, src, packet.SYN|packet.ACK, nil))
+	if ttl := syn.Packet[14+8]; ttl != 63 {
+		t.Errorf("SYN left with TTL %d, want 63 (forwarded once)", ttl)
+	}
+	back := in(t, h, packet.TCP(remote, src, packet.SYN|packet.ACK, nil))
 	bs, bd := packet.Addrs(back.Packet)
 	if back.Code != 0 || bs != remote || bd != pod1 || !packet.Valid(back.Packet) {
 		t.Fatalf("SYN-ACK arrived as %s -> %s (code %d, valid %v), want %s -> %s", bs, bd, back.Code, packet.Valid(back.Packet), remote, pod1)
 	}
 	// The same flow keeps its port; a flow to elsewhere in the cluster and
 	// one from outside the cluster are left alone.
-	if again, _ := packet.Addrs(send(t, h, egress, packet.TCP(pod1, remote, packet.ACK, nil)).Packet); again != src {
+	if again, _ := packet.Addrs(out(t, h, packet.TCP(pod1, remote, packet.ACK, nil)).Packet); again != src {
 		t.Errorf("second packet left as %s, first as %s", again, src)
 	}
 	inCluster := netip.MustParseAddrPort("10.240.9.9:80")
-	if s, _ := packet.Addrs(send(t, h, egress, packet.TCP(pod1, inCluster, packet.SYN, nil)).Packet); s != pod1 {
+	if s, _ := packet.Addrs(out(t, h, packet.TCP(pod1, inCluster, packet.SYN, nil)).Packet); s != pod1 {
 		t.Errorf("in-cluster destination masqueraded: left as %s", s)
 	}
 	excluded := netip.MustParseAddrPort("192.0.2.200:80")
-	if s, _ := packet.Addrs(send(t, h, egress, packet.TCP(pod1, excluded, packet.SYN, nil)).Packet); s != pod1 {
+	if s, _ := packet.Addrs(out(t, h, packet.TCP(pod1, excluded, packet.SYN, nil)).Packet); s != pod1 {
 		t.Errorf("a destination in exclude_cidrs was masqueraded: left as %s", s)
 	}
 	outside := netip.MustParseAddrPort("198.51.100.7:5000")
-	if s, _ := packet.Addrs(send(t, h, egress, packet.TCP(outside, remote, packet.SYN, nil)).Packet); s != outside {
+	if s, _ := packet.Addrs(out(t, h, packet.TCP(outside, remote, packet.SYN, nil)).Packet); s != outside {
 		t.Errorf("a source outside the cluster was masqueraded: left as %s", s)
 	}
 }
@@ -128,10 +150,10 @@ func icmpError(router netip.Addr, quoted []byte) []byte {
 func TestPrivilegedNATStageICMPErrorReachesThePod(t *testing.T) {
 	h := stages(t, 40000, 40999)
 	dns := netip.MustParseAddrPort("192.0.2.53:53")
-	left := send(t, h, egress, packet.UDP(pod1, dns, []byte("query"))).Packet
+	left := out(t, h, packet.UDP(pod1, dns, []byte("query"))).Packet
 	leftSrc, _ := packet.Addrs(left)
 	router := netip.MustParseAddr("192.0.2.254")
-	r := send(t, h, ingress, icmpError(router, left))
+	r := in(t, h, icmpError(router, left))
 	p := r.Packet
 	outer := p[14:34]
 	inner := p[42:62]
@@ -178,7 +200,7 @@ func TestPrivilegedNATStageExhaustionAndTakeOver(t *testing.T) {
 	var ports []netip.AddrPort
 	for _, pod := range []netip.AddrPort{pod1, pod2} {
 		liveCT(t, h, pod, remote, packet.ProtoTCP, now+100)
-		src, _ := packet.Addrs(send(t, h, egress, packet.TCP(pod, remote, packet.SYN, nil)).Packet)
+		src, _ := packet.Addrs(out(t, h, packet.TCP(pod, remote, packet.SYN, nil)).Packet)
 		ports = append(ports, src)
 	}
 	if ports[0] == ports[1] {
@@ -200,10 +222,10 @@ func TestPrivilegedNATStageExhaustionAndTakeOver(t *testing.T) {
 	defer rd.Close()
 
 	liveCT(t, h, pod3, remote, packet.ProtoTCP, now+100)
-	if r := send(t, h, egress, packet.TCP(pod3, remote, packet.SYN, nil)); r.Code != 2 {
+	if r := out(t, h, packet.TCP(pod3, remote, packet.SYN, nil)); r.Code != 2 {
 		t.Fatalf("third flow on two ports: code %d, want a drop", r.Code)
 	}
-	if m := h.Metric(t, abi.AbiHpReasonHP_R_NAT_EXHAUSTED, egress); m.Packets != 1 {
+	if m := h.Metric(t, abi.AbiHpReasonHP_R_NAT_EXHAUSTED, ingress); m.Packets != 1 {
 		t.Errorf("nat_exhausted counted %d, want 1", m.Packets)
 	}
 	rd.SetDeadline(time.Now().Add(time.Second))
@@ -212,11 +234,11 @@ func TestPrivilegedNATStageExhaustionAndTakeOver(t *testing.T) {
 	}
 
 	liveCT(t, h, pod1, remote, packet.ProtoTCP, now-1) // closed and past its close lifetime
-	r := send(t, h, egress, packet.TCP(pod3, remote, packet.SYN, nil))
-	if src, _ := packet.Addrs(r.Packet); r.Code != 0 || src != ports[0] {
+	r := out(t, h, packet.TCP(pod3, remote, packet.SYN, nil))
+	if src, _ := packet.Addrs(r.Packet); r.Code != redirected || src != ports[0] {
 		t.Fatalf("third flow after the first ended: code %d, left as %s, want %s", r.Code, src, ports[0])
 	}
-	back := send(t, h, ingress, packet.TCP(remote, ports[0], packet.SYN|packet.ACK, nil))
+	back := in(t, h, packet.TCP(remote, ports[0], packet.SYN|packet.ACK, nil))
 	if _, d := packet.Addrs(back.Packet); d != pod3 {
 		t.Errorf("reply to the taken-over port went to %s, want %s", d, pod3)
 	}
@@ -252,9 +274,9 @@ func TestPrivilegedNATStageSkipsNodePortsWithoutPilingUp(t *testing.T) {
 	for i := 0; i < 128; i++ {
 		p := netip.AddrPortFrom(pod1.Addr(), uint16(20000+i))
 		liveCT(t, h, p, remote, packet.ProtoTCP, now+100)
-		r := send(t, h, egress, packet.TCP(p, remote, packet.SYN, nil))
+		r := out(t, h, packet.TCP(p, remote, packet.SYN, nil))
 		src, _ := packet.Addrs(r.Packet)
-		if r.Code != 0 || src.Port() < 32768 || src.Port() > 33023 || seen[src.Port()] {
+		if r.Code != redirected || src.Port() < 32768 || src.Port() > 33023 || seen[src.Port()] {
 			t.Fatalf("flow %d: code %d, left as %s (ports so far %d)", i, r.Code, src, len(seen))
 		}
 		seen[src.Port()] = true

@@ -12,24 +12,35 @@ static __always_inline void *ct_map(__u8 proto)
 }
 
 /* ct_related matches an ICMP error to the entry of the packet it quotes,
- * without refreshing it and without creating one. The quoted packet went the
- * other way than the error: seen from the error's hook, it is the packet
- * whose reverse the error is. An error sent back to a flow's originator (the
- * usual case: port unreachable, fragmentation needed) finds the entry under
- * the quoted tuple as a reply would; one about a reply packet finds it in
- * the original direction. */
+ * without refreshing it and without creating one. An entry carries the flag
+ * of the hook where its flow was first seen (OUT: entered the node at an
+ * ingress hook; IN: originated by the node, first seen at egress), whichever
+ * hook the error passes now, so both are tried. An error sent back to a
+ * flow's originator (the usual case: port unreachable, fragmentation needed)
+ * quotes the original direction and finds the entry under the quoted tuple;
+ * one about a reply packet finds it under the reversed tuple. */
+static __always_inline struct hp_ct_entry *ct_lookup2(void *map, struct hp_ct_tuple *key)
+{
+	struct hp_ct_entry *e;
+
+	key->flags = HP_TUPLE_F_OUT;
+	e = bpf_map_lookup_elem(map, key);
+	if (e)
+		return e;
+	key->flags = HP_TUPLE_F_IN;
+	return bpf_map_lookup_elem(map, key);
+}
+
 static __always_inline int ct_related(struct hp_ctx *c)
 {
 	struct hp_ct_tuple key = {
 		.daddr = c->inner_daddr, .saddr = c->inner_saddr,
 		.dport = c->inner_dport, .sport = c->inner_sport, .nexthdr = c->inner_proto,
 	};
-	__u8 flag = c->dir == HP_DIR_INGRESS ? HP_TUPLE_F_OUT : HP_TUPLE_F_IN;
 	void *map = ct_map(c->inner_proto);
 	struct hp_ct_entry *e;
 
-	key.flags = flag ^ HP_TUPLE_F_IN;
-	e = bpf_map_lookup_elem(map, &key);
+	e = ct_lookup2(map, &key);
 	if (e) {
 		c->inner_reply = 1;
 	} else {
@@ -37,8 +48,7 @@ static __always_inline int ct_related(struct hp_ctx *c)
 		key.saddr = c->inner_daddr;
 		key.dport = c->inner_sport;
 		key.sport = c->inner_dport;
-		key.flags = flag;
-		e = bpf_map_lookup_elem(map, &key);
+		e = ct_lookup2(map, &key);
 		if (!e)
 			return HP_SLOT_CT + 1;
 	}
@@ -71,8 +81,17 @@ static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 	ct_tuple_fill(&key, c, flag);
 	e = bpf_map_lookup_elem(map, &key);
 	if (!e) {
-		ct_tuple_reverse(&key, c, flag ^ HP_TUPLE_F_IN);
+		/* A reply: its flow was first seen either where it entered the
+		 * node (OUT; every forwarded flow, the common case) or, at an
+		 * ingress hook, leaving the node itself (IN). One pass per node
+		 * means a forwarded flow's reply finds the entry its original
+		 * direction created at another device's ingress hook. */
+		ct_tuple_reverse(&key, c, HP_TUPLE_F_OUT);
 		e = bpf_map_lookup_elem(map, &key);
+		if (!e && c->dir == HP_DIR_INGRESS) {
+			key.flags = HP_TUPLE_F_IN;
+			e = bpf_map_lookup_elem(map, &key);
+		}
 		reply = 1;
 	}
 	now = hp_now();

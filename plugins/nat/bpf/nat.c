@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Masquerade, owned by the nat plugin: two stages.
  *
- * hp_nat (slot nat, egress hook): a packet leaving the masquerade device
- * from a cluster address to an address outside the cluster CIDRs (and
- * outside exclude CIDRs) leaves with the node's address and a port allocated
- * for its flow; ICMP echo requests get an identifier the same way.
+ * hp_nat (slot nat, ingress hook): a packet entering the node from a
+ * cluster address to an address outside the cluster CIDRs (and outside
+ * exclude CIDRs) that the kernel would route out of the masquerade device
+ * leaves with the node's address and a port allocated for its flow, sent
+ * out of that device by the stage itself (bpf_redirect_neigh; TTL
+ * decremented as the kernel's forwarding would); ICMP echo requests get an
+ * identifier the same way. The pipeline runs once per node, where a packet
+ * enters it, so this happens at the pod's device rather than the uplink's
+ * egress.
  *
  * hp_rev_snat (slot rev-snat, ingress hook): a reply arriving on the
  * masquerade device for an allocated port is translated back to the pod
@@ -12,9 +17,10 @@
  * flow. ICMP errors about a masqueraded flow are translated back too (outer
  * destination, inner source, all three checksums).
  *
- * Both run at the masquerade device's hooks only; at other devices they
- * return at once. Non-first fragments carry no ports and pass untranslated. */
+ * rev-snat runs at the masquerade device's ingress only, nat at every other
+ * device's ingress. Non-first fragments carry no ports and pass untranslated. */
 #include "nat.h"
+#include "lib/fib.h"
 
 static __always_inline int nat_snat(struct __sk_buff *skb, struct hp_ctx *c)
 {
@@ -23,7 +29,10 @@ static __always_inline int nat_snat(struct __sk_buff *skb, struct hp_ctx *c)
 	__u16 port = 0;
 	__u32 now;
 
-	if (c->dir != HP_DIR_EGRESS || c->ifindex != nat_ifindex || !(c->parse & HP_P_L4))
+	struct bpf_fib_lookup fib;
+	struct iphdr ip;
+
+	if (c->dir != HP_DIR_INGRESS || c->ifindex == nat_ifindex || !(c->parse & HP_P_L4))
 		return HP_SLOT_NAT + 1;
 	if (c->proto == IPPROTO_ICMP) {
 		if (nat_icmp_type(skb, c) != HP_ICMP_ECHO)
@@ -34,6 +43,17 @@ static __always_inline int nat_snat(struct __sk_buff *skb, struct hp_ctx *c)
 	if (!nat_in(c->saddr, nat_cluster_net, nat_cluster_mask, nat_cluster_n) ||
 	    nat_in(c->daddr, nat_cluster_net, nat_cluster_mask, nat_cluster_n) ||
 	    nat_in(c->daddr, nat_exclude_net, nat_exclude_mask, nat_exclude_n))
+		return HP_SLOT_NAT + 1;
+
+	/* Only what the kernel would send out of the masquerade device. */
+	if (bpf_skb_load_bytes(skb, c->l3_off, &ip, sizeof(ip)) < 0 ||
+	    hp_fib_route(skb, c, &ip, &fib, BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS ||
+	    fib.ifindex != nat_ifindex)
+		return HP_SLOT_NAT + 1;
+	/* Expiring here, or too big for the device: the kernel answers the
+	 * pod (time exceeded, fragmentation needed) as for any forwarded
+	 * packet. */
+	if (ip.ttl <= 1)
 		return HP_SLOT_NAT + 1;
 
 	now = hp_now();
@@ -82,10 +102,16 @@ static __always_inline int nat_snat(struct __sk_buff *skb, struct hp_ctx *c)
 		rv.claim = 0;
 		bpf_map_update_elem(&nat4, &k, &rv, BPF_ANY);
 	}
-	if (nat_rewrite(skb, c, 1, c->saddr, nat_addr, c->sport, port) < 0)
+	if (nat_rewrite(skb, c, 1, c->saddr, nat_addr, c->sport, port) < 0 || hp_ttl_dec(skb, c, &ip) < 0)
 		return hp_stop(c, HP_R_STAGE_DROP);
 	c->saddr = nat_addr;
 	c->sport = port;
+	/* Sent out of the masquerade device from here: the kernel would
+	 * take a packet that enters from a pod with the node's own address
+	 * for a martian and drop it, so the translated packet never goes
+	 * through its forwarding path. */
+	c->verdict = HP_V_REDIRECT_NEIGH;
+	c->redirect_ifindex = nat_ifindex;
 	return HP_SLOT_NAT + 1;
 }
 

@@ -2,10 +2,11 @@
 /* Policy stage (slot policy), owned by the policy plugin: Kubernetes
  * NetworkPolicy on security identities.
  *
- * At a TCX ingress hook the packet leaves a pod: the egress policy of its
- * source applies. At an egress hook it is about to enter a pod: the ingress
- * policy of its destination. Every packet of a flow's original direction is
- * checked (CT NEW and ESTABLISHED), so a rule change reaches established
+ * The pipeline runs once per node, at the hook where a packet enters it: at
+ * a TCX ingress hook the egress policy of a source pod of this node and the
+ * ingress policy of a destination pod of this node apply; at an egress hook
+ * (traffic the node originates) the destination's ingress policy. Every packet
+ * of a flow's original direction is checked (CT NEW and ESTABLISHED), so a rule change reaches established
  * flows at their next packet; replies and related ICMP errors pass on CT. */
 #include <linux/in.h>
 #include "lib/pipeline.h"
@@ -68,11 +69,38 @@ static __always_inline int policy_allowed(void *rules, struct hp_ctx *c, __u32 l
 	return bpf_map_lookup_elem(rules, &k) != 0;
 }
 
+/* policy_judge applies the rules of local endpoint `local` in direction
+ * pdir: 0 to go on, HP_STOP when the packet is denied. */
+static __always_inline int policy_judge(void *rules, struct hp_ctx *c, struct hp_ipcache_val *local,
+					struct hp_ipcache_val *peer, __u32 pdir)
+{
+	struct hp_policy_key mk = { .prefixlen = 72, .peer_id = HP_ID_SELECTED };
+
+	mk.local_id = local->sec_id;
+	mk.dir = pdir;
+	if (!bpf_map_lookup_elem(rules, &mk))
+		return 0; /* not selected for this direction: open */
+	if (policy_allowed(rules, c, local->sec_id, peer, pdir)) {
+		policy_count(c, local->ep_id, POLICY_ALLOW, pdir);
+		if (hp_monitoring(HP_MON_POLICY))
+			hp_emit(c, HP_EV_POLICY);
+		return 0;
+	}
+	policy_count(c, local->ep_id, POLICY_DENY, pdir);
+	hp_stop(c, HP_R_POLICY_DENIED);
+	if (hp_monitoring(HP_MON_POLICY))
+		hp_emit(c, HP_EV_POLICY);
+	return HP_STOP;
+}
+
+/* The pipeline runs once per node, where a packet enters it: at an ingress
+ * hook both ends are judged here, the egress policy of a source pod of this
+ * node and the ingress policy of a destination pod of this node. At an
+ * egress hook (traffic the node originates) only the destination's. */
 static __always_inline int policy_body(struct hp_ctx *c)
 {
-	struct hp_ipcache_val *src, *dst, *local, *peer;
-	struct hp_policy_key mk = { .prefixlen = 72, .peer_id = HP_ID_SELECTED };
-	__u32 zero = 0, pdir;
+	struct hp_ipcache_val *src, *dst;
+	__u32 zero = 0;
 	void *rules;
 
 	if (!(c->parse & HP_P_IPV4))
@@ -83,31 +111,17 @@ static __always_inline int policy_body(struct hp_ctx *c)
 	c->dst_sec_id = dst ? dst->sec_id : HP_ID_WORLD;
 	if (c->ct_status == HP_CT_REPLY || c->ct_status == HP_CT_RELATED)
 		return HP_SLOT_POLICY + 1;
-	if (c->dir == HP_DIR_INGRESS) {
-		local = src, peer = dst, pdir = HP_POL_EGRESS;
-	} else {
-		local = dst, peer = src, pdir = HP_POL_INGRESS;
-	}
-	if (!local || !local->ep_id)
-		return HP_SLOT_POLICY + 1; /* not a pod of this node */
+	if ((!src || !src->ep_id || c->dir != HP_DIR_INGRESS) && (!dst || !dst->ep_id))
+		return HP_SLOT_POLICY + 1; /* no pod of this node at either end */
 	rules = bpf_map_lookup_elem(&policy, &zero);
 	if (!rules)
 		return HP_SLOT_POLICY + 1; /* no policy table installed yet */
-	mk.local_id = local->sec_id;
-	mk.dir = pdir;
-	if (!bpf_map_lookup_elem(rules, &mk))
-		return HP_SLOT_POLICY + 1; /* not selected for this direction: open */
-	if (policy_allowed(rules, c, local->sec_id, peer, pdir)) {
-		policy_count(c, local->ep_id, POLICY_ALLOW, pdir);
-		if (hp_monitoring(HP_MON_POLICY))
-			hp_emit(c, HP_EV_POLICY);
-		return HP_SLOT_POLICY + 1;
-	}
-	policy_count(c, local->ep_id, POLICY_DENY, pdir);
-	hp_stop(c, HP_R_POLICY_DENIED);
-	if (hp_monitoring(HP_MON_POLICY))
-		hp_emit(c, HP_EV_POLICY);
-	return HP_STOP;
+	if (c->dir == HP_DIR_INGRESS && src && src->ep_id &&
+	    policy_judge(rules, c, src, dst, HP_POL_EGRESS) < 0)
+		return HP_STOP;
+	if (dst && dst->ep_id && policy_judge(rules, c, dst, src, HP_POL_INGRESS) < 0)
+		return HP_STOP;
+	return HP_SLOT_POLICY + 1;
 }
 
 SEC("tc")

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Route lookups for stages that send a packet on themselves instead of
+ * handing it to the kernel's forwarding path (the forward stage, masquerade).
+ * Such a stage owes the packet what ip_forward would have done: a TTL
+ * check and decrement, an MTU check. */
+#ifndef HOTPATH_FIB_H
+#define HOTPATH_FIB_H
+
+#include <stddef.h>
+#include <linux/ip.h>
+#include <linux/in.h>
+#include <bpf/bpf_endian.h>
+#include "pipeline.h"
+
+#define HP_AF_INET 2
+
+/* hp_fwd_len is the length the next hop's MTU is checked against: the IP
+ * packet, or for a GSO packet one segment of it (the kernel's
+ * skb_gso_validate_network_len). */
+static __always_inline __u16 hp_fwd_len(struct __sk_buff *skb, const struct hp_ctx *c, const struct iphdr *ip)
+{
+	__u32 l4 = 8;
+	__u8 doff;
+
+	if (!skb->gso_size)
+		return bpf_ntohs(ip->tot_len);
+	if (ip->protocol == IPPROTO_TCP) {
+		if (bpf_skb_load_bytes(skb, c->l4_off + 12, &doff, 1) < 0)
+			return 0xffff;
+		l4 = (doff >> 4) * 4;
+	}
+	return (c->l4_off - c->l3_off) + l4 + skb->gso_size;
+}
+
+/* hp_fib_route asks the kernel's FIB where it would forward the packet whose
+ * IPv4 header is ip, entering at c->ifindex. The packet's length is checked
+ * against the MTU of the route found (route metrics and learnt path MTUs
+ * included, as ip_forward does): one that does not fit comes back as
+ * BPF_FIB_LKUP_RET_FRAG_NEEDED and is left to the kernel, which fragments
+ * it or answers with ICMP fragmentation needed. */
+static __always_inline int hp_fib_route(struct __sk_buff *skb, const struct hp_ctx *c,
+					const struct iphdr *ip, struct bpf_fib_lookup *p, __u32 flags)
+{
+	__builtin_memset(p, 0, sizeof(*p));
+	p->family = HP_AF_INET;
+	p->tos = ip->tos;
+	p->l4_protocol = ip->protocol;
+	p->tot_len = hp_fwd_len(skb, c, ip);
+	p->ifindex = c->ifindex;
+	p->ipv4_src = ip->saddr;
+	p->ipv4_dst = ip->daddr;
+	return bpf_fib_lookup(skb, p, sizeof(*p), flags);
+}
+
+/* hp_ttl_dec takes one from the TTL and fixes the IP checksum, as
+ * ip_forward does. The caller has checked ip->ttl > 1: a packet that expires
+ * here is the kernel's to answer with ICMP time exceeded. */
+static __always_inline int hp_ttl_dec(struct __sk_buff *skb, const struct hp_ctx *c, const struct iphdr *ip)
+{
+	/* TTL and protocol share a 16-bit word of the checksum. */
+	__u16 old = bpf_htons(((__u16)ip->ttl << 8) | ip->protocol);
+	__u16 new = bpf_htons(((__u16)(ip->ttl - 1) << 8) | ip->protocol);
+	__u8 ttl = ip->ttl - 1;
+
+	if (bpf_l3_csum_replace(skb, c->l3_off + offsetof(struct iphdr, check), old, new, 2) < 0)
+		return -1;
+	return bpf_skb_store_bytes(skb, c->l3_off + offsetof(struct iphdr, ttl), &ttl, 1, 0);
+}
+
+#endif /* HOTPATH_FIB_H */
