@@ -168,14 +168,42 @@ func (d *lbDP) pipeline(gen uint32, ingress bool) runner {
 	}
 }
 
-// steady runs pkt 1000 times to create its entries, then dpRepeat times
-// and returns the mean in ns.
-func steady(run runner, pkt []byte) (float64, error) {
-	if _, err := run(pkt, 1000); err != nil {
-		return 0, err
+// dpStep is one way of running one packet, and where its mean goes.
+type dpStep struct {
+	name string
+	run  runner
+	pkt  []byte
+	out  *[]float64
+}
+
+// dpChunks is how many turns interleaved gives each step per run.
+const dpChunks = 10
+
+// interleaved runs every step's packet 1000 times first, in order (to
+// create its entries), then all of them in turns, dpChunks rounds of
+// dpRepeat/dpChunks runs each, and appends each step's mean in ns. Taking
+// turns makes drift and bursts of load from elsewhere on the VM fall on
+// every side of a comparison alike.
+func interleaved(steps []dpStep) error {
+	for _, st := range steps {
+		if _, err := st.run(st.pkt, 1000); err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
+		}
 	}
-	t, err := run(pkt, dpRepeat)
-	return ns(t), err
+	sums := make([]float64, len(steps))
+	for range dpChunks {
+		for i, st := range steps {
+			t, err := st.run(st.pkt, dpRepeat/dpChunks)
+			if err != nil {
+				return fmt.Errorf("%s: %w", st.name, err)
+			}
+			sums[i] += ns(t)
+		}
+	}
+	for i, st := range steps {
+		*st.out = append(*st.out, sums[i]/dpChunks)
+	}
+	return nil
 }
 
 // lbPackets are the packets of the lb rows.

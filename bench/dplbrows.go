@@ -120,29 +120,20 @@ func (d *lbDP) newFlows(s *lbSamples, p lbPackets, reverse bool) error {
 // never records a choice), so the whole pipeline or the monolithic program
 // always runs before it.
 func (d *lbDP) established(s *lbSamples, p lbPackets, reverse bool) error {
-	type step struct {
-		name string
-		run  runner
-		pkt  []byte
-		out  *[]float64
-	}
-	full := step{"whole pipeline", d.pipeline(d.genFull, true), p.est, &s.fullEst}
-	mono := step{"monolithic", on(d.mono.Ingress), p.est, &s.monoEst}
-	rest := []step{
+	// The whole pipeline and the monolithic program warm up first: the
+	// lb-only generation needs the service entries they create.
+	steps := []dpStep{
+		{"whole pipeline", d.pipeline(d.genFull, true), p.est, &s.fullEst},
+		{"monolithic", on(d.mono.Ingress), p.est, &s.monoEst},
 		{"all but lb-revnat", d.pipeline(d.genNoRev, true), p.est, &s.noRevEst},
 		{"entry + lb + ct", d.pipeline(d.genLB, true), p.est, &s.lbEst},
 		{"entry + ct", d.pipeline(d.genCT, true), p.est, &s.ctEst},
 	}
-	steps := append([]step{full, mono}, rest...)
 	if reverse {
-		steps = []step{mono, full, rest[2], rest[1], rest[0]}
+		steps[0], steps[1] = steps[1], steps[0]
 	}
-	for _, st := range steps {
-		v, err := steady(st.run, st.pkt)
-		if err != nil {
-			return fmt.Errorf("%s, established flow to a VIP: %w", st.name, err)
-		}
-		*st.out = append(*st.out, v)
+	if err := interleaved(steps); err != nil {
+		return fmt.Errorf("established flow to a VIP: %w", err)
 	}
 	// The ping-pong flows above left the entries the replies match (their
 	// rev_nat_index: the other VIP). The reply must come out rewritten.
@@ -153,27 +144,24 @@ func (d *lbDP) established(s *lbSamples, p lbPackets, reverse bool) error {
 	if err := checkRevNAT(d.mono.Egress, p.reply, lbPingVIP); err != nil {
 		return fmt.Errorf("monolithic: %w", err)
 	}
-	pass := []step{
-		{"entry + ct, no service", d.pipeline(d.genCT, true), p.pass, &s.ctPass},
-		{"entry + lb-select + ct, no service", d.pipeline(d.genHop, true), p.pass, &s.hopPass},
-	}
-	if reverse {
-		pass[0], pass[1] = pass[1], pass[0]
-	}
-	replies := []step{
+	replies := []dpStep{
 		{"whole pipeline", d.pipeline(d.genFull, false), p.reply, &s.fullReply},
 		{"monolithic", on(d.mono.Egress), p.reply, &s.monoReply},
 		{"all but lb-revnat", d.pipeline(d.genNoRev, false), p.reply, &s.noRevReply},
 	}
+	pass := []dpStep{
+		{"entry + ct, no service", d.pipeline(d.genCT, true), p.pass, &s.ctPass},
+		{"entry + lb-select + ct, no service", d.pipeline(d.genHop, true), p.pass, &s.hopPass},
+	}
 	if reverse {
 		replies[0], replies[2] = replies[2], replies[0]
+		pass[0], pass[1] = pass[1], pass[0]
 	}
-	for _, st := range append(replies, pass...) {
-		v, err := steady(st.run, st.pkt)
-		if err != nil {
-			return fmt.Errorf("%s, %s: %w", st.name, "established", err)
-		}
-		*st.out = append(*st.out, v)
+	if err := interleaved(replies); err != nil {
+		return fmt.Errorf("reply with reverse NAT: %w", err)
+	}
+	if err := interleaved(pass); err != nil {
+		return fmt.Errorf("packet to no service: %w", err)
 	}
 	return d.countHops(&s.hops, p)
 }
