@@ -130,6 +130,9 @@ static __always_inline int hp_drop(struct __sk_buff *skb, struct hp_ctx *c, __u8
 		     : "r0", "r1", "r2", "r3", "r4", "r5")
 
 _Static_assert(HP_BANKS == 16 && HP_SLOTS == 17, "hp_next_from spells out every bank and slot");
+/* hp_ctx.skip has 16 bits: the check slot, last, can never be passed over,
+ * so a packet's generation stamps are always checked where it is installed. */
+_Static_assert(HP_SLOT_CHECK == 16, "the check slot must lie beyond hp_ctx.skip");
 
 /* HP_TAIL_SLOT enters slot `s` (a literal) of bank `bank` (known only at run
  * time): one constant call site per bank, chosen by a switch. */
