@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -27,10 +28,14 @@ var (
 	// (plugins/lb/bench_test.go measures the same way).
 	lbPingVIP = netip.MustParseAddrPort("10.96.0.30:80")
 	lbPongVIP = netip.MustParseAddrPort("10.96.0.31:80")
-	// lbSelfVIP is a service whose one backend is its own address: the
-	// reply's reverse NAT writes back the address it already has, so the
-	// reply stays the same packet under Repeat.
-	lbSelfVIP = netip.MustParseAddrPort("10.240.3.2:8080")
+	// The reply rows use the same pair: the reply of the flow to lbPingVIP
+	// comes from lbPongVIP (its backend) and leaves with lbPingVIP as its
+	// source, which is the reply of the flow to lbPongVIP, whose reverse
+	// NAT makes it lbPongVIP's again: every round a real rewrite with
+	// checksum updates (checked once per run, see checkRevNAT).
+	// lbPassAddr is no service: its established packets pass lb and
+	// lb-select with nothing to do, which measures one pass-through hop.
+	lbPassAddr = netip.MustParseAddrPort("10.240.2.9:8080")
 )
 
 // lbDP is the datapath harness with the lb stages loaded, the services
@@ -45,9 +50,10 @@ type lbDP struct {
 	store  *lb.Store
 	mono   *mono.Programs
 	// Generations: ct only (the datapath suite's), lb + ct, lb + lb-select
-	// + ct, all but lb-revnat, and the whole pipeline as the lb plugin
-	// installs it.
-	genCT, genLB, genSel, genNoRev, genFull uint32
+	// + ct, all but lb-revnat, the whole pipeline as the lb plugin installs
+	// it, and lb-select + ct (one hop that has nothing to do for a packet
+	// that is not to a service: the cost of a hop in this run).
+	genCT, genLB, genSel, genNoRev, genFull, genHop uint32
 }
 
 func newLBDP(h *dpHarness, ctProg *ebpf.Program, genCT uint32) (d *lbDP, err error) {
@@ -76,6 +82,7 @@ func newLBDP(h *dpHarness, ctProg *ebpf.Program, genCT uint32) (d *lbDP, err err
 		{&d.genSel, []string{lb.SlotLB, lb.SlotSelect}},
 		{&d.genNoRev, []string{lb.SlotLB, lb.SlotSelect, lb.SlotDNAT}},
 		{&d.genFull, lb.AllSlots},
+		{&d.genHop, []string{lb.SlotSelect}},
 	}
 	for _, g := range gens {
 		progs := map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: ctProg}
@@ -98,7 +105,6 @@ func newLBDP(h *dpHarness, ctProg *ebpf.Program, genCT uint32) (d *lbDP, err err
 		{VIP: lbNewVIP.String() + "/tcp", Algorithm: "maglev", Backends: backends},
 		{VIP: lbPingVIP.String() + "/tcp", Algorithm: "maglev", Backends: []services.BackendArg{{Address: lbPongVIP.String()}}},
 		{VIP: lbPongVIP.String() + "/tcp", Algorithm: "maglev", Backends: []services.BackendArg{{Address: lbPingVIP.String()}}},
-		{VIP: lbSelfVIP.String() + "/tcp", Algorithm: "maglev", Backends: []services.BackendArg{{Address: lbSelfVIP.String()}}},
 	} {
 		if err := d.command("service-add", a); err != nil {
 			return d, err
@@ -119,12 +125,12 @@ func (d *lbDP) command(name string, args any) error {
 	return nil
 }
 
-// addFillers adds the filler services servicesAhead(to)[from:to] (random
-// selection, three backends each, addresses nothing uses) with one
-// service-apply.
-func (d *lbDP) addFillers(from, to int) error {
+// addFillers adds the filler services servicesAhead(to)[from:to] (alg:
+// random or maglev with the default M, three backends each, addresses
+// nothing uses) with one service-apply.
+func (d *lbDP) addFillers(from, to int, alg string) error {
 	all := servicesAhead(to)[from:to]
-	return d.command("service-apply", serviceArgs(all, "random"))
+	return d.command("service-apply", serviceArgs(all, alg))
 }
 
 // delFillers deletes the filler services servicesAhead(n).
@@ -162,22 +168,50 @@ func (d *lbDP) pipeline(gen uint32, ingress bool) runner {
 	}
 }
 
-// steady runs pkt 1000 times to create its entries, then dpRepeat times
-// and returns the mean in ns.
-func steady(run runner, pkt []byte) (float64, error) {
-	if _, err := run(pkt, 1000); err != nil {
-		return 0, err
+// dpStep is one way of running one packet, and where its mean goes.
+type dpStep struct {
+	name string
+	run  runner
+	pkt  []byte
+	out  *[]float64
+}
+
+// dpChunks is how many turns interleaved gives each step per run.
+const dpChunks = 10
+
+// interleaved runs every step's packet 1000 times first, in order (to
+// create its entries), then all of them in turns, dpChunks rounds of
+// dpRepeat/dpChunks runs each, and appends each step's mean in ns. Taking
+// turns makes drift and bursts of load from elsewhere on the VM fall on
+// every side of a comparison alike.
+func interleaved(steps []dpStep) error {
+	for _, st := range steps {
+		if _, err := st.run(st.pkt, 1000); err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
+		}
 	}
-	t, err := run(pkt, dpRepeat)
-	return ns(t), err
+	sums := make([]float64, len(steps))
+	for range dpChunks {
+		for i, st := range steps {
+			t, err := st.run(st.pkt, dpRepeat/dpChunks)
+			if err != nil {
+				return fmt.Errorf("%s: %w", st.name, err)
+			}
+			sums[i] += ns(t)
+		}
+	}
+	for i, st := range steps {
+		*st.out = append(*st.out, sums[i]/dpChunks)
+	}
+	return nil
 }
 
 // lbPackets are the packets of the lb rows.
 type lbPackets struct {
 	syns, acks [][]byte // new flows to lbNewVIP and their second packets
 	est        []byte   // to lbPingVIP (ping-pong, see above)
-	selfSyn    []byte   // opens the flow whose reply is reply
-	reply      []byte   // backend → client, reverse NAT to lbSelfVIP
+	reply      []byte   // lbPongVIP → client: reverse NAT to lbPingVIP
+	pass       []byte   // to lbPassAddr: no service
 }
 
 func newLBPackets() lbPackets {
@@ -185,9 +219,65 @@ func newLBPackets() lbPackets {
 	p.syns, p.acks = dpFlowPackets(dpFlows, lbNewVIP)
 	payload := make([]byte, payload10)
 	p.est = packet.TCP(dpClient, lbPingVIP, packet.ACK|packet.PSH, payload)
-	p.selfSyn = packet.TCP(dpClient, lbSelfVIP, packet.SYN, payload)
-	p.reply = packet.TCP(lbSelfVIP, dpClient, packet.ACK|packet.PSH, payload)
+	p.reply = packet.TCP(lbPongVIP, dpClient, packet.ACK|packet.PSH, payload)
+	p.pass = packet.TCP(dpClient, lbPassAddr, packet.ACK|packet.PSH, payload)
 	return p
+}
+
+// hops runs pkt once through generation gen and returns the tail calls it
+// made, as the pipeline counted them in the packet's context (hp_ctx.hops).
+// BPF_PROG_TEST_RUN runs on this CPU; the context of the CPU whose last
+// packet was this one is the answer (all CPUs' agree when both ran it).
+func (d *lbDP) hops(gen uint32, ingress bool, pkt []byte) (int, error) {
+	if _, err := d.pipeline(gen, ingress)(pkt, 1); err != nil {
+		return 0, err
+	}
+	dir := uint32(abi.AbiHpDirHP_DIR_INGRESS)
+	if !ingress {
+		dir = uint32(abi.AbiHpDirHP_DIR_EGRESS)
+	}
+	var ctxs []abi.Ctx
+	if err := d.h.maps.ByName[abi.MapPctx].Lookup(dir, &ctxs); err != nil {
+		return 0, fmt.Errorf("read packet contexts: %w", err)
+	}
+	src, dst := packetAddrs(pkt)
+	n := -1
+	for _, c := range ctxs {
+		// saddr/daddr may have been translated: match either end.
+		if c.Gen == gen && (c.Saddr == src || c.Daddr == dst || c.Saddr == dst || c.Daddr == src) {
+			n = max(n, int(c.Hops))
+		}
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("no CPU's context holds the packet just run")
+	}
+	return n, nil
+}
+
+// packetAddrs are the IPv4 source and destination of an Ethernet frame,
+// as the context stores them (network order read as little endian).
+func packetAddrs(pkt []byte) (src, dst uint32) {
+	ip := pkt[14:]
+	return binary.LittleEndian.Uint32(ip[12:16]), binary.LittleEndian.Uint32(ip[16:20])
+}
+
+// checkRevNAT runs the reply once through run's program and fails unless
+// its source came out as want: the reply rows must measure a real rewrite.
+func checkRevNAT(prog *ebpf.Program, pkt []byte, want netip.AddrPort) error {
+	out := make([]byte, len(pkt)+256)
+	ret, err := prog.Run(&ebpf.RunOptions{Data: pkt, DataOut: out})
+	if err != nil {
+		return err
+	}
+	if ret != 0 {
+		return fmt.Errorf("reply verdict %d, want pass", ret)
+	}
+	ip := out[14:]
+	got := netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip[12:16])), binary.BigEndian.Uint16(ip[20:22]))
+	if got != want {
+		return fmt.Errorf("reply left with source %s, want %s (reverse NAT did not rewrite)", got, want)
+	}
+	return nil
 }
 
 func (d *lbDP) close() {

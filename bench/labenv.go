@@ -33,18 +33,23 @@ type labEnv struct {
 	// cleanups run before the lab closes (e.g. hotpathRun.stop).
 	cleanups []func()
 	untrack  func()
+	// opts are the hotpath options of the variant (labfast.go).
+	opts hotpathOptions
 }
 
 // newLabEnv builds the lab and starts the servers. Offloads are off (as in
 // internal/e2e), so every packet crosses the node's datapath as its own skb
 // and per-packet costs show. The private bpffs is for a supervisor (the
 // hotpath variant, the memory suite).
-func newLabEnv(c *Context) (*labEnv, error) {
-	l, err := lab.New(lab.Options{Pods: []string{"client", "b1", "b2", "b3"}, NoOffload: true, MountBPFFS: true})
+func newLabEnv(c *Context) (*labEnv, error) { return newLabEnvWith(c, hotpathOptions{}) }
+
+// newLabEnvWith is newLabEnv for a variant with hotpath options.
+func newLabEnvWith(c *Context, o hotpathOptions) (*labEnv, error) {
+	l, err := lab.New(labOptions(o))
 	if err != nil {
 		return nil, err
 	}
-	e := &labEnv{lab: l, client: l.Pods["client"]}
+	e := &labEnv{lab: l, client: l.Pods["client"], opts: o}
 	e.untrack = track(func() { e.close() })
 	for _, n := range []string{"b1", "b2", "b3"} {
 		e.backends = append(e.backends, l.Pods[n])
@@ -133,7 +138,7 @@ func (e *labEnv) writeFile(name, content string) (string, error) {
 
 // connRate runs the connection-rate client in the client pod for d.
 func (e *labEnv) connRate(c *Context, addr string, d time.Duration, workers int) (connResult, error) {
-	out, err := e.client.Exec(c.Self, helperConnRate, "-addr", addr, "-d", d.String(), "-workers", strconv.Itoa(workers))
+	out, err := e.clientExec(c.Self, helperConnRate, "-addr", addr, "-d", d.String(), "-workers", strconv.Itoa(workers))
 	var res connResult
 	if err != nil {
 		return res, err
@@ -154,7 +159,7 @@ func (e *labEnv) iperf(addr string, secs, streams int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	out, err := e.client.Exec("iperf3", "-c", ap.Addr().String(), "-p", strconv.Itoa(int(ap.Port())),
+	out, err := e.clientExec("iperf3", "-c", ap.Addr().String(), "-p", strconv.Itoa(int(ap.Port())),
 		"-t", strconv.Itoa(secs), "-O", "1", "-P", strconv.Itoa(streams), "-J")
 	var res struct {
 		Error string `json:"error"`

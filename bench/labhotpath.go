@@ -27,6 +27,12 @@ func setupHotpath(c *Context, e *labEnv, ahead int) error {
 		return err
 	}
 	c.Logf("hotpath lab %s: %d filler services applied in %v", e.lab.ID, ahead, took.Round(time.Millisecond))
+	return addMeasured(e, h)
+}
+
+// addMeasured adds the two measured services (Maglev, default M) and points
+// the client at them.
+func addMeasured(e *labEnv, h *hotpathRun) error {
 	for _, s := range []service{
 		{vip: connVIP, backends: e.backendPorts(rrPort)},
 		{vip: tputVIP, backends: e.backendPorts(iperfPort)[:1]},
@@ -37,6 +43,22 @@ func setupHotpath(c *Context, e *labEnv, ahead int) error {
 	}
 	e.connAddr, e.tputAddr = connVIP.String(), tputVIP.String()
 	return nil
+}
+
+// setupHotpathMaglev is setupHotpath with Maglev fillers (the default
+// M=16381, three backends each): the scale row where every service owns a
+// table.
+func setupHotpathMaglev(c *Context, e *labEnv, ahead int) error {
+	h, err := startHotpath(c, e)
+	if err != nil {
+		return err
+	}
+	took, err := h.apply(e, "fillers.json", serviceArgs(servicesAhead(ahead), "maglev"))
+	if err != nil {
+		return err
+	}
+	c.Logf("hotpath lab %s: %d Maglev filler services applied in %v", e.lab.ID, ahead, took.Round(time.Millisecond))
+	return addMeasured(e, h)
 }
 
 // setupHotpathDirect runs the same supervisor without any service: the

@@ -33,7 +33,7 @@ func labSuite(c *Context) (rows []Row, err error) {
 			continue
 		}
 		start := time.Now()
-		e, err := newLabEnv(c)
+		e, err := newLabEnvWith(c, v.opts)
 		if err != nil {
 			return nil, fmt.Errorf("lab for %s: %w", v.name, err)
 		}
@@ -100,13 +100,17 @@ func labRows(live []*labRun) []Row {
 	tputP := func(streams int) string {
 		return fmt.Sprintf("iperf3 -P %d, %d s (+1 s omitted), to a 1-backend service", streams, iperfSecs)
 	}
+	byKey := map[string]*labRun{}
+	for _, r := range live {
+		byKey[r.v.key] = r
+	}
 	var rows []Row
 	for _, v := range labVariants() {
 		r := byName[v.name]
 		if r == nil {
 			rows = append(rows, pending("new connections/s, "+v.name, v.pending))
 			if v.tput {
-				rows = append(rows, pending("TCP throughput, "+v.name, v.pending))
+				rows = append(rows, pending("TCP throughput, "+v.name+" (1 and 4 streams)", v.pending))
 			}
 			continue
 		}
@@ -115,7 +119,8 @@ func labRows(live []*labRun) []Row {
 			conn.Note = fmt.Sprintf("%d failed connections over all runs (first: %s)", r.connErrors, r.firstErr)
 		}
 		if r != plain {
-			conn.BaseName, conn.Base, conn.Target = "plain routing", plain.conn, v.connTarget
+			conn.BaseName, conn.Base = "plain routing", plain.conn
+			conn.Target = labWhy(v.connTarget, byKey, "new connections/s", r.conn, func(r *labRun) []float64 { return r.conn })
 		}
 		rows = append(rows, conn)
 		if !v.tput {
@@ -124,25 +129,65 @@ func labRows(live []*labRun) []Row {
 		for _, t := range []struct {
 			streams   int
 			mine, ref []float64
-		}{{1, r.tput1, plain.tput1}, {4, r.tput4, plain.tput4}} {
+			of        func(*labRun) []float64
+		}{{1, r.tput1, plain.tput1, func(r *labRun) []float64 { return r.tput1 }}, {4, r.tput4, plain.tput4, func(r *labRun) []float64 { return r.tput4 }}} {
 			row := Row{Name: "TCP throughput, " + v.name + ", " + tputP(t.streams), Unit: UnitBits, Samples: t.mine}
 			if r != plain {
-				row.BaseName, row.Base, row.Target = "plain routing", t.ref, v.tputTarget
+				row.BaseName, row.Base = "plain routing", t.ref
+				row.Target = labWhy(v.tputTarget, byKey, fmt.Sprintf("iperf3 -P %d", t.streams), t.mine, t.of)
 			}
 			rows = append(rows, row)
 		}
 	}
-	byKey := map[string]*labRun{}
-	for _, r := range live {
-		byKey[r.v.key] = r
-	}
-	for _, cmp := range labComparisons {
+	for _, cmp := range labComparisons() {
 		r, base := byKey[cmp.key], byKey[cmp.base]
 		if r == nil || base == nil {
 			continue
 		}
-		rows = append(rows, Row{Name: cmp.name + ", " + connP, Unit: UnitConns, Samples: r.conn,
-			BaseName: base.v.name, Base: base.conn, Target: cmp.target})
+		row := Row{Name: cmp.name + ", " + connP, Unit: UnitConns, Samples: r.conn,
+			BaseName: base.v.name, Base: base.conn, Target: cmp.target}
+		if cmp.target != nil {
+			if cmp.flat {
+				row.Target = cmp.target.Because(whyFlat(r.conn, base.conn))
+			} else {
+				row.Target = cmp.target.Because(whyVsRules(rulesName(cmp.base), r.v.ahead,
+					ratio(r.conn, plain.conn), ratio(base.conn, plain.conn), cmp.target.Value))
+			}
+		}
+		rows = append(rows, row)
 	}
 	return rows
+}
+
+// labWhy gives a target against plain routing the run's explanation: the
+// variant's ratio beside the pipeline without a service and netfilter's
+// DNAT with one service, all measured in this run.
+func labWhy(t *Target, byKey map[string]*labRun, measure string, mine []float64, of func(*labRun) []float64) *Target {
+	if t == nil {
+		return nil
+	}
+	plain := byKey["plain"]
+	rel := func(key string) float64 {
+		r := byKey[key]
+		if r == nil || plain == nil {
+			return 0
+		}
+		return ratio(of(r), of(plain))
+	}
+	if plain == nil {
+		return t
+	}
+	return t.Because(whyVsPlain(measure, ratio(mine, of(plain)), rel("hotpath-direct"), []labRatio{
+		{"iptables DNAT with 1 service", rel("iptables-1")},
+		{"nftables DNAT with 1 service", rel("nft-1")},
+		{"netfilter conntrack alone", rel("conntrack")},
+	}))
+}
+
+// rulesName is the netfilter variant a comparison's base key names.
+func rulesName(key string) string {
+	if len(key) >= 3 && key[:3] == "nft" {
+		return "nftables DNAT"
+	}
+	return "iptables DNAT"
 }

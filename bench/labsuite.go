@@ -30,8 +30,11 @@ type labVariant struct {
 	tput  bool   // also measure iperf3 throughput (only where it can differ)
 	// setup configures the node namespace and sets the env's addresses.
 	setup func(c *Context, e *labEnv, ahead int) error
-	// connTarget and tputTarget are goals relative to plain routing.
+	// connTarget and tputTarget are goals relative to plain routing; a
+	// miss is explained from the run's rows (labWhy).
 	connTarget, tputTarget *Target
+	// opts are hotpath options beyond the default pipeline (labfast.go).
+	opts hotpathOptions
 	// pending, if set, says what the variant needs before it can run; its
 	// rows are printed as pending and no lab is built for it.
 	pending string
@@ -43,31 +46,68 @@ func labVariants() []labVariant {
 		{key: "conntrack", name: "plain routing with netfilter conntrack on (one nft forward rule, no NAT)", setup: setupConntrack},
 		{key: "hotpath-direct", name: "hotpath pipeline (ct + lb plugins) on, client → backend IPs directly (no service): its cost without translation", tput: true, setup: setupHotpathDirect},
 	}
-	for _, n := range []int{1, 1000, 10000} {
+	for _, n := range labCounts {
 		vs = append(vs, labVariant{key: fmt.Sprintf("iptables-%d", n), name: fmt.Sprintf("iptables DNAT (kube-proxy chains, iptables-nft), %s ahead", serviceCount(n)), ahead: n, tput: n == 1, setup: setupIptables})
-	}
-	for _, n := range []int{1, 1000, 10000} {
 		vs = append(vs, labVariant{key: fmt.Sprintf("nft-%d", n), name: fmt.Sprintf("nftables DNAT (kube-proxy nftables: vmap + numgen random), %s ahead", serviceCount(n)), ahead: n, tput: n == 1, setup: setupNft})
 	}
-	for _, n := range []int{1, 1000, 10000} {
-		v := labVariant{key: fmt.Sprintf("hotpath-%d", n), name: fmt.Sprintf("hotpath VIP (ct + lb plugins; measured VIPs maglev M=16381, fillers random), %s ahead", serviceCount(n)),
+	for _, n := range labCounts {
+		v := labVariant{key: fmt.Sprintf("hotpath-%d", n), name: fmt.Sprintf("hotpath VIP (ct + lb plugins; measured VIPs maglev M=16381, fillers random; socket LB off), %s ahead", serviceCount(n)),
 			ahead: n, tput: n == 1, setup: setupHotpath}
 		if n == 1 {
-			v.connTarget, v.tputTarget = RatioAbove(1.0).Because(whyConnRate), RatioAbove(0.95).Because(whyThroughput)
+			v.connTarget, v.tputTarget = RatioAbove(1.0), RatioAbove(1.0)
+		}
+		vs = append(vs, v)
+	}
+	vs = append(vs, labVariant{key: "hotpath-maglev-1000", name: "hotpath VIP (ct + lb plugins), 1000 Maglev services (M=16381, 3 backends) ahead",
+		ahead: 1000, setup: setupHotpathMaglev})
+	// The faster paths, each against plain routing in the same run.
+	for _, o := range []hotpathOptions{{socketLB: true}, {redirect: true}} {
+		v := labVariant{key: "hotpath-" + o.key() + "-1", name: "hotpath VIP (ct + lb plugins; " + o.text() + "), 1 service ahead",
+			ahead: 1, tput: true, setup: setupHotpath, opts: o, pending: pendingOptions(o),
+			tputTarget: RatioAbove(1.0)}
+		v.connTarget = RatioAbove(1.0)
+		if o.socketLB {
+			v.connTarget = RatioAbove(1.10)
 		}
 		vs = append(vs, v)
 	}
 	return vs
 }
 
-// labComparisons are the goals between two variants other than plain
-// routing: key's connection rate against base's.
-var labComparisons = []struct {
+// labCounts are the service counts of the DNAT variants: iptables, nftables
+// and hotpath each at every one.
+var labCounts = []int{1, 1000, 10000}
+
+// labComparison is a goal between two variants other than plain routing:
+// key's connection rate against base's.
+type labComparison struct {
 	key, base, name string
 	target          *Target
-}{
-	{"hotpath-1000", "iptables-1000", "hotpath VIP vs iptables DNAT, new connections/s, 1000 services ahead", RatioAbove(1.25).Because(whyVsIptables)},
-	{"hotpath-10000", "hotpath-1", "hotpath VIP, new connections/s, 10000 vs 1 service ahead (flat: within 5%)", RatioAbove(0.95)},
+	// flat: the comparison is hotpath against itself with fewer services.
+	flat bool
+}
+
+// labComparisons are hotpath against iptables and against nftables at every
+// service count, and hotpath with many services against one.
+func labComparisons() []labComparison {
+	var out []labComparison
+	for _, n := range labCounts {
+		ipt := labComparison{key: fmt.Sprintf("hotpath-%d", n), base: fmt.Sprintf("iptables-%d", n),
+			name: fmt.Sprintf("hotpath VIP vs iptables DNAT, new connections/s, %s ahead", serviceCount(n))}
+		nft := labComparison{key: ipt.key, base: fmt.Sprintf("nft-%d", n),
+			name: fmt.Sprintf("hotpath VIP vs nftables DNAT, new connections/s, %s ahead", serviceCount(n))}
+		if n == 1000 {
+			ipt.target, nft.target = RatioAbove(1.3), RatioAbove(1.1)
+		}
+		out = append(out, ipt, nft)
+	}
+	for _, f := range []struct{ key, what string }{
+		{"hotpath-1000", "1000 services"}, {"hotpath-10000", "10000 services"}, {"hotpath-maglev-1000", "1000 Maglev services"},
+	} {
+		out = append(out, labComparison{key: f.key, base: "hotpath-1", flat: true, target: RatioAbove(0.95),
+			name: fmt.Sprintf("hotpath VIP, new connections/s, %s vs 1 service ahead (flat: within 5%%)", f.what)})
+	}
+	return out
 }
 
 func serviceCount(n int) string {

@@ -28,6 +28,7 @@ func startSupervisor(c *Context, e *labEnv, plugins []supervisor.PluginConfig) (
 		}
 		cfg.Plugins = append(cfg.Plugins, p)
 	}
+	e.applyOptions(&cfg)
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err

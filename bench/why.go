@@ -1,21 +1,114 @@
 package bench
 
-// Why a target is missed, printed under the table with the miss. These are
-// the explanations measured when the rows were first run; a run that meets
-// the target prints nothing.
-const (
-	whyHotHop = "in the Repeat=1M rows one flow stays hot in cache, so the only difference left is the pipeline's own cost: " +
-		"each hop is a tail call through a computed index (bank × 17 + slot), which the JIT cannot turn into a direct jump and " +
-		"this VM's retpolines make ~15 ns, plus the stage's context lookup; an established VIP packet makes three hops at ingress " +
-		"(lb → lb-dnat → ct) and a reply two at egress (ct → lb-revnat), ≈ the measured gap. Over 20000 flows, where cache misses " +
-		"dominate, the same code is within 1.15×. Constant-index tail calls would need per-bank program copies, which conflicts " +
-		"with re-inserting unchanged programs into a new generation"
-	whyConnRate = "plain routing runs no program at all; the hotpath pipeline without any service costs the same 0.88× (row " +
-		"\"hotpath pipeline on, no service\"), so translation adds nothing measurable: the cost is the pipeline running at both " +
-		"hooks a packet crosses (client's device ingress and backend's device egress, and back), ~10 packets per connection with " +
-		"CT creates at both hooks. iptables and nftables with one service land at the same 0.88×"
-	whyThroughput = "offloads are off in the lab, so every segment and every ACK runs the pipeline twice (two hooks), " +
-		"~150–230 ns each, on 2 vCPUs that also run iperf3; netfilter DNAT processes each packet once (0.82×)"
-	whyVsIptables = "iptables pays its 1000 rules only on a connection's first packet (−9% from one service); to be 1.25× of " +
-		"it hotpath would have to beat plain routing. At 10000 services hotpath is ~2.4× iptables"
+import (
+	"fmt"
+	"strings"
 )
+
+// Why a target is missed, printed under the table with the miss. Every
+// explanation is computed from rows of the same run: a figure quoted here is
+// a median (or spread) the run measured, never a remembered one.
+
+// whyPipelineGap explains a staged pipeline row against the monolithic
+// program on the same packets: how much of the gap the packet's tail calls
+// (counted in its context) account for at the cost of one pass-through hop
+// measured in the run, and whether the rest is within the rows' own spread.
+func whyPipelineGap(pipe, mono []float64, hops int, hop []float64) string {
+	if len(pipe) == 0 || len(mono) == 0 {
+		return "no samples"
+	}
+	p, m := Median(pipe), Median(mono)
+	gap := p - m
+	var b strings.Builder
+	fmt.Fprintf(&b, "the staged pipeline took %s, the same bodies in one program %s: %s more per packet; ",
+		format(p, UnitNs), format(m, UnitNs), format(gap, UnitNs))
+	if len(hop) == 0 {
+		fmt.Fprintf(&b, "the packet made %d tail calls (no hop cost measured)", hops)
+		return b.String()
+	}
+	h := Median(hop)
+	fmt.Fprintf(&b, "the packet made %d tail calls and one pass-through hop cost %s in this run, so hops explain %s",
+		hops, format(h, UnitNs), format(float64(hops)*h, UnitNs))
+	rest := gap - float64(hops)*h
+	noise := spread(pipe) + spread(mono)
+	switch {
+	case rest <= 0:
+		b.WriteString(", all of the gap")
+	case rest <= noise:
+		fmt.Fprintf(&b, "; the other %s is within the rows' spreads (%s together)", format(rest, UnitNs), format(noise, UnitNs))
+	default:
+		fmt.Fprintf(&b, "; %s is left beyond the rows' spreads (%s together): per-program code and data the hot loop keeps out of the caches",
+			format(rest, UnitNs), format(noise, UnitNs))
+	}
+	return b.String()
+}
+
+// spread is max − min of xs.
+func spread(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	lo, hi := MinMax(xs)
+	return hi - lo
+}
+
+// ratio is median(a) / median(b), or 0 without samples.
+func ratio(a, b []float64) float64 {
+	if len(a) == 0 || len(b) == 0 || Median(b) == 0 {
+		return 0
+	}
+	return Median(a) / Median(b)
+}
+
+// labRatio is one lab comparison a why-note quotes: a variant's median
+// against plain routing's, both of this run.
+type labRatio struct {
+	what  string
+	ratio float64
+}
+
+// whyVsPlain explains a VIP row's ratio to plain routing with the other
+// variants' ratios of the same run: the pipeline alone (no service), and
+// netfilter's DNAT. The pipeline's share is what it costs without any
+// translation; the rest is the translation's.
+func whyVsPlain(measure string, vip, direct float64, others []labRatio) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: plain routing runs no program; through the VIP hotpath reached %.2f× plain routing", measure, vip)
+	if direct > 0 {
+		fmt.Fprintf(&b, ", the pipeline alone without any service %.2f×, so the pipeline costs %.0f%% and translation %+.0f%%",
+			direct, 100*(1-direct), 100*(direct-vip)/direct)
+	}
+	for _, o := range others {
+		if o.ratio > 0 {
+			fmt.Fprintf(&b, "; %s %.2f×", o.what, o.ratio)
+		}
+	}
+	return b.String()
+}
+
+// whyVsRules explains a ratio target against iptables or nftables at n
+// services: both are ratios to plain routing of this run, so the ratio
+// between them and what hotpath would need to meet the target follow.
+func whyVsRules(rules string, n int, hp, base, target float64) string {
+	if hp <= 0 || base <= 0 {
+		return "a variant has no samples"
+	}
+	return fmt.Sprintf("with %s ahead hotpath reached %.2f× plain routing and %s %.2f×, a ratio of %.2f×; "+
+		"%.2f× would need hotpath at %.2f× plain routing", serviceCount(n), hp, rules, base, hp/base, target, target*base)
+}
+
+// whyFlat explains a scale row that is not flat: the change against the
+// smaller service count, next to the baseline's own run-to-run spread.
+func whyFlat(more, fewer []float64) string {
+	if len(more) == 0 || len(fewer) == 0 {
+		return "no samples"
+	}
+	m, f := Median(more), Median(fewer)
+	lo, hi := MinMax(fewer)
+	verdict := "beyond"
+	if m >= lo && m <= hi {
+		verdict = "within"
+	}
+	return fmt.Sprintf("median %.4g vs %.4g (%+.1f%%), %s the baseline's own spread over the runs (%.4g..%.4g)",
+		m, f, 100*(m-f)/f, verdict, lo, hi)
+}

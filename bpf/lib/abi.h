@@ -145,7 +145,7 @@ struct hp_ctx {
 	__u8 svc_flags;
 	__u16 rev_nat_index;
 	__u8 slot;       /* slot running now (set before each tail call); HP_SLOTS: the entry program */
-	__u8 pad0;
+	__u8 hops;       /* tail calls this packet made so far (diagnostics, the bench); was padding */
 	__u32 backend_id;
 	__u32 svc_id;
 	__u32 src_sec_id;
@@ -166,7 +166,12 @@ struct hp_ctx {
 			    * direction (the error travels back to the flow's originator) */
 	__u16 inner_l3_off;
 	__u16 inner_l4_off;
-	__u16 pad1;
+	/* Slots (bit = slot, vendor slots included, never check) this packet
+	 * passes over without a tail call: a stage sets the bits of its own
+	 * plugin's later slots that have nothing to do for the packet. Skipping
+	 * is only a saving: a stage must still do nothing wrong if entered. In
+	 * what was padding, so the layout is unchanged. */
+	__u16 skip;
 	/* Identity of the destination, filled by the policy stage beside
 	 * src_sec_id (0: no policy stage ran). In what was tail padding, so the
 	 * size is unchanged. */

@@ -9,9 +9,11 @@
  * Contract between the lb stages (and a vendor lb-select):
  *   lb        sets c->svc_id and c->rev_nat_index for a packet to a service.
  *             If the flow's CT_SERVICE entry names a live backend, it sets
- *             c->backend_id, LB_SF_RESOLVED and the backend in scratch;
- *             otherwise it sets LB_SF_SELECT and copies the service into
- *             scratch (struct lb_scratch.svc).
+ *             c->backend_id and LB_SF_RESOLVED, rewrites the destination
+ *             itself and jumps past lb-select and lb-dnat (an established
+ *             flow costs one stage); otherwise it sets LB_SF_SELECT and
+ *             copies the service into scratch (struct lb_scratch.svc). It
+ *             marks lb-revnat skipped (hp_ctx.skip) for a packet to a service.
  *   lb-select runs its algorithm only when LB_SF_SELECT is set and leaves
  *             the choice in c->backend_id (0: none, lb-dnat rejects the
  *             packet with lb_reject, as kube-proxy does). It must not write
@@ -31,7 +33,7 @@
 /* c->svc_flags bits while the lb stages run. */
 enum lb_svc_flag {
 	LB_SF_SELECT = 0x01,   /* no live CT_SERVICE entry: lb-select must choose */
-	LB_SF_RESOLVED = 0x02, /* scratch holds the live backend of the flow */
+	LB_SF_RESOLVED = 0x02, /* lb translated the flow to its live backend */
 	LB_SF_STALE = 0x04,    /* a CT_SERVICE entry exists but its backend is gone */
 	LB_SF_AFFINITY = 0x08, /* the service has ClientIP session affinity */
 	LB_SF_AFF_HIT = 0x10,  /* lb-select took the backend from the affinity entry */

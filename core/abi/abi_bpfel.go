@@ -131,7 +131,7 @@ type AbiHpCtx struct {
 	SvcFlags        uint8
 	RevNatIndex     uint16
 	Slot            uint8
-	Pad0            uint8
+	Hops            uint8
 	BackendId       uint32
 	SvcId           uint32
 	SrcSecId        uint32
@@ -148,7 +148,7 @@ type AbiHpCtx struct {
 	InnerReply      uint8
 	InnerL3Off      uint16
 	InnerL4Off      uint16
-	Pad1            uint16
+	Skip            uint16
 	DstSecId        uint32
 }
 

@@ -3,6 +3,10 @@
  * loaded with into the packet context, and the check stage counts every
  * packet whose stamps disagree with each other or with the bank of the
  * generation the entry program chose (reason gen_mismatch). */
+/* 96 of these programs are loaded at once and the test flips 100k times:
+ * with direct jumps every insert would re-patch a call site in each of them.
+ * The entry program in front of them still enters slots by direct jump. */
+#define HP_TAIL_INDIRECT
 #include "lib/pipeline.h"
 
 /* tag % HP_BANKS is the bank the program was inserted into. */
