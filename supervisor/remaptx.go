@@ -239,6 +239,12 @@ func (tx *remapTx) build(ctx context.Context) error {
 		return err
 	}
 	tx.next, tx.loaded = next, loaded
+	// Recorded so that a restart after a crash from here on removes the
+	// programs this build pinned.
+	tx.rec.NewGen = next
+	if err := tx.save(""); err != nil {
+		return err
+	}
 	if err := tx.checkStale(); err != nil {
 		return err
 	}
@@ -563,9 +569,11 @@ func (s *Supervisor) resolveRemap() error {
 			os.Remove(s.layout.Remap(rm.Name))
 		}
 	}
-	for name := range r.Programs {
-		if ps := s.state.Plugins[name]; ps == nil || ps.Generation != r.NewGen {
-			os.RemoveAll(s.layout.Plugin(name, r.NewGen))
+	if r.NewGen != 0 {
+		for name, ps := range s.state.Plugins {
+			if ps.Generation != r.NewGen {
+				os.RemoveAll(s.layout.Plugin(name, r.NewGen))
+			}
 		}
 	}
 	s.log.Warn("undid a map remap interrupted before its flip", "reason", r.Reason, "phase", r.Phase)
