@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
@@ -41,8 +42,8 @@ type maglevKey struct {
 // the same backends and M, in the same run: each run times every size with
 // ours, then with Cilium's (a child process), warm to warm.
 func maglevSuite(c *Context) ([]Row, error) {
-	ours, allocs := map[maglevKey][]float64{}, map[maglevKey][]float64{}
-	cil, cilAllocs := map[maglevKey][]float64{}, map[maglevKey][]float64{}
+	ours, allocs, cpu := map[maglevKey][]float64{}, map[maglevKey][]float64{}, map[maglevKey][]float64{}
+	cil, cilAllocs, cilCPU := map[maglevKey][]float64{}, map[maglevKey][]float64{}, map[maglevKey][]float64{}
 	bin := filepath.Join(c.Bin, ciliumMaglev)
 	_, statErr := os.Stat(bin)
 	// Each size is timed with ours and then at once with Cilium's, so
@@ -51,11 +52,11 @@ func maglevSuite(c *Context) ([]Row, error) {
 		for _, m := range maglevSizes {
 			for _, n := range maglevBackends {
 				k := maglevKey{m, n}
-				t, a, err := timeBuilds(benchBackends(n), m)
+				t, a, u, err := timeBuilds(benchBackends(n), m)
 				if err != nil {
 					return nil, err
 				}
-				ours[k], allocs[k] = append(ours[k], t), append(allocs[k], a)
+				ours[k], allocs[k], cpu[k] = append(ours[k], t), append(allocs[k], a), append(cpu[k], u)
 				if statErr != nil {
 					continue
 				}
@@ -63,7 +64,7 @@ func maglevSuite(c *Context) ([]Row, error) {
 				if err != nil {
 					return nil, err
 				}
-				cil[k], cilAllocs[k] = append(cil[k], r.Seconds), append(cilAllocs[k], r.Bytes)
+				cil[k], cilAllocs[k], cilCPU[k] = append(cil[k], r.Seconds), append(cilAllocs[k], r.Bytes), append(cilCPU[k], r.CPU)
 			}
 		}
 		c.Logf("maglev run %d/%d done", run+1, c.Runs)
@@ -76,12 +77,15 @@ func maglevSuite(c *Context) ([]Row, error) {
 			p := fmt.Sprintf("M=%d, %d backends, equal weights", m, n)
 			build := Row{Name: "maglev.Build time per table (warm), " + p, Unit: UnitSeconds, Samples: ours[k],
 				BaseName: base, Base: cil[k], Target: RatioBelow(1).Because("our build is slower than Cilium's at this size")}
+			work := Row{Name: "maglev.Build CPU time per table (process user+system; Cilium's pool runs on every CPU, so on a busy VM its wall time is not its work), " + p,
+				Unit: UnitSeconds, Samples: cpu[k], BaseName: base, Base: cilCPU[k], Target: RatioBelow(1).Because("our build does more work than Cilium's at this size")}
 			bytes := Row{Name: "maglev.Build bytes allocated per table (incl. the 4·M-byte result), " + p, Unit: UnitBytes,
 				Samples: allocs[k], BaseName: base, Base: cilAllocs[k]}
 			if statErr != nil {
 				build.Target, build.Note = nil, fmt.Sprintf("no Cilium comparison: %v (make bench builds bench/ciliummaglev)", statErr)
+				work.Target = nil
 			}
-			rows = append(rows, build, bytes)
+			rows = append(rows, build, work, bytes)
 			c.Logf("maglev M=%d N=%d: ours %s, Cilium %s", m, n, format(Median(ours[k]), UnitSeconds), format(Median(cil[k]), UnitSeconds))
 		}
 	}
@@ -94,6 +98,7 @@ type ciliumResult struct {
 	N        int     `json:"n"`
 	Seconds  float64 `json:"seconds_per_build"`
 	Bytes    float64 `json:"bytes_per_build"`
+	CPU      float64 `json:"cpu_seconds_per_build"`
 	Backends int     `json:"backends_in_table"`
 }
 
@@ -129,25 +134,35 @@ func benchBackends(n int) []maglev.Backend {
 }
 
 // timeBuilds builds one table to warm up, then tables for at least
-// maglevMinRun, and returns the mean seconds and bytes allocated per build
+// maglevMinRun, and returns the mean seconds, bytes allocated
 // (runtime.MemStats.TotalAlloc, which counts every allocation, freed or
-// not).
-func timeBuilds(bs []maglev.Backend, m uint32) (float64, float64, error) {
+// not) and process CPU seconds per build.
+func timeBuilds(bs []maglev.Backend, m uint32) (float64, float64, float64, error) {
 	if _, err := maglev.Build(bs, m, 0); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	n := 0
 	for n == 0 || time.Since(start) < maglevMinRun {
 		if _, err := maglev.Build(bs, m, 0); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		n++
 	}
 	took := time.Since(start)
+	cpu := cpuSeconds() - cpu0
 	runtime.ReadMemStats(&after)
-	return took.Seconds() / float64(n), float64(after.TotalAlloc-before.TotalAlloc) / float64(n), nil
+	return took.Seconds() / float64(n), float64(after.TotalAlloc-before.TotalAlloc) / float64(n), cpu / float64(n), nil
+}
+
+// cpuSeconds is the user+system time this process has run (the bench is
+// idle otherwise while the maglev suite runs).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

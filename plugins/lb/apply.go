@@ -25,7 +25,7 @@ func (s *Store) Apply(specs []services.ServiceSpec) (int, error) {
 	pre := s.prebuild(specs)
 	defer pre.stop()
 	for i, spec := range specs {
-		if _, err := s.addPrebuilt(spec, pre.table(i)); err != nil {
+		if err := s.create(spec, pre.table(i)); err != nil {
 			var errs []error
 			for j := i - 1; j >= 0; j-- {
 				errs = append(errs, s.del(specs[j].VIP))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/pin"
+	"github.com/hotpath/hotpath/lab"
 )
 
 // The two layouts issue 14 names for many Maglev tables, measured on the
@@ -27,6 +28,7 @@ const (
 )
 
 func BenchmarkPrivilegedMaglevLayout(b *testing.B) {
+	lab.Privileged(b)
 	table := make([]uint32, layoutM)
 	for i := range table {
 		table[i] = uint32(1 + i%3)

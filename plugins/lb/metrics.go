@@ -17,6 +17,8 @@ type Metrics struct {
 	commands *prometheus.CounterVec
 	services *prometheus.Desc
 	backends *prometheus.Desc
+	free     *prometheus.Desc
+	largest  *prometheus.Desc
 	store    func() *Store // the active store, nil before Activate
 }
 
@@ -36,7 +38,10 @@ func NewMetrics(reg prometheus.Registerer, store func() *Store) *Metrics {
 		}, []string{"command", "result"}),
 		services: prometheus.NewDesc("services", "Services in lb4_services.", nil, nil),
 		backends: prometheus.NewDesc("backends", "Backends in lb4_backends, over all services.", nil, nil),
-		store:    store,
+		free: prometheus.NewDesc("maglev_free_chunks",
+			"Free lb4_maglev chunks (16 backend ids each), reusable now or after a grace period; a table of M needs ceil(M/16) in one run.", nil, nil),
+		largest: prometheus.NewDesc("maglev_largest_free_run", "The longest run of free lb4_maglev chunks: the largest table that fits now.", nil, nil),
+		store:   store,
 	}
 	reg.MustRegister(m.rebuilds, m.build, m.commands, m)
 	return m
@@ -68,6 +73,8 @@ func (m *Metrics) command(cmd string, err error) {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.services
 	ch <- m.backends
+	ch <- m.free
+	ch <- m.largest
 }
 
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
@@ -85,4 +92,11 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n))
 	}
+	sp, err := s.tables()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(m.free, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(m.free, prometheus.GaugeValue, float64(sp.free()))
+	ch <- prometheus.MustNewConstMetric(m.largest, prometheus.GaugeValue, float64(largest(merge(sp.clean, sp.dirty))))
 }

@@ -194,6 +194,11 @@ func TestPrivilegedLBPluginServiceLifecycle(t *testing.T) {
 		value("table_rebuilds_total", dto.MetricType_COUNTER) != 6 || value("table_build_seconds", dto.MetricType_HISTOGRAM) != 6 {
 		t.Fatalf("metrics %v", fams)
 	}
+	// One table of M=251 (16 chunks) is all that is used of lb4_maglev.
+	if free, size := value("maglev_free_chunks", dto.MetricType_GAUGE), float64(p.store.maps.Maglev.MaxEntries()); free != size-1-16 ||
+		value("maglev_largest_free_run", dto.MetricType_GAUGE) > free {
+		t.Fatalf("maglev_free_chunks %v of %v, largest run %v", free, size, value("maglev_largest_free_run", dto.MetricType_GAUGE))
+	}
 	if value("commands_total", dto.MetricType_COUNTER) == 0 {
 		t.Fatalf("no command counted: %v", byName["commands_total"])
 	}

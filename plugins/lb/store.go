@@ -125,21 +125,29 @@ func (s *Store) withDefaults(spec services.ServiceSpec) services.ServiceSpec {
 }
 
 func (s *Store) add(spec services.ServiceSpec) (services.ServiceInfo, error) {
-	return s.addPrebuilt(spec, nil)
+	if err := s.create(spec, nil); err != nil {
+		return services.ServiceInfo{}, err
+	}
+	svc, err := s.get(spec.VIP)
+	if err != nil {
+		return services.ServiceInfo{}, err
+	}
+	return svc.info(), nil
 }
 
-// addPrebuilt is add with the service's Maglev table built ahead (nil: none).
-func (s *Store) addPrebuilt(spec services.ServiceSpec, pre positions) (services.ServiceInfo, error) {
+// create writes a new service, with its Maglev table built ahead (pre) or
+// not (nil).
+func (s *Store) create(spec services.ServiceSpec, pre positions) error {
 	spec = s.withDefaults(spec)
 	if spec.Algorithm == services.Maglev && len(spec.Backends) > int(spec.TableSize) {
-		return services.ServiceInfo{}, fmt.Errorf("add service %s: %d backends do not fit a maglev table of %d", spec.VIP, len(spec.Backends), spec.TableSize)
+		return fmt.Errorf("add service %s: %d backends do not fit a maglev table of %d", spec.VIP, len(spec.Backends), spec.TableSize)
 	}
 	var val abi.LB4Service
 	switch err := s.maps.Services.Lookup(keyOf(spec.VIP), &val); {
 	case err == nil:
-		return services.ServiceInfo{}, fmt.Errorf("add service %s: exists (id %d); change it with backend add|del or set-algorithm", spec.VIP, val.SvcId)
+		return fmt.Errorf("add service %s: exists (id %d); change it with backend add|del or set-algorithm", spec.VIP, val.SvcId)
 	case !errors.Is(err, ebpf.ErrKeyNotExist):
-		return services.ServiceInfo{}, fmt.Errorf("add service %s: %w", spec.VIP, err)
+		return fmt.Errorf("add service %s: %w", spec.VIP, err)
 	}
 	// commit allocates the id.
 	val = abi.LB4Service{
@@ -150,13 +158,9 @@ func (s *Store) addPrebuilt(spec services.ServiceSpec, pre positions) (services.
 		val.Flags |= uint8(abi.AbiHpLbFlagHP_LB_F_AFFINITY)
 	}
 	if err := s.commit(nil, &service{val: val, vip: spec.VIP, prebuilt: pre}, spec.Backends); err != nil {
-		return services.ServiceInfo{}, fmt.Errorf("add service %s: %w", spec.VIP, err)
+		return fmt.Errorf("add service %s: %w", spec.VIP, err)
 	}
-	svc, err := s.get(spec.VIP)
-	if err != nil {
-		return services.ServiceInfo{}, err
-	}
-	return svc.info(), nil
+	return nil
 }
 
 // Del removes a service. Its flows lose translation; their CT entries
