@@ -3,10 +3,15 @@ package supervisor_test
 import (
 	"context"
 	"net"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/hotpath/hotpath/internal/e2e"
 	"github.com/hotpath/hotpath/lab"
@@ -57,6 +62,20 @@ func BenchmarkPrivilegedSockLBConnRate(b *testing.B) {
 		}
 	}
 	plain, sock, packet, direct, directCg = plain/rounds, sock/rounds, packet/rounds, direct/rounds, directCg/rounds
+	// What the socket programs themselves cost a connection, timed by the
+	// kernel (BPF run-time stats, on only for this last phase).
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rate(b, client, vip, phase)
+	for _, point := range []string{"connect4", "getpeername4"} {
+		if ns, runs := progRunTime(b, filepath.Join(env.Lab.BPFFS, "links", "cgroup", "lb", point)); runs > 0 {
+			b.ReportMetric(ns, point+"-ns/run")
+			b.Logf("%s: %d runs, %.0f ns each", point, runs, ns)
+		}
+	}
+	stats.Close()
 	b.ReportMetric(plain, "plain-conn/s")
 	b.ReportMetric(sock, "socklb-conn/s")
 	b.ReportMetric(packet, "perpacket-conn/s")
@@ -65,6 +84,34 @@ func BenchmarkPrivilegedSockLBConnRate(b *testing.B) {
 	b.ReportMetric(packet/plain, "perpacket/plain")
 	b.Logf("conn/s: plain %.0f, socket LB %.0f (%.2fx), per packet %.0f (%.2fx), to the backend with hotpath %.0f (%.2fx), the same from the cgroup %.0f (%.2fx)",
 		plain, sock, sock/plain, packet, packet/plain, direct, direct/plain, directCg, directCg/plain)
+}
+
+// progRunTime is the mean run time and run count of the program of the
+// pinned link lp, while BPF run-time stats are on.
+func progRunTime(b *testing.B, lp string) (float64, uint64) {
+	b.Helper()
+	l, err := link.LoadPinnedLink(lp, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	li, err := l.Info()
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := ebpf.NewProgramFromID(li.Program)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	st, err := p.Stats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if st.RunCount == 0 {
+		return 0, 0
+	}
+	return float64(st.Runtime.Nanoseconds()) / float64(st.RunCount), st.RunCount
 }
 
 // rate opens connections to addr from pod with 4 workers for d and returns

@@ -25,10 +25,9 @@ func leastconnEnv(t *testing.T) *e2e.Env {
 		{Name: "leastconn", Path: env.Bin + "/hotpath-leastconn"},
 	}})
 	env.StartSupervisor()
-	// Vendor selection runs per packet (a cgroup hook cannot call the
-	// lb-select slot), and leastconn counts CT_SERVICE entries, which
-	// connections translated at the socket do not have: these tests pin
-	// the per-packet path, so their connections take it in either mode.
+	// With select "external" the lb plugin loads no socket programs (a
+	// cgroup hook cannot call the vendor's lb-select): these tests pin the
+	// per-packet path in either mode, out of the cgroup for good measure.
 	if env.SockLB {
 		if err := env.Lab.LeaveCgroup(); err != nil {
 			t.Fatal(err)

@@ -103,6 +103,14 @@ func (c Config) Hooks() map[string][]string {
 	return h
 }
 
+// sockActive tells whether socket LB runs. With select "external" it does
+// not: the vendor's lb-select decides for every service it sees (it may hand
+// some back to the built-in selection, but a cgroup hook cannot ask it), so
+// every service stays on the per-packet path.
+func (c Config) sockActive() bool {
+	return c.SocketLB && c.Select == SelectBuiltin
+}
+
 func (c Config) algorithm() services.Algorithm {
 	a, _ := services.ParseAlgorithm(c.Algorithm)
 	return a

@@ -93,7 +93,7 @@ func (p *Plugin) Load(ctx context.Context, req *plugin.LoadRequest) (*plugin.Loa
 	}
 	st.Close() // the pins keep them
 	resp := &plugin.LoadResponse{Programs: st.Pins}
-	if cfg.SocketLB {
+	if cfg.sockActive() {
 		if resp.Cgroup, err = LoadSock(pin.Layout{Root: req.BPFFS}, req.Generation, cfg); err != nil {
 			return nil, err
 		}
@@ -126,7 +126,7 @@ func (p *Plugin) Activate(ctx context.Context, req *plugin.ActivateRequest) erro
 	}
 	p.mu.Lock()
 	old := p.maps
-	p.store, p.maps, p.root, p.sock = store, maps, req.BPFFS, cfg.SocketLB
+	p.store, p.maps, p.root, p.sock = store, maps, req.BPFFS, cfg.sockActive()
 	p.mu.Unlock()
 	if old != nil {
 		old.Close()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -454,6 +455,27 @@ func TestPrivilegedLBPluginDescribeAndLoad(t *testing.T) {
 	}
 	if _, err := p.Load(context.Background(), &plugin.LoadRequest{Generation: 5, BPFFS: h.Layout.Root, Config: json.RawMessage(`{"algorithm":"wrr"}`)}); err == nil {
 		t.Fatal("bad config accepted")
+	}
+	if len(resp.Cgroup) != 0 {
+		t.Fatalf("cgroup programs without socket_lb: %v", resp.Cgroup)
+	}
+	// Socket LB: four cgroup programs, pinned for the generation; none
+	// when a vendor owns selection, which a cgroup hook cannot call.
+	resp, err = p.Load(context.Background(), &plugin.LoadRequest{Generation: 6, BPFFS: h.Layout.Root, Config: json.RawMessage(`{"socket_lb": true}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(resp.Cgroup)); !slices.Equal(got, plugin.CgroupPoints()) {
+		t.Fatalf("socket LB loaded cgroup programs for %v, want %v", got, plugin.CgroupPoints())
+	}
+	for point, path := range resp.Cgroup {
+		if path != h.Layout.Prog("lb", 6, "cgroup-"+point) || !fileExists(path) {
+			t.Errorf("cgroup program %s pinned at %q", point, path)
+		}
+	}
+	resp, err = p.Load(context.Background(), &plugin.LoadRequest{Generation: 7, BPFFS: h.Layout.Root, Config: json.RawMessage(`{"socket_lb": true, "select": "external"}`)})
+	if err != nil || len(resp.Cgroup) != 0 {
+		t.Fatalf("socket LB with select external: %v %v, want no cgroup programs", resp.Cgroup, err)
 	}
 }
 

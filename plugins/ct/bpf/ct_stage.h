@@ -104,6 +104,12 @@ static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 					    e->backend_id != c->backend_id)) {
 			e->rev_nat_index = c->rev_nat_index;
 			e->backend_id = c->backend_id;
+		} else if (!reply && !c->svc_id && e->rev_nat_index && c->dir == HP_DIR_INGRESS) {
+			/* The tuple reused without a service, where lb ran: a
+			 * connection straight to the backend (or one socket LB
+			 * translated) must not be reverse-NATed to the old VIP. */
+			e->rev_nat_index = 0;
+			e->backend_id = 0;
 		}
 		ct_refresh(e, c, reply, 0, now);
 		c->ct_status = reply ? HP_CT_REPLY : HP_CT_ESTABLISHED;

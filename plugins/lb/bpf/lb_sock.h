@@ -17,7 +17,8 @@
  *           not bound yet at connect time, and a per-socket value spreads a
  *           pod's connections over a Maglev table by its weights.
  * Services whose algorithm is a vendor's (HP_LB_ALG_VENDOR) are left alone:
- * their lb-select program runs per packet, which a cgroup hook cannot call.
+ * their lb-select program runs per packet, which a cgroup hook cannot call
+ * (and with a vendor lb-select in the slot, the plugin loads none of this).
  */
 #ifndef HOTPATH_LB_SOCK_H
 #define HOTPATH_LB_SOCK_H
