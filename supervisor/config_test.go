@@ -62,3 +62,23 @@ func TestLoadConfigFileIsStrict(t *testing.T) {
 		t.Errorf("config = %+v, %v", c, err)
 	}
 }
+
+func TestConfigDirectRedirect(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		json string
+		on   bool
+	}{{`{}`, true}, {`{"direct_redirect": true}`, true}, {`{"direct_redirect": false}`, false}} {
+		path := filepath.Join(dir, "c.json")
+		if err := os.WriteFile(path, []byte(c.json), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := LoadConfigFile(path)
+		if err != nil {
+			t.Fatalf("%s: %v", c.json, err)
+		}
+		if cfg.DirectRedirectOn() != c.on {
+			t.Errorf("%s: direct redirects on %v, want %v", c.json, cfg.DirectRedirectOn(), c.on)
+		}
+	}
+}
