@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugin"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -80,5 +83,19 @@ func TestConfigDirectRedirect(t *testing.T) {
 		if cfg.DirectRedirectOn() != c.on {
 			t.Errorf("%s: direct redirects on %v, want %v", c.json, cfg.DirectRedirectOn(), c.on)
 		}
+	}
+}
+
+// TestForwardSlotIsTheSupervisors: a plugin claiming the forward slot is
+// refused; the forward stage there is the supervisor's.
+func TestForwardSlotIsTheSupervisors(t *testing.T) {
+	s := &Supervisor{}
+	d := &plugin.Description{Name: "greedy", ABIVersion: abi.Version, Slots: []string{"forward"}}
+	if err := s.checkPlugin(d, map[string]string{}); err == nil || !strings.Contains(err.Error(), "supervisor's") {
+		t.Fatalf("claim of slot forward: %v, want refused as the supervisor's", err)
+	}
+	d.Slots = []string{"post-nat"}
+	if err := s.checkPlugin(d, map[string]string{}); err != nil {
+		t.Fatalf("claim of slot post-nat: %v", err)
 	}
 }
