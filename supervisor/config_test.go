@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/plugin"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -61,5 +64,39 @@ func TestLoadConfigFileIsStrict(t *testing.T) {
 	c, err := LoadConfigFile(p)
 	if err != nil || len(c.Plugins) != 1 || !strings.Contains(string(c.Plugins[0].Config), "min") {
 		t.Errorf("config = %+v, %v", c, err)
+	}
+}
+
+func TestConfigDirectRedirect(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		json string
+		on   bool
+	}{{`{}`, true}, {`{"direct_redirect": true}`, true}, {`{"direct_redirect": false}`, false}} {
+		path := filepath.Join(dir, "c.json")
+		if err := os.WriteFile(path, []byte(c.json), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := LoadConfigFile(path)
+		if err != nil {
+			t.Fatalf("%s: %v", c.json, err)
+		}
+		if cfg.DirectRedirectOn() != c.on {
+			t.Errorf("%s: direct redirects on %v, want %v", c.json, cfg.DirectRedirectOn(), c.on)
+		}
+	}
+}
+
+// TestForwardSlotIsTheSupervisors: a plugin claiming the forward slot is
+// refused; the forward stage there is the supervisor's.
+func TestForwardSlotIsTheSupervisors(t *testing.T) {
+	s := &Supervisor{}
+	d := &plugin.Description{Name: "greedy", ABIVersion: abi.Version, Slots: []string{"forward"}}
+	if err := s.checkPlugin(d, map[string]string{}); err == nil || !strings.Contains(err.Error(), "supervisor's") {
+		t.Fatalf("claim of slot forward: %v, want refused as the supervisor's", err)
+	}
+	d.Slots = []string{"post-nat"}
+	if err := s.checkPlugin(d, map[string]string{}); err != nil {
+		t.Fatalf("claim of slot post-nat: %v", err)
 	}
 }
