@@ -225,8 +225,9 @@ func TestPrivilegedSockLB(t *testing.T) {
 // TestPrivilegedSockLBKeepsConnections: TCP streams and a UDP stream
 // through VIPs, opened at the socket, stay up without a lost byte while the
 // lb plugin is killed with SIGKILL, upgraded (the cgroup programs are
-// replaced by a link update) and the service swaps maglev -> random; new
-// connections are still translated at the socket after each.
+// replaced by a link update), the service swaps maglev -> random and
+// lb4_services is resized live; new connections are still translated at the
+// socket after each.
 func TestPrivilegedSockLBKeepsConnections(t *testing.T) {
 	env := sockEnv(t)
 	const tcpVIP, udpVIP = "10.96.0.80:80", "10.96.0.80:53"
@@ -297,6 +298,27 @@ func TestPrivilegedSockLBKeepsConnections(t *testing.T) {
 
 	mustCLI(t, env, "lb", "service", "set-algorithm", tcpVIP+"/tcp", "random")
 	translated("after maglev -> random")
+
+	// A live resize of a map the socket programs read: the links move to
+	// programs loaded against the new map with the flip, so a service added
+	// afterwards (written only to the new map) is translated at the socket.
+	prog2 := progOf()
+	if _, err := resize(env, "lb4_services", 1<<17); err != nil {
+		t.Fatalf("resize lb4_services with socket LB on: %v", err)
+	}
+	if prog3 := progOf(); prog3 == prog2 {
+		t.Errorf("resize kept cgroup program %d: the link still reads the old map", prog2)
+	}
+	translated("after a resize of lb4_services")
+	const lateVIP = "10.96.0.81:80"
+	addService(t, env, lateVIP, "maglev")
+	before := sockStats(t, env)[lb.SockConnect]
+	if name, err := askVIP(ctx, client, lateVIP); err != nil || !strings.HasPrefix(name, "web") {
+		t.Fatalf("service added after the resize: %q %v", name, err)
+	}
+	if after := sockStats(t, env)[lb.SockConnect]; after <= before {
+		t.Errorf("service added after the resize not translated at the socket")
+	}
 
 	time.Sleep(300 * time.Millisecond)
 	for i, s := range streams {

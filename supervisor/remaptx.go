@@ -265,6 +265,19 @@ func (tx *remapTx) checkStale() error {
 	for _, id := range live {
 		serving[id] = true
 	}
+	// The users' attached cgroup programs serve like generation N: the
+	// flip replaces them with the ones their reload just loaded.
+	tx.s.mu.Lock()
+	for name := range tx.loaders {
+		if ps := tx.s.state.Plugins[name]; ps != nil {
+			for _, path := range ps.Cgroup {
+				if id, ok := pinnedProgramID(path); ok {
+					serving[id] = true
+				}
+			}
+		}
+	}
+	tx.s.mu.Unlock()
 	fresh, err := tx.s.pipe.ProgramIDs(tx.next)
 	if err != nil {
 		return err
@@ -348,6 +361,15 @@ func (tx *remapTx) flip() error {
 	err := s.saveStateLocked()
 	if err == nil {
 		s.gens.flip(tx.next)
+		// Cgroup programs switch with the stages, not at the commit: the
+		// old ones would go on reading and writing the old maps until then.
+		if loaded, ok := s.cgroupLoaded[tx.next]; ok {
+			for name := range tx.loaders {
+				if serr := s.syncCgroup(name, loaded[name]); serr != nil {
+					s.log.Error("cgroup programs", "plugin", name, "generation", tx.next, "error", serr)
+				}
+			}
+		}
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -644,4 +666,18 @@ func (s *Supervisor) recoverMerge(rm RemappedMap) error {
 	st, err := pin.NewSnapshot(oldMap).Merge(newMap, oldMap, nil, recoverFor(rm.Name))
 	s.log.Info("merged the old map after a restart", "map", rm.Name, "entries", st.Entries, "written", st.Written)
 	return err
+}
+
+// pinnedProgramID is the id of the program pinned at path.
+func pinnedProgramID(path string) (ebpf.ProgramID, bool) {
+	p, err := ebpf.LoadPinnedProgram(path, nil)
+	if err != nil {
+		return 0, false
+	}
+	defer p.Close()
+	info, err := p.Info()
+	if err != nil {
+		return 0, false
+	}
+	return info.ID()
 }
