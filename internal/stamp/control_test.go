@@ -20,9 +20,13 @@ var (
 	dst = netip.MustParseAddrPort("10.240.2.2:80")
 )
 
-// spin keeps every packet in stage A for some microseconds, so packets are
-// always in the middle of the pipeline when the writer acts.
-const spin = 4096
+// spin keeps every packet in stage A for a fraction of a millisecond, so
+// packets are always in the middle of the pipeline when the writer acts.
+// The entry program enters slots by direct jump, so every slot write also
+// re-patches its call site (IPIs to every CPU, ~0.1–1 ms on a busy VM): a
+// packet must linger longer than one slot write for an unsafe rewrite to
+// catch it between A and B (with 4096 iterations, ~30 µs, none did).
+const spin = 1 << 16
 
 // TestPrivilegedAtomicityCheckCatchesMixedGenerations is the negative
 // control of TestPrivilegedGenerationFlipsAreAtomic: the same check stage,
