@@ -2,26 +2,27 @@ package bench
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
-// hotpathOptions are the hotpath features a lab variant turns on beyond the
-// default pipeline.
+// hotpathOptions are the hotpath features a lab variant changes from the
+// defaults (socket LB off, direct redirects on).
 type hotpathOptions struct {
-	socketLB bool // lb plugin: translate at connect() for the lab's client
-	redirect bool // supervisor: direct redirects to pods and neighbours
+	socketLB   bool // lb plugin: translate at connect() for the lab's client
+	noRedirect bool // supervisor: leave forwarding to the kernel
 }
 
 func (o hotpathOptions) text() string {
 	switch {
-	case o.socketLB && o.redirect:
-		return "socket LB on, direct redirects on"
+	case o.socketLB && o.noRedirect:
+		return "socket LB on, direct redirects off"
 	case o.socketLB:
 		return "socket LB on"
-	case o.redirect:
-		return "direct redirects on"
+	case o.noRedirect:
+		return "socket LB off, direct redirects off"
 	}
 	return "socket LB off"
 }
@@ -29,83 +30,58 @@ func (o hotpathOptions) text() string {
 // key names the options in variant keys.
 func (o hotpathOptions) key() string {
 	switch {
-	case o.socketLB && o.redirect:
-		return "socklb-redirect"
+	case o.socketLB && o.noRedirect:
+		return "socklb-noredirect"
 	case o.socketLB:
 		return "socklb"
-	case o.redirect:
-		return "redirect"
+	case o.noRedirect:
+		return "noredirect"
 	}
 	return "default"
 }
 
-// SocketLBHook turns socket-level load balancing on for one lab: the lab
-// needs a cgroup, the lb plugin a config that attaches there, and the
-// client's processes must run inside that cgroup.
-type SocketLBHook struct {
-	LabOptions func(o *lab.Options)
-	LBConfig   func(l *lab.Lab) json.RawMessage
-	// Client runs a command in the client pod inside the lab's cgroup.
-	Client func(l *lab.Lab, pod *lab.Pod, name string, args ...string) ([]byte, error)
-}
-
-// Hooks for features that land beside this suite (socket LB in the lb
-// plugin, direct redirects in the supervisor). A nil hook makes the
-// variants that need it print pending rows, so a run never claims a feature
-// it did not measure; wiring one (SetSocketLBHook, SetRedirectHook) is all a
-// merge needs to add the rows.
-var (
-	socketLBHook *SocketLBHook
-	redirectHook func(cfg *supervisor.Config)
-)
-
-// SetSocketLBHook wires socket LB into the lab variants that use it.
-func SetSocketLBHook(h *SocketLBHook) { socketLBHook = h }
-
-// SetRedirectHook wires the supervisor's direct-redirect option.
-func SetRedirectHook(f func(cfg *supervisor.Config)) { redirectHook = f }
-
-// pendingOptions says what a variant with o still needs, "" when nothing.
-func pendingOptions(o hotpathOptions) string {
-	switch {
-	case o.socketLB && socketLBHook == nil:
-		return "socket-level LB in the lb plugin (bench.SetSocketLBHook)"
-	case o.redirect && redirectHook == nil:
-		return "direct redirects in the supervisor (bench.SetRedirectHook)"
-	}
-	return ""
-}
-
-// labOptions are the lab options a variant with o needs.
+// labOptions are the lab options a variant with o needs: socket LB needs
+// the lab's own cgroup, where the client's commands run.
 func labOptions(o hotpathOptions) lab.Options {
-	opts := lab.Options{Pods: []string{"client", "b1", "b2", "b3"}, NoOffload: true, MountBPFFS: true}
-	if o.socketLB && socketLBHook != nil && socketLBHook.LabOptions != nil {
-		socketLBHook.LabOptions(&opts)
-	}
-	return opts
+	return lab.Options{Pods: []string{"client", "b1", "b2", "b3"}, NoOffload: true, MountBPFFS: true, Cgroup: o.socketLB}
 }
 
 // applyOptions adjusts the supervisor's config and the lb plugin's for e's
 // options.
-func (e *labEnv) applyOptions(cfg *supervisor.Config) {
-	if e.opts.redirect && redirectHook != nil {
-		redirectHook(cfg)
+func (e *labEnv) applyOptions(cfg *supervisor.Config) error {
+	if e.opts.noRedirect {
+		off := false
+		cfg.DirectRedirect = &off
 	}
-	if !e.opts.socketLB || socketLBHook == nil || socketLBHook.LBConfig == nil {
-		return
+	if !e.opts.socketLB {
+		return nil
 	}
+	cfg.Cgroup = e.lab.Cgroup
 	for i := range cfg.Plugins {
-		if cfg.Plugins[i].Name == "lb" {
-			cfg.Plugins[i].Config = socketLBHook.LBConfig(e.lab)
+		if cfg.Plugins[i].Name != "lb" {
+			continue
 		}
+		c := map[string]any{}
+		if len(cfg.Plugins[i].Config) > 0 {
+			if err := json.Unmarshal(cfg.Plugins[i].Config, &c); err != nil {
+				return fmt.Errorf("lb config: %w", err)
+			}
+		}
+		c["socket_lb"] = true
+		b, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		cfg.Plugins[i].Config = b
 	}
+	return nil
 }
 
 // clientExec runs a command in the client pod: inside the lab's cgroup when
 // socket LB is on, so that its connect() calls meet the cgroup programs.
 func (e *labEnv) clientExec(name string, args ...string) ([]byte, error) {
-	if e.opts.socketLB && socketLBHook != nil && socketLBHook.Client != nil {
-		return socketLBHook.Client(e.lab, e.client, name, args...)
+	if e.opts.socketLB {
+		return e.lab.ExecInCgroup(e.client.NS, append([]string{name}, args...)...)
 	}
 	return e.client.Exec(append([]string{name}, args...)...)
 }

@@ -28,7 +28,9 @@ func startSupervisor(c *Context, e *labEnv, plugins []supervisor.PluginConfig) (
 		}
 		cfg.Plugins = append(cfg.Plugins, p)
 	}
-	e.applyOptions(&cfg)
+	if err := e.applyOptions(&cfg); err != nil {
+		return nil, err
+	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err

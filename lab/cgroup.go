@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -161,4 +163,27 @@ func moveTo(cgroup string, pid int) error {
 		return fmt.Errorf("move pid %d to cgroup %s: %w", pid, cgroup, err)
 	}
 	return nil
+}
+
+// ExecInCgroup runs a command in ns to completion with the process born in
+// the lab's cgroup, and returns its combined output, like NS.Exec.
+func (l *Lab) ExecInCgroup(ns *NS, args ...string) ([]byte, error) {
+	if len(args) == 0 {
+		return nil, errors.New("exec: no command")
+	}
+	if l.Cgroup == "" {
+		return nil, fmt.Errorf("exec %s: lab has no cgroup (Options.Cgroup)", args[0])
+	}
+	cg, err := os.Open(l.Cgroup)
+	if err != nil {
+		return nil, fmt.Errorf("exec %s: open cgroup: %w", args[0], err)
+	}
+	defer cg.Close()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("%s in %s (cgroup): %w: %s", strings.Join(args, " "), ns.Name, err, bytesTrim(out))
+	}
+	return out, nil
 }
