@@ -11,7 +11,7 @@
 
 /* Constants are enums so bpf2go mirrors them into core/abi. */
 enum hp_abi_const {
-	HP_ABI_VERSION = 2, /* 2: context fields for ICMP errors, fragments, the slot and dst_sec_id; frag4, nat4, ipcache and policy maps; slot rev-snat before ct (later slots renumbered); versioned hp_event and monitor flags */
+	HP_ABI_VERSION = 3, /* 3: lb4_maglev is one ARRAY of table chunks (hp_maglev_chunk) at per-service offsets, hp_lb4_service.maglev_offset; hp_ctx.hops and .skip in former padding; peer/neigh redirect verdicts, HP_MARK_SEEN and HP_CFG_DIRECT_REDIRECT; ct layout 2 (hp_ct_entry_v2). 2: context fields for ICMP errors, fragments, the slot and dst_sec_id; frag4, nat4, ipcache and policy maps; slot rev-snat before ct (later slots renumbered); versioned hp_event and monitor flags */
 };
 
 /* Pipeline slots, in the order a packet visits them. Vendor slots sit between

@@ -16,7 +16,7 @@ import (
 type AbiHpAbiConst uint32
 
 const (
-	AbiHpAbiConstHP_ABI_VERSION AbiHpAbiConst = 2
+	AbiHpAbiConstHP_ABI_VERSION AbiHpAbiConst = 3
 )
 
 type AbiHpBankConst uint32
