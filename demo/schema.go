@@ -32,9 +32,9 @@ func (d *Demo) schema(ctx context.Context) error {
 			return nil
 		}
 	}
-	web1 := d.lab.Pods["web1"]
-	dst := web1.IP.String() + ":8081"
-	if _, err := lab.EchoServer(web1.NS, dst); err != nil {
+	web3 := d.lab.Pods["web3"]
+	dst := web3.IP.String() + ":8090"
+	if _, err := lab.EchoServer(web3.NS, dst); err != nil {
 		return err
 	}
 	var streams []*lab.Stream
@@ -51,7 +51,7 @@ func (d *Demo) schema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.step("Schema migration: ct upgraded to a build with another CT value layout and back, %d streams client -> web1 and %d CT entries live", schemaStreams, len(before))
+	d.step("Schema migration: ct upgraded to a build with another CT value layout and back, %d streams client -> web3 and %d CT entries live", schemaStreams, len(before))
 	var took []string
 	for _, bin := range []string{up, down} {
 		d.say("$ hotpath plugin upgrade ct --binary %s --health-window 1s", bin)
