@@ -51,7 +51,7 @@ func (d *Demo) schema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.step("Schema migration: ct upgraded to a build with another CT value layout and back, %d streams client -> web3 and %d CT entries live", schemaStreams, len(before))
+	d.step("Schema migration: ct upgraded to a build with another CT value layout and back, %d streams client -> web3 and %d long-lived CT entries", schemaStreams, len(before))
 	var took []string
 	for _, bin := range []string{up, down} {
 		d.say("$ hotpath plugin upgrade ct --binary %s --health-window 1s", bin)
@@ -112,7 +112,9 @@ func (d *Demo) showLayout2(dst string) {
 	}
 }
 
-// ctCounters reads the packet counter of every ct4 entry, either layout.
+// ctCounters reads the packet counter of every ct4 entry of either layout
+// that lives for another minute at least: closed connections of earlier
+// steps expire meanwhile and GC rightly deletes them.
 func (d *Demo) ctCounters() (map[abi.CTTuple]uint64, error) {
 	m, err := ebpf.LoadPinnedMap(pin.Layout{Root: d.lab.BPFFS}.Map(abi.MapCT4), nil)
 	if err != nil {
@@ -120,8 +122,11 @@ func (d *Demo) ctCounters() (map[abi.CTTuple]uint64, error) {
 	}
 	defer m.Close()
 	out := map[abi.CTTuple]uint64{}
+	alive := ctmap.Now() + 60
 	err = ctmap.Scan(m, func(k *abi.CTTuple, v *abi.CTEntry) bool {
-		out[*k] = v.Packets
+		if v.Lifetime >= alive {
+			out[*k] = v.Packets
+		}
 		return true
 	})
 	return out, err

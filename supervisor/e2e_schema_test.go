@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,4 +209,60 @@ func TestPrivilegedUpgradeCTLayoutRollbackAndRefusal(t *testing.T) {
 
 func ebpfPinned(env *e2e.Env, name string) (*ebpf.Map, error) {
 	return ebpf.LoadPinnedMap(pin.Layout{Root: env.Lab.BPFFS}.Map(name), nil)
+}
+
+// A supervisor killed in the health window of an upgrade that migrated the
+// maps finishes the upgrade on restart: generation N ran against the old
+// maps, which are gone, so a rollback there would need a migration back.
+// The new build serves with the maps in its layout, every entry kept, and
+// the next upgrade migrates them back.
+func TestPrivilegedUpgradeCTLayoutSupervisorKilled(t *testing.T) {
+	const entries = 20_000
+	env, ss, srv := resizeEnv(t, 64<<10, 1, nil, "ct", "lb")
+	fillCT(t, env, entries)
+	before := readCT(t, env)
+	v2 := e2e.CTLayout(t, "2.0.0-layout2", 2)
+	done := make(chan error, 1)
+	go func() {
+		_, err := upgrade(env, "ct", v2, 10*time.Second)
+		done <- err
+	}()
+	waitFor(t, "the migration to flip", 20*time.Second, func() bool {
+		st, _ := supervisor.LoadState(env.StateDir)
+		return st != nil && st.Upgrade != nil && st.Upgrade.Phase == "flipped"
+	})
+	st, _ := supervisor.LoadState(env.StateDir)
+	newPid := st.Upgrade.New.Pid
+	env.Sup.Kill(syscall.SIGKILL)
+	env.Sup.Wait(5 * time.Second)
+	<-done
+
+	env.StartSupervisor(pluginFlags(env, "ct", "lb")...)
+	p := env.PluginStatus("ct")
+	if p.Version != "2.0.0-layout2" || p.Pid != newPid || !p.GCLease || !p.Healthy {
+		t.Fatalf("ct after the restart: %+v, want the new instance %d with the lease", p, newPid)
+	}
+	if l := ctLayout(t, env); l != 2 {
+		t.Fatalf("maps in layout %d after the restart, want 2", l)
+	}
+	if st, _ := supervisor.LoadState(env.StateDir); st.Upgrade != nil || st.Remap != nil {
+		t.Errorf("state left: upgrade %+v, remap %+v", st.Upgrade, st.Remap)
+	}
+	after := readCT(t, env)
+	checkKept(t, "after the restart", entries, before, after)
+	pkts := streamEntries(t, env, ss, srv, after)
+	time.Sleep(300 * time.Millisecond)
+	if now := streamEntries(t, env, ss, srv, readCT(t, env)); now[0] <= pkts[0] {
+		t.Errorf("stream not tracked after the restart: %d -> %d", pkts[0], now[0])
+	}
+	if _, err := upgrade(env, "ct", e2e.CTLayout(t, "1.0.0-layout1", 1), 500*time.Millisecond); err != nil {
+		t.Fatalf("upgrade back to layout 1 after the recovery: %v", err)
+	}
+	if l := ctLayout(t, env); l != 1 {
+		t.Fatalf("maps in layout %d after the upgrade back, want 1", l)
+	}
+	checkKept(t, "after the upgrade back", entries, before, readCT(t, env))
+	if st := ss[0].Stop(); st.Err != nil {
+		t.Errorf("stream broke: %v", st.Err)
+	}
 }

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -134,4 +135,37 @@ func migrationNames(migs []Migration) string {
 		parts = append(parts, fmt.Sprintf("%s %d->%d", m.Map, m.From, m.To))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// migratedForward tells whether the maps of an interrupted upgrade's
+// migrations are pinned in the new layout: its remap got past the flip
+// (remaptx.go finished it, or it had committed).
+func (s *Supervisor) migratedForward(u *UpgradeState) bool {
+	if len(u.Migrations) == 0 {
+		return false
+	}
+	for _, mg := range u.Migrations {
+		m := s.maps.ByName[mg.Map]
+		if m == nil || pin.LayoutOf(mg.Map, m) != mg.To {
+			return false
+		}
+	}
+	return true
+}
+
+// pinnedPrograms finds the programs plugin name loaded for generation gen
+// where every hotpath plugin pins them (pin.Layout.Prog), one per slot it
+// held: what an upgrade interrupted inside its migration had not recorded.
+func (s *Supervisor) pinnedPrograms(name string, ps *PluginState, gen uint32) map[string]string {
+	out := map[string]string{}
+	for slot := range ps.Programs {
+		p := s.layout.Prog(name, gen, slot)
+		if _, err := os.Stat(p); err == nil {
+			out[slot] = p
+		}
+	}
+	if len(out) != len(ps.Programs) {
+		return ps.Programs // finishRemap recorded them, or nothing better is known
+	}
+	return out
 }

@@ -119,6 +119,12 @@ func (tx *upgradeTx) migrate(ctx context.Context) error {
 	s := tx.s
 	plan, err := s.migrationPlan(tx.migs, false)
 	if err == nil {
+		s.mu.Lock()
+		tx.u.Phase = phaseMigrating
+		err = s.saveStateLocked()
+		s.mu.Unlock()
+	}
+	if err == nil {
 		var res *RemapResult
 		res, err = s.remap(ctx, RemapPlan{Maps: plan, Reason: "upgrade", Loaders: map[string]*host.Instance{tx.name: tx.inst}})
 		if err == nil {
