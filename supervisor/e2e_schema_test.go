@@ -69,6 +69,17 @@ func TestPrivilegedUpgradeCTLayoutUnderLoad(t *testing.T) {
 	const entries, streams = 200_000, 50
 	env, ss, srv := resizeEnv(t, 256<<10, streams, nil, "ct", "lb")
 	fillCT(t, env, entries)
+	// One more entry whose report times say when it last saw a packet:
+	// the ct build's own conversion starts layout 2's last_seen there.
+	marked := synthKey(entries)
+	func() {
+		m := pinnedCT(t, env)
+		defer m.Close()
+		e := abi.CTEntry{Packets: 1, Lifetime: ctmap.Now() + 86400, LastTxReport: 12345, LastRxReport: 100, Created: 7}
+		if err := m.Put(&marked, &e); err != nil {
+			t.Fatal(err)
+		}
+	}()
 	before := readCT(t, env)
 	pkts := streamEntries(t, env, ss, srv, before)
 	if l := ctLayout(t, env); l != 1 {
@@ -105,6 +116,15 @@ func TestPrivilegedUpgradeCTLayoutUnderLoad(t *testing.T) {
 		checkKept(t, fmt.Sprintf("after the upgrade to layout %d", step.layout), entries, before, after)
 		before = after
 		if step.layout == 2 {
+			if !strings.Contains(res.Migrations[0].What, "plugin ct") {
+				t.Errorf("migration %+v: want the ct build converting", res.Migrations[0])
+			}
+			m := pinnedCT(t, env)
+			e, err := ctmap.Lookup(m, &marked)
+			m.Close()
+			if err != nil || e.LastSeen != 12345 {
+				t.Errorf("marked entry after the migration: %+v, %v; want last_seen 12345 from the ct build's conversion", e, err)
+			}
 			// The replies of the streams are counted in layout 2's fields.
 			waitFor(t, "reply counters in layout 2", 5*time.Second, func() bool {
 				return replyCounters(t, env, ss, srv) > 0

@@ -9,6 +9,7 @@ import (
 	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugin"
+	"github.com/hotpath/hotpath/supervisor/host"
 )
 
 // A schema migration is a remap (remap.go) whose new maps have another
@@ -16,8 +17,9 @@ import (
 // version of a map it owns (plugin.Own) migrates the pinned maps up or down
 // before its programs go live, and a rollback of that upgrade migrates them
 // back. The conversion is one mechanism for every map: fields carried by
-// name (pin.Converter), plus the map kind's registered fixup for what names
-// cannot say (ctmap.Fixup).
+// name (pin.Converter), then, when the meaning of a field changes, the
+// plugin's own Go code: the build that knows both layouts finishes each
+// batch of values (plugin.CommandMigrate, pluginConvert).
 
 // Migration is one map's layout change.
 type Migration struct {
@@ -62,8 +64,9 @@ func (s *Supervisor) migrations(d *plugin.Description) ([]Migration, error) {
 
 // migrationPlan builds the remap of migs (to each one's To, or back to its
 // From when down) and checks that every conversion can apply; it changes
-// nothing.
-func (s *Supervisor) migrationPlan(migs []Migration, down bool) ([]RemapMap, error) {
+// nothing. Of insts, the build that knows both layouts of a map finishes
+// its conversion (converterFor); with none, field names alone convert.
+func (s *Supervisor) migrationPlan(migs []Migration, down bool, insts ...*host.Instance) ([]RemapMap, error) {
 	specs, err := pin.SharedSpecs()
 	if err != nil {
 		return nil, err
@@ -99,27 +102,15 @@ func (s *Supervisor) migrationPlan(migs []Migration, down bool) ([]RemapMap, err
 		spec := toSpec.Copy()
 		spec.MaxEntries = cur.MaxEntries() // a migration keeps the size
 		migs[i].What = conv.String()
-		out = append(out, RemapMap{Name: mg.Map, Spec: spec, Convert: convertWith(conv, fixupFor(mg.Map, from, to)), Merge: mergeLayoutsFor(mg.Map)})
+		hook := pin.Convert(conv.Entry)
+		if inst := converterFor(mg.Map, from, to, insts...); inst != nil {
+			pc := &pluginConvert{inst: inst, name: mg.Map, from: from, to: to, conv: conv, src: cur}
+			hook = pc.entry
+			migs[i].What += fmt.Sprintf("; plugin %s %s converts", inst.Name, inst.Desc.Version)
+		}
+		out = append(out, RemapMap{Name: mg.Map, Spec: spec, Convert: hook, Merge: mergeLayoutsFor(mg.Map)})
 	}
 	return out, nil
-}
-
-// convertWith is the per-entry hook of a migration: by name, then fixup.
-func convertWith(c *pin.Converter, fixup func([]byte)) pin.Convert {
-	return func(key, value []byte) ([]byte, []byte, error) {
-		k, v, err := c.Entry(key, value)
-		if err == nil && fixup != nil {
-			fixup(v)
-		}
-		return k, v, err
-	}
-}
-
-func fixupFor(name string, from, to uint32) func([]byte) {
-	if slices.Contains(ctmap.Maps, name) {
-		return ctmap.Fixup(from, to)
-	}
-	return nil
 }
 
 func mergeLayoutsFor(name string) pin.Merge {
