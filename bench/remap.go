@@ -89,7 +89,7 @@ func remapLabRows(c *Context) ([]Row, error) {
 		return nil, err
 	}
 	return []Row{
-		{Name: "map resize: ct4 with 1M entries, 2Mi <-> 1.5Mi, under traffic: migration (batch copy + delta before the switch + merge after)",
+		{Name: "map resize: ct4 with 1M entries, 2Mi <-> 1.5Mi, under traffic: migration (copy + delta before the switch + merge after)",
 			Unit: "s", Samples: moved, Target: Below(2), Note: note},
 		{Name: "map resize: same, total (copy, ct and lb reload into a new generation, flip, grace period, merge, cleanup)", Unit: "s", Samples: total},
 		{Name: "map resize: same, ct and lb control paused (GC, commands) per resize", Unit: "s", Samples: pause},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -341,6 +342,13 @@ func TestPrivilegedMapResizeSupervisorKilled(t *testing.T) {
 			}
 			if left, _ := os.ReadDir(pin.Layout{Root: env.Lab.BPFFS}.RemapDir()); len(left) != 0 {
 				t.Errorf("pins left under remap/: %v", left)
+			}
+			gen := fmt.Sprint(env.PluginStatus("ct").Generation)
+			dirs, _ := os.ReadDir(filepath.Join(env.Lab.BPFFS, "plugins", "ct"))
+			for _, d := range dirs {
+				if d.Name() != gen && d.Name() != "maps" {
+					t.Errorf("program pins of generation %s left under plugins/ct (live: %s)", d.Name(), gen)
+				}
 			}
 			after := readCT(t, env)
 			checkKept(t, "after the restart", entries, before, after)

@@ -161,7 +161,7 @@ func (tx *remapTx) copy() error {
 		one.snap = snap
 		one.st.Entries, one.st.Copy = st.Entries, st.Took
 	}
-	return testFail("copy")
+	return nil
 }
 
 // pause deactivates every plugin using the maps: their background work
@@ -239,10 +239,13 @@ func (tx *remapTx) build(ctx context.Context) error {
 		return err
 	}
 	tx.next, tx.loaded = next, loaded
-	if err := tx.checkStale(); err != nil {
+	// Recorded so that a restart after a crash from here on removes the
+	// programs this build pinned.
+	tx.rec.NewGen = next
+	if err := tx.save(""); err != nil {
 		return err
 	}
-	return testFail("build")
+	return tx.checkStale()
 }
 
 // checkStale refuses a generation N+1 with a program that still uses an
@@ -509,15 +512,6 @@ func testPause(phase string) error {
 	return nil
 }
 
-// testFail fails a remap at step for HOTPATH_REMAP_FAIL=step, for the tests
-// of what a failure leaves. Never set outside tests.
-func testFail(step string) error {
-	if os.Getenv("HOTPATH_REMAP_FAIL") == step {
-		return fmt.Errorf("injected failure (HOTPATH_REMAP_FAIL=%s)", step)
-	}
-	return nil
-}
-
 // resolveRemap ends a remap a dead supervisor left in flight, before the
 // maps are opened: before the flip it is undone (the pins go back, the new
 // maps and the new generation's programs are dropped); after the flip it is
@@ -563,9 +557,11 @@ func (s *Supervisor) resolveRemap() error {
 			os.Remove(s.layout.Remap(rm.Name))
 		}
 	}
-	for name := range r.Programs {
-		if ps := s.state.Plugins[name]; ps == nil || ps.Generation != r.NewGen {
-			os.RemoveAll(s.layout.Plugin(name, r.NewGen))
+	if r.NewGen != 0 {
+		for name, ps := range s.state.Plugins {
+			if ps.Generation != r.NewGen {
+				os.RemoveAll(s.layout.Plugin(name, r.NewGen))
+			}
 		}
 	}
 	s.log.Warn("undid a map remap interrupted before its flip", "reason", r.Reason, "phase", r.Phase)

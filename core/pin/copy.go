@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"reflect"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -48,8 +49,10 @@ type Snapshot struct {
 	slots []int32
 	// cursor is where the next entry of a pass is expected: a map read
 	// again comes back almost in the same order (bucket by bucket), so most
-	// entries are found without hashing.
-	cursor int32
+	// entries are found without hashing. Not when the snapshot was read
+	// from another map (unordered): its order is the other map's.
+	cursor    int32
+	unordered bool
 }
 
 // copyBatch is the number of entries per batch lookup and update.
@@ -107,21 +110,23 @@ var errNoKernelCopy = errors.New("no in-kernel copy")
 // as the snapshot: nothing else writes dst before the switch, so it is
 // exactly what was copied, in src's layout.
 func copyInKernel(dst, src *ebpf.Map) (*Snapshot, CopyStats, error) {
-	failed, err := kernelCopy(dst, src)
+	copied, failed, err := kernelCopy(dst, src)
 	if err != nil {
 		return nil, CopyStats{}, fmt.Errorf("%w: %v", errNoKernelCopy, err)
 	}
-	if failed > 0 {
-		return nil, CopyStats{}, fmt.Errorf("in-kernel copy: %d entries did not fit", failed)
+	if failed {
+		return nil, CopyStats{}, fmt.Errorf("in-kernel copy: entries did not fit (%d copied)", copied)
 	}
 	s := NewSnapshot(src)
+	s.unordered = true
+	s.grow(copied + copied/8)
 	err = readAll(dst, func(keys, vals []byte, n int) error {
 		for i := 0; i < n; i++ {
 			s.add(keys[i*s.ks:(i+1)*s.ks], vals[i*s.vs:(i+1)*s.vs])
 		}
 		return nil
 	})
-	st := CopyStats{Entries: s.Len(), Written: s.Len()}
+	st := CopyStats{Entries: s.Len(), Written: copied}
 	if err != nil {
 		return nil, st, fmt.Errorf("read back the copy: %w", err)
 	}
@@ -136,22 +141,23 @@ func (s *Snapshot) Delta(dst, src *ebpf.Map, conv Convert) (CopyStats, error) {
 	start := time.Now()
 	s.cursor = 0
 	seen := make([]bool, s.Len())
+	// The pass's own reading becomes the snapshot, in src's order, so the
+	// merge pass after the switch finds its entries in order.
+	next := NewSnapshot(src)
+	next.grow(s.Len() + s.Len()/8)
 	w := newWriter(dst, conv)
 	st := CopyStats{}
 	err := readAll(src, func(keys, vals []byte, n int) error {
 		for i := 0; i < n; i++ {
 			k, v := keys[i*s.ks:(i+1)*s.ks], vals[i*s.vs:(i+1)*s.vs]
 			st.Entries++
+			next.add(k, v)
 			j := s.find(k)
 			if j >= 0 {
 				seen[j] = true
 				if bytes.Equal(s.val(j), v) {
 					continue
 				}
-				copy(s.val(j), v)
-			} else {
-				s.add(k, v)
-				seen = append(seen, true)
 			}
 			if err := w.put(k, v); err != nil {
 				return err
@@ -170,6 +176,7 @@ func (s *Snapshot) Delta(dst, src *ebpf.Map, conv Convert) (CopyStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("delta %s -> %s: %w", src, dst, err)
 	}
+	*s = *next
 	return st, nil
 }
 
@@ -268,9 +275,21 @@ func (s *Snapshot) insert(i int32) {
 	}
 }
 
-func (s *Snapshot) rehash() {
+// grow makes room for n entries at once, sparing the reallocations and
+// rehashes of a snapshot built entry by entry.
+func (s *Snapshot) grow(n int) {
+	s.keys = slices.Grow(s.keys, n*s.ks)
+	s.vals = slices.Grow(s.vals, n*s.vs)
+	if n*2 > len(s.slots) {
+		s.rehashFor(n)
+	}
+}
+
+func (s *Snapshot) rehash() { s.rehashFor(int(s.n)) }
+
+func (s *Snapshot) rehashFor(n int) {
 	size := 1024
-	for size < int(s.n)*4 {
+	for size < n*4 {
 		size *= 2
 	}
 	s.slots = make([]int32, size)
@@ -283,7 +302,7 @@ func (s *Snapshot) rehash() {
 // about the order they were added, so the entry after the last one found
 // is tried first.
 func (s *Snapshot) find(k []byte) int32 {
-	if c := s.cursor; c < s.n && bytes.Equal(s.key(c), k) {
+	if c := s.cursor; !s.unordered && c < s.n && bytes.Equal(s.key(c), k) {
 		s.cursor++
 		return c
 	}
@@ -304,7 +323,7 @@ func (s *Snapshot) find(k []byte) int32 {
 }
 
 // dropUnseen deletes from dst the snapshot entries a pass did not see in
-// src, and forgets them (their value is cleared, so a return counts as new).
+// src.
 func (s *Snapshot) dropUnseen(dst *ebpf.Map, conv Convert, seen []bool) (int, error) {
 	n := 0
 	for i := int32(0); int(i) < s.Len(); i++ {
@@ -318,7 +337,6 @@ func (s *Snapshot) dropUnseen(dst *ebpf.Map, conv Convert, seen []bool) (int, er
 		if err := dst.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return n, fmt.Errorf("delete: %w", err)
 		}
-		clear(s.val(i))
 		n++
 	}
 	return n, nil

@@ -26,6 +26,7 @@ func LoadStage(l pin.Layout, gen uint32) (*ebpf.Program, string, error) {
 		return nil, "", err
 	}
 	defer pin.CloseAll(maps)
+	pin.Fit(spec, maps) // shared maps the supervisor sized (config, live resize)
 	verdicts, err := openVerdicts(l)
 	if err != nil {
 		return nil, "", err

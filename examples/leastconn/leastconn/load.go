@@ -47,6 +47,7 @@ func LoadStage(l pin.Layout, cfg Config) (*ebpf.Program, error) {
 		return nil, err
 	}
 	defer pin.CloseAll(maps)
+	pin.Fit(spec, maps) // shared maps the supervisor sized (config, live resize)
 	counts, err := OpenCounts(l)
 	if err != nil {
 		return nil, err
