@@ -104,7 +104,7 @@ func TestPrivilegedUpgradeCTLayoutUnderLoad(t *testing.T) {
 		if l := ctLayout(t, env); l != step.layout {
 			t.Fatalf("after the upgrade to layout %d the maps have layout %d", step.layout, l)
 		}
-		if now := ct4Status(t, env); now.ID == old.ID || now.MaxEntries != old.MaxEntries {
+		if now := ct4Status(t, env); now.ID == old.ID || now.MaxEntries != old.MaxEntries || now.Layout != step.layout {
 			t.Fatalf("ct4 after the migration: %+v (was %+v): want a new map of the same size", now, old)
 		}
 		p := env.PluginStatus("ct")
