@@ -286,3 +286,25 @@ func TestPrivilegedUpgradeCTLayoutSupervisorKilled(t *testing.T) {
 		t.Errorf("stream broke: %v", st.Err)
 	}
 }
+
+// A node started with a ct build of layout 2 gets maps of layout 2: the
+// maps this start created are empty and unused, so they take the layout
+// their owner declares, and the datapath fills layout 2's fields.
+func TestPrivilegedStartCTLayout2(t *testing.T) {
+	v2 := e2e.CTLayout(t, "2.0.0-layout2", 2)
+	env, ss, srv := resizeEnv(t, 64<<10, 2, nil, "ct="+v2, "lb")
+	if l := ctLayout(t, env); l != 2 {
+		t.Fatalf("maps of a node started with ct layout 2 have layout %d", l)
+	}
+	if m := ct4Status(t, env); m.Layout != 2 || m.MaxEntries != 64<<10 {
+		t.Fatalf("ct4 status %+v, want layout 2 and the configured size", m)
+	}
+	waitFor(t, "reply counters in layout 2", 5*time.Second, func() bool {
+		return replyCounters(t, env, ss, srv) > 0
+	})
+	for i, s := range ss {
+		if st := s.Stop(); st.Err != nil {
+			t.Errorf("stream %d broke: %v", i, st.Err)
+		}
+	}
+}

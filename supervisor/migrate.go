@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugin"
@@ -159,4 +161,52 @@ func (s *Supervisor) pinnedPrograms(name string, ps *PluginState, gen uint32) ma
 		return ps.Programs // finishRemap recorded them, or nothing better is known
 	}
 	return out
+}
+
+// freshLayouts gives the maps this start created (empty, used by no program
+// yet) the layout the plugin that owns them declares, so a node can start
+// on a build of another layout than the SDK's first one. A map that held
+// entries before is left alone: only an upgrade migrates it.
+func (s *Supervisor) freshLayouts(d *plugin.Description) error {
+	s.mu.Lock()
+	migs, err := s.migrations(d)
+	s.mu.Unlock()
+	if err != nil || len(migs) == 0 {
+		return err
+	}
+	specs, err := pin.SharedSpecs()
+	if err != nil {
+		return err
+	}
+	for _, mg := range migs {
+		if !slices.Contains(s.maps.Created, mg.Map) {
+			continue // the compatibility check refuses it, naming the upgrade
+		}
+		spec, err := pin.SpecVersion(specs[mg.Map], mg.Map, mg.To)
+		if err != nil {
+			return err
+		}
+		old := s.sharedMap(mg.Map)
+		spec = spec.Copy()
+		spec.MaxEntries, spec.Pinning = old.MaxEntries(), ebpf.PinNone
+		m, err := ebpf.NewMap(spec)
+		if err != nil {
+			return fmt.Errorf("create %s in layout %d: %w", mg.Map, mg.To, err)
+		}
+		path := s.layout.Shared(mg.Map)
+		if err := os.Remove(path); err != nil {
+			m.Close()
+			return fmt.Errorf("replace the fresh %s: %w", mg.Map, err)
+		}
+		if err := m.Pin(path); err != nil {
+			m.Close()
+			return fmt.Errorf("pin %s in layout %d: %w", mg.Map, mg.To, err)
+		}
+		s.mu.Lock()
+		s.useMap(mg.Map, m)
+		s.mu.Unlock()
+		old.Close()
+		s.log.Info("created map in the layout its owner declares", "map", mg.Map, "layout", mg.To, "plugin", d.Name)
+	}
+	return nil
 }
