@@ -25,6 +25,8 @@ build:
 	@# The demo upgrades ct to a second build and shows a broken build rolled back.
 	$(GO) build -ldflags "-X $(CT_PKG).Version=0.2.0" -o $(BIN)/demo/hotpath-ct-0.2.0 ./cmd/hotpath-ct
 	$(GO) build -ldflags "-X $(CT_PKG).Version=0.3.0-broken" -o $(BIN)/demo/faultyct ./internal/faultyct
+	@# ... and migrates the CT maps to a build writing CT value layout 2 and back.
+	$(GO) build -ldflags "-X $(CT_PKG).Version=0.4.0-layout2 -X $(CT_PKG).CTLayout=2" -o $(BIN)/demo/hotpath-ct-layout2 ./cmd/hotpath-ct
 	cd $(EXAMPLE) && $(GO) build -o $(CURDIR)/$(BIN)/hotpath-leastconn .
 
 # Regenerates the committed BPF objects and Go bindings (needs clang) and the

@@ -1,5 +1,5 @@
 // Package demo is `make demo` (demo/cmd/demo): a lab of namespaces, a supervisor with its
-// plugins, live traffic, a plugin killed under load, a live map resize, and a summary.
+// plugins, live traffic, a plugin killed under load, a live map resize, a schema migration, and a summary.
 package demo
 
 import (
@@ -68,6 +68,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := d.resize(ctx); err != nil {
+		return err
+	}
+	if err := d.schema(ctx); err != nil {
 		return err
 	}
 	if err := d.policy(ctx); err != nil {

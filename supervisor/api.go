@@ -14,6 +14,7 @@ import (
 
 	"github.com/hotpath/hotpath/cluster"
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/core/plugin"
 )
 
@@ -59,6 +60,7 @@ type MapStatus struct {
 	Type       string `json:"type"`
 	MaxEntries uint32 `json:"max_entries"`
 	Pin        string `json:"pin"`
+	Layout     uint32 `json:"layout"` // value layout version (pin.Versioned maps have several)
 }
 
 // InvokeRequest is the body of POST /v1/plugins/{name}/invoke.
@@ -250,7 +252,7 @@ func (s *Supervisor) Status() Status {
 		if err != nil {
 			continue
 		}
-		st.Maps = append(st.Maps, MapStatus{Name: name, ID: uint32(s.maps.IDs[name]), Type: info.Type.String(), MaxEntries: info.MaxEntries, Pin: s.layout.Shared(name)})
+		st.Maps = append(st.Maps, MapStatus{Name: name, ID: uint32(s.maps.IDs[name]), Type: info.Type.String(), MaxEntries: info.MaxEntries, Pin: s.layout.Shared(name), Layout: pin.LayoutOf(name, m)})
 	}
 	sort.Slice(st.Maps, func(i, j int) bool { return st.Maps[i].Name < st.Maps[j].Name })
 	if s.sync != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,6 +69,17 @@ func TestPrivilegedUpgradeCTLayoutUnderLoad(t *testing.T) {
 	const entries, streams = 200_000, 50
 	env, ss, srv := resizeEnv(t, 256<<10, streams, nil, "ct", "lb")
 	fillCT(t, env, entries)
+	// One more entry whose report times say when it last saw a packet:
+	// the ct build's own conversion starts layout 2's last_seen there.
+	marked := synthKey(entries)
+	func() {
+		m := pinnedCT(t, env)
+		defer m.Close()
+		e := abi.CTEntry{Packets: 1, Lifetime: ctmap.Now() + 86400, LastTxReport: 12345, LastRxReport: 100, Created: 7}
+		if err := m.Put(&marked, &e); err != nil {
+			t.Fatal(err)
+		}
+	}()
 	before := readCT(t, env)
 	pkts := streamEntries(t, env, ss, srv, before)
 	if l := ctLayout(t, env); l != 1 {
@@ -92,7 +104,7 @@ func TestPrivilegedUpgradeCTLayoutUnderLoad(t *testing.T) {
 		if l := ctLayout(t, env); l != step.layout {
 			t.Fatalf("after the upgrade to layout %d the maps have layout %d", step.layout, l)
 		}
-		if now := ct4Status(t, env); now.ID == old.ID || now.MaxEntries != old.MaxEntries {
+		if now := ct4Status(t, env); now.ID == old.ID || now.MaxEntries != old.MaxEntries || now.Layout != step.layout {
 			t.Fatalf("ct4 after the migration: %+v (was %+v): want a new map of the same size", now, old)
 		}
 		p := env.PluginStatus("ct")
@@ -104,6 +116,15 @@ func TestPrivilegedUpgradeCTLayoutUnderLoad(t *testing.T) {
 		checkKept(t, fmt.Sprintf("after the upgrade to layout %d", step.layout), entries, before, after)
 		before = after
 		if step.layout == 2 {
+			if !strings.Contains(res.Migrations[0].What, "plugin ct") {
+				t.Errorf("migration %+v: want the ct build converting", res.Migrations[0])
+			}
+			m := pinnedCT(t, env)
+			e, err := ctmap.Lookup(m, &marked)
+			m.Close()
+			if err != nil || e.LastSeen != 12345 {
+				t.Errorf("marked entry after the migration: %+v, %v; want last_seen 12345 from the ct build's conversion", e, err)
+			}
 			// The replies of the streams are counted in layout 2's fields.
 			waitFor(t, "reply counters in layout 2", 5*time.Second, func() bool {
 				return replyCounters(t, env, ss, srv) > 0
@@ -208,4 +229,82 @@ func TestPrivilegedUpgradeCTLayoutRollbackAndRefusal(t *testing.T) {
 
 func ebpfPinned(env *e2e.Env, name string) (*ebpf.Map, error) {
 	return ebpf.LoadPinnedMap(pin.Layout{Root: env.Lab.BPFFS}.Map(name), nil)
+}
+
+// A supervisor killed in the health window of an upgrade that migrated the
+// maps finishes the upgrade on restart: generation N ran against the old
+// maps, which are gone, so a rollback there would need a migration back.
+// The new build serves with the maps in its layout, every entry kept, and
+// the next upgrade migrates them back.
+func TestPrivilegedUpgradeCTLayoutSupervisorKilled(t *testing.T) {
+	const entries = 20_000
+	env, ss, srv := resizeEnv(t, 64<<10, 1, nil, "ct", "lb")
+	fillCT(t, env, entries)
+	before := readCT(t, env)
+	v2 := e2e.CTLayout(t, "2.0.0-layout2", 2)
+	done := make(chan error, 1)
+	go func() {
+		_, err := upgrade(env, "ct", v2, 10*time.Second)
+		done <- err
+	}()
+	waitFor(t, "the migration to flip", 20*time.Second, func() bool {
+		st, _ := supervisor.LoadState(env.StateDir)
+		return st != nil && st.Upgrade != nil && st.Upgrade.Phase == "flipped"
+	})
+	st, _ := supervisor.LoadState(env.StateDir)
+	newPid := st.Upgrade.New.Pid
+	env.Sup.Kill(syscall.SIGKILL)
+	env.Sup.Wait(5 * time.Second)
+	<-done
+
+	env.StartSupervisor(pluginFlags(env, "ct", "lb")...)
+	p := env.PluginStatus("ct")
+	if p.Version != "2.0.0-layout2" || p.Pid != newPid || !p.GCLease || !p.Healthy {
+		t.Fatalf("ct after the restart: %+v, want the new instance %d with the lease", p, newPid)
+	}
+	if l := ctLayout(t, env); l != 2 {
+		t.Fatalf("maps in layout %d after the restart, want 2", l)
+	}
+	if st, _ := supervisor.LoadState(env.StateDir); st.Upgrade != nil || st.Remap != nil {
+		t.Errorf("state left: upgrade %+v, remap %+v", st.Upgrade, st.Remap)
+	}
+	after := readCT(t, env)
+	checkKept(t, "after the restart", entries, before, after)
+	pkts := streamEntries(t, env, ss, srv, after)
+	time.Sleep(300 * time.Millisecond)
+	if now := streamEntries(t, env, ss, srv, readCT(t, env)); now[0] <= pkts[0] {
+		t.Errorf("stream not tracked after the restart: %d -> %d", pkts[0], now[0])
+	}
+	if _, err := upgrade(env, "ct", e2e.CTLayout(t, "1.0.0-layout1", 1), 500*time.Millisecond); err != nil {
+		t.Fatalf("upgrade back to layout 1 after the recovery: %v", err)
+	}
+	if l := ctLayout(t, env); l != 1 {
+		t.Fatalf("maps in layout %d after the upgrade back, want 1", l)
+	}
+	checkKept(t, "after the upgrade back", entries, before, readCT(t, env))
+	if st := ss[0].Stop(); st.Err != nil {
+		t.Errorf("stream broke: %v", st.Err)
+	}
+}
+
+// A node started with a ct build of layout 2 gets maps of layout 2: the
+// maps this start created are empty and unused, so they take the layout
+// their owner declares, and the datapath fills layout 2's fields.
+func TestPrivilegedStartCTLayout2(t *testing.T) {
+	v2 := e2e.CTLayout(t, "2.0.0-layout2", 2)
+	env, ss, srv := resizeEnv(t, 64<<10, 2, nil, "ct="+v2, "lb")
+	if l := ctLayout(t, env); l != 2 {
+		t.Fatalf("maps of a node started with ct layout 2 have layout %d", l)
+	}
+	if m := ct4Status(t, env); m.Layout != 2 || m.MaxEntries != 64<<10 {
+		t.Fatalf("ct4 status %+v, want layout 2 and the configured size", m)
+	}
+	waitFor(t, "reply counters in layout 2", 5*time.Second, func() bool {
+		return replyCounters(t, env, ss, srv) > 0
+	})
+	for i, s := range ss {
+		if st := s.Stop(); st.Err != nil {
+			t.Errorf("stream %d broke: %v", i, st.Err)
+		}
+	}
 }

@@ -95,6 +95,9 @@ func (s *Supervisor) startPlugins(ctx context.Context) error {
 			m.inst = inst
 			s.adoption.PluginsStarted = append(s.adoption.PluginsStarted, base.Name)
 		}
+		if err := s.freshLayouts(m.inst.Desc); err != nil {
+			return err
+		}
 		if err := s.checkPlugin(m.inst.Desc, claimed); err != nil {
 			return err
 		}

@@ -16,6 +16,16 @@ func (s *Supervisor) resolveUpgrade() error {
 		return nil
 	}
 	ps := s.state.Plugins[u.Plugin]
+	if u.Phase != phaseCommitted && ps != nil && s.migratedForward(u) {
+		// The maps are in the new build's layout already, and generation
+		// N, against the old maps, is gone: rolling back would need a
+		// migration back, which needs running plugins. Finish it forward.
+		u.Phase, u.NewGen = phaseCommitted, s.gens.Active()
+		if len(u.Programs) == 0 {
+			u.Programs = s.pinnedPrograms(u.Plugin, ps, u.NewGen)
+		}
+		s.log.Warn("an upgrade that migrated maps was interrupted before its commit: finishing it", "plugin", u.Plugin, "migrations", migrationNames(u.Migrations))
+	}
 	if u.Phase == phaseCommitted && ps != nil {
 		ps.Programs, ps.Reattach, ps.Path, ps.SHA256 = u.Programs, u.New, u.Binary, u.SHA256
 		if u.To != "" {

@@ -47,6 +47,7 @@ type UpgradeResult struct {
 // Upgrade phases, as persisted in UpgradeState.Phase.
 const (
 	phaseStarting  = "starting"  // new instance started; generation N live
+	phaseMigrating = "migrating" // a remap migrates the maps the new build owns (remaptx.go)
 	phaseFlipped   = "flipped"   // N+1 live, health gate and lease handoff running
 	phaseCommitted = "committed" // the new instance holds the lease and is the plugin
 )

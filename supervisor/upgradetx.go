@@ -91,7 +91,7 @@ func (tx *upgradeTx) prepare(ctx context.Context) error {
 	if len(tx.migs) > 0 {
 		// Checked now, before anything changes: a conversion that cannot
 		// apply refuses the upgrade. The migration itself is the flip.
-		if _, err := s.migrationPlan(tx.migs, false); err != nil {
+		if _, err := s.migrationPlan(tx.migs, false, inst, tx.old); err != nil {
 			tx.end()
 			inst.Kill()
 			return err
@@ -117,7 +117,13 @@ func (tx *upgradeTx) prepare(ctx context.Context) error {
 // old maps and generation N serving, and the upgrade is refused.
 func (tx *upgradeTx) migrate(ctx context.Context) error {
 	s := tx.s
-	plan, err := s.migrationPlan(tx.migs, false)
+	plan, err := s.migrationPlan(tx.migs, false, tx.inst, tx.old)
+	if err == nil {
+		s.mu.Lock()
+		tx.u.Phase = phaseMigrating
+		err = s.saveStateLocked()
+		s.mu.Unlock()
+	}
 	if err == nil {
 		var res *RemapResult
 		res, err = s.remap(ctx, RemapPlan{Maps: plan, Reason: "upgrade", Loaders: map[string]*host.Instance{tx.name: tx.inst}})
@@ -151,7 +157,9 @@ func (tx *upgradeTx) migrate(ctx context.Context) error {
 func (tx *upgradeTx) migrateBack(ctx context.Context) error {
 	s := tx.s
 	tx.inst.Kill()
-	plan, err := s.migrationPlan(tx.migs, true)
+	// Converted by field names, or by the old build if it knows both
+	// layouts (a rolled back downgrade): the new build is gone.
+	plan, err := s.migrationPlan(tx.migs, true, tx.old)
 	if err != nil {
 		return err
 	}

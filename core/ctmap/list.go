@@ -122,7 +122,7 @@ func NewRecordOf(mapName string, layout uint32, k *abi.CTTuple, v *Entry, now ui
 	if layout >= 2 {
 		r.RxPackets, r.RxBytes = v.RxPackets, v.RxBytes
 		if v.LastSeen != 0 {
-			r.LastSeen = int64(now) - int64(v.LastSeen)
+			r.LastSeen = max(0, int64(now)-int64(v.LastSeen)) // the datapath may have moved on since now was read
 		}
 	}
 	return r

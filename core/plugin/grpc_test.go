@@ -32,7 +32,7 @@ func (d *echoDatapath) Describe(_ context.Context, req *DescribeRequest) (*Descr
 	return &Description{
 		Name: "echo", Version: "1.2.3", ABIVersion: 7, Slots: []string{"ct", "lb"},
 		Hooks:       map[string][]string{"lb": {"ingress"}},
-		Maps:        []MapSchema{{Name: "ct4", Type: "LRUHash", KeySize: 16, ValueSize: 64}, {Name: "pctx", Type: "PerCPUArray", KeySize: 4, ValueSize: 128, MaxEntries: 1}},
+		Maps:        []MapSchema{{Name: "ct4", Type: "LRUHash", KeySize: 16, ValueSize: 72, Version: 2}, {Name: "pctx", Type: "PerCPUArray", KeySize: 4, ValueSize: 128, MaxEntries: 1}},
 		PrivateMaps: []string{"state"}, Commands: []string{"echo"}, GC: true,
 	}, d.fail
 }
@@ -195,6 +195,43 @@ func TestGRPCOlderMinor(t *testing.T) {
 	var re *RemoteError
 	if status.Code(errors.Unwrap(err)) != codes.Unimplemented || errors.As(err, &re) {
 		t.Fatalf("metrics of a %d.%d plugin: %v, want Unimplemented", ProtocolVersion, MinorMetrics-1, err)
+	}
+}
+
+// A server of a minor version before map layouts sends none: the host
+// sees the schemas as such a plugin declares them.
+func TestGRPCOlderMinorHasNoLayouts(t *testing.T) {
+	c, _ := serve(t, &echoDatapath{}, MinorMapVersions-1)
+	d, err := c.Describe(context.Background(), &DescribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Maps[0].Name != "ct4" || d.Maps[0].Version != 0 || d.Maps[0].ValueSize != 72 {
+		t.Fatalf("schema from a %d.%d plugin: %+v, want no version", ProtocolVersion, MinorMapVersions-1, d.Maps[0])
+	}
+}
+
+func TestHandleMigrate(t *testing.T) {
+	req := MigrateRequest{Map: "ct4", From: 1, To: 2, KeySize: 2, OldSize: 1, NewSize: 2, Count: 2,
+		Keys: []byte{1, 1, 2, 2}, Old: []byte{7, 9}, New: []byte{7, 0, 9, 0}}
+	args, _ := json.Marshal(&req)
+	out, err := HandleMigrate(args, func(r *MigrateRequest) error {
+		for i := 0; i < r.Count; i++ {
+			r.New[i*2+1] = r.Old[i] + 1 // a field whose meaning changed
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res MigrateResult
+	if err := json.Unmarshal(out, &res); err != nil || !reflect.DeepEqual(res.New, []byte{7, 8, 9, 10}) {
+		t.Fatalf("migrated %v, %v; want [7 8 9 10]", res.New, err)
+	}
+	req.Count = 3
+	args, _ = json.Marshal(&req)
+	if _, err := HandleMigrate(args, func(*MigrateRequest) error { t.Fatal("called on a bad request"); return nil }); err == nil {
+		t.Fatal("a request whose sizes do not add up was accepted")
 	}
 }
 

@@ -75,7 +75,7 @@ func (p *Plugin) Describe(ctx context.Context, req *plugin.DescribeRequest) (*pl
 	return &plugin.Description{
 		Name: "ct", Version: Version, ABIVersion: abi.Version,
 		Slots: []string{Slot}, Maps: schemas, GC: true,
-		Commands: []string{"gc", "stats"},
+		Commands: []string{"gc", "stats", plugin.CommandMigrate},
 	}, nil
 }
 
@@ -180,6 +180,8 @@ func (p *Plugin) Invoke(ctx context.Context, req *plugin.InvokeRequest) (json.Ra
 	gc := p.gc
 	p.mu.Unlock()
 	switch req.Command {
+	case plugin.CommandMigrate:
+		return plugin.HandleMigrate(req.Args, migrate)
 	case "gc":
 		if gc == nil || p.cancel == nil {
 			return nil, fmt.Errorf("ct gc: this instance holds no GC lease")
