@@ -11,7 +11,6 @@ import (
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/pin"
-	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
@@ -24,20 +23,11 @@ const (
 // holds a hundred thousand more entries: every entry and counter stays,
 // no stream notices.
 func (d *Demo) resize(ctx context.Context) error {
-	web3 := d.lab.Pods["web3"]
-	dst := web3.IP.String() + ":8080"
-	if _, err := lab.EchoServer(web3.NS, dst); err != nil {
+	_, streams, err := d.webStreams(ctx, "8080", resizeStreams)
+	if err != nil {
 		return err
 	}
-	var streams []*lab.Stream
-	for i := 0; i < resizeStreams; i++ {
-		s, err := lab.StartStream(ctx, d.lab.Pods["client"].NS, dst, 512, 20*time.Millisecond)
-		if err != nil {
-			return err
-		}
-		defer s.Stop()
-		streams = append(streams, s)
-	}
+	defer stopStreams(streams)
 	d.step("Live map resize: ct4 holds %d more entries; %d streams client -> web3 run while it grows and shrinks back", resizeEntries, resizeStreams)
 	ct, err := ebpf.LoadPinnedMap(pin.Layout{Root: d.lab.BPFFS}.Map(abi.MapCT4), nil)
 	if err != nil {
@@ -72,12 +62,7 @@ func (d *Demo) resize(ctx context.Context) error {
 			kept++
 		}
 	}
-	broken := 0
-	for _, s := range streams {
-		if s.Stats().Err != nil {
-			broken++
-		}
-	}
+	broken := brokenStreams(streams)
 	if kept != len(before) || broken != 0 {
 		return fmt.Errorf("resize under traffic: %d of %d entries kept, %d of %d streams broken", kept, len(before), broken, len(streams))
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/pin"
-	"github.com/hotpath/hotpath/lab"
 	"github.com/hotpath/hotpath/supervisor"
 )
 
@@ -32,20 +31,11 @@ func (d *Demo) schema(ctx context.Context) error {
 			return nil
 		}
 	}
-	web3 := d.lab.Pods["web3"]
-	dst := web3.IP.String() + ":8090"
-	if _, err := lab.EchoServer(web3.NS, dst); err != nil {
+	dst, streams, err := d.webStreams(ctx, "8090", schemaStreams)
+	if err != nil {
 		return err
 	}
-	var streams []*lab.Stream
-	for i := 0; i < schemaStreams; i++ {
-		s, err := lab.StartStream(ctx, d.lab.Pods["client"].NS, dst, 512, 20*time.Millisecond)
-		if err != nil {
-			return err
-		}
-		defer s.Stop()
-		streams = append(streams, s)
-	}
+	defer stopStreams(streams)
 	time.Sleep(300 * time.Millisecond)
 	before, err := d.ctCounters()
 	if err != nil {
@@ -83,12 +73,7 @@ func (d *Demo) schema(ctx context.Context) error {
 			kept++
 		}
 	}
-	broken := 0
-	for _, s := range streams {
-		if s.Stats().Err != nil {
-			broken++
-		}
-	}
+	broken := brokenStreams(streams)
 	if kept != len(before) || broken != 0 {
 		return fmt.Errorf("schema migration under traffic: %d of %d entries kept, %d of %d streams broken", kept, len(before), broken, len(streams))
 	}
