@@ -175,32 +175,13 @@ func Flush(l pin.Layout) (int, error) {
 	defer pin.CloseAll(maps)
 	total := 0
 	for _, name := range Maps {
-		n, err := deleteAll(maps[name])
+		n, err := pin.DeleteAll[abi.CTTuple](maps[name])
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("flush %s: %w", name, err)
 		}
 	}
 	return total, nil
-}
-
-// deleteAll deletes every entry of a CT map of either layout. Entries the
-// datapath adds meanwhile may stay.
-func deleteAll(m *ebpf.Map) (int, error) {
-	var keys []abi.CTTuple
-	if err := Scan(m, func(k *abi.CTTuple, _ *abi.CTEntry) bool {
-		keys = append(keys, *k)
-		return true
-	}); err != nil {
-		return 0, err
-	}
-	n := 0
-	for i := range keys {
-		if err := m.Delete(&keys[i]); err == nil {
-			n++
-		}
-	}
-	return n, nil
 }
 
 // WriteTable prints records the way `cilium bpf ct list global` does.

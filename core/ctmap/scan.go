@@ -1,9 +1,7 @@
 package ctmap
 
 import (
-	"errors"
 	"fmt"
-	"reflect"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -47,26 +45,11 @@ func ScanEntries(m *ebpf.Map, fn func(k *abi.CTTuple, v *Entry) bool) error {
 	if _, err := Layout(m); err != nil {
 		return err
 	}
-	vs := int(m.ValueSize())
-	keys := make([]abi.CTTuple, pin.BatchSize)
-	rows, vals := byteRows(vs, pin.BatchSize)
-	var cursor ebpf.MapBatchCursor
 	var e Entry
-	for {
-		n, err := m.BatchLookup(&cursor, keys, rows, nil)
-		for i := 0; i < n; i++ {
-			decode(&e, vals[i*vs:(i+1)*vs])
-			if !fn(&keys[i], &e) {
-				return nil
-			}
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("batch lookup: %w", err)
-		}
-	}
+	return pin.ScanRaw(m, func(k *abi.CTTuple, row []byte) bool {
+		decode(&e, row)
+		return fn(k, &e)
+	})
 }
 
 // Scan visits every entry of a CT map of either layout, seen as layout 1:
@@ -93,11 +76,4 @@ func Lookup(m *ebpf.Map, k *abi.CTTuple) (Entry, error) {
 	}
 	decode(&e, row)
 	return e, nil
-}
-
-// byteRows makes n rows of size bytes in the shape batch lookups want (a
-// slice of byte arrays) and returns it with a flat view of its memory.
-func byteRows(size, n int) (any, []byte) {
-	v := reflect.MakeSlice(reflect.SliceOf(reflect.ArrayOf(size, reflect.TypeFor[byte]())), n, n)
-	return v.Interface(), unsafe.Slice((*byte)(v.UnsafePointer()), size*n)
 }

@@ -89,7 +89,7 @@ func Flush(l pin.Layout) (int, error) {
 		return 0, err
 	}
 	defer m.Close()
-	n, err := pin.DeleteAll[abi.NAT4Key, abi.NAT4Entry](m)
+	n, err := pin.DeleteAll[abi.NAT4Key](m)
 	if err != nil {
 		return n, fmt.Errorf("flush %s: %w", abi.MapNAT4, err)
 	}

@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"time"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 )
@@ -356,8 +355,8 @@ func convert(conv Convert, k, v []byte) ([]byte, []byte, error) {
 // readAll reads every entry of m with batch lookups and hands each batch's
 // keys and values (flat, n entries) to fn; the buffers are reused.
 func readAll(m *ebpf.Map, fn func(keys, vals []byte, n int) error) error {
-	keyRows, keys := rows(int(m.KeySize()), copyBatch)
-	valRows, vals := rows(int(m.ValueSize()), copyBatch)
+	keyRows, keys := byteRows(int(m.KeySize()), copyBatch)
+	valRows, vals := byteRows(int(m.ValueSize()), copyBatch)
 	var cursor ebpf.MapBatchCursor
 	for {
 		n, err := m.BatchLookup(&cursor, keyRows, valRows, nil)
@@ -387,8 +386,8 @@ func readAhead(m *ebpf.Map, fn func(keys, vals []byte, n int) error) error {
 	free := make(chan batch, 3)
 	for i := 0; i < 3; i++ {
 		var b batch
-		b.keyRows, b.keys = rows(int(m.KeySize()), copyBatch)
-		b.valRows, b.vals = rows(int(m.ValueSize()), copyBatch)
+		b.keyRows, b.keys = byteRows(int(m.KeySize()), copyBatch)
+		b.valRows, b.vals = byteRows(int(m.ValueSize()), copyBatch)
 		free <- b
 	}
 	stop := make(chan struct{})
@@ -448,8 +447,8 @@ type writer struct {
 
 func newWriter(m *ebpf.Map, conv Convert) *writer {
 	w := &writer{m: m, conv: conv, ks: int(m.KeySize()), vs: int(m.ValueSize())}
-	w.keyRows, w.keys = rows(w.ks, copyBatch)
-	w.valRows, w.vals = rows(w.vs, copyBatch)
+	w.keyRows, w.keys = byteRows(w.ks, copyBatch)
+	w.valRows, w.vals = byteRows(w.vs, copyBatch)
 	return w
 }
 
@@ -483,14 +482,6 @@ func (w *writer) flush() error {
 	}
 	w.n = 0
 	return nil
-}
-
-// rows makes n rows of size bytes in the shape batch operations want (a
-// slice of byte arrays) and returns it with a flat view of its memory.
-func rows(size, n int) (any, []byte) {
-	r := byteRows(size, n)
-	v := reflect.ValueOf(r)
-	return r, unsafe.Slice((*byte)(v.UnsafePointer()), size*n)
 }
 
 // NewSnapshot is an empty snapshot of m's layout: a Merge with it visits

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 )
@@ -34,11 +35,36 @@ func Scan[K, V any](m *ebpf.Map, fn func(k *K, v *V) bool) error {
 	}
 }
 
-// DeleteAll deletes every entry of a hash map and returns how many it
-// deleted. Entries the datapath adds meanwhile may stay.
-func DeleteAll[K, V any](m *ebpf.Map) (int, error) {
+// ScanRaw is Scan for a map whose values have no fixed Go type (a map with
+// several layouts): fn sees each key and its value's bytes, valid until fn
+// returns. Returning false stops.
+func ScanRaw[K any](m *ebpf.Map, fn func(k *K, v []byte) bool) error {
+	vs := int(m.ValueSize())
+	keys := make([]K, BatchSize)
+	rows, flat := byteRows(vs, BatchSize)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cursor, keys, rows, nil)
+		for i := 0; i < n; i++ {
+			if !fn(&keys[i], flat[i*vs:(i+1)*vs]) {
+				return nil
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("batch lookup: %w", err)
+		}
+	}
+}
+
+// DeleteAll deletes every entry of a hash map with keys of type K, whatever
+// its values, and returns how many it deleted. Entries the datapath adds
+// meanwhile may stay.
+func DeleteAll[K any](m *ebpf.Map) (int, error) {
 	var keys []K
-	if err := Scan(m, func(k *K, _ *V) bool {
+	if err := ScanRaw(m, func(k *K, _ []byte) bool {
 		keys = append(keys, *k)
 		return true
 	}); err != nil {
@@ -57,8 +83,8 @@ func DeleteAll[K, V any](m *ebpf.Map) (int, error) {
 // the map type has no batch operations. The kernel keeps no count a
 // program can read, so counting means reading the map.
 func Count(m *ebpf.Map) (int, error) {
-	keys := byteRows(int(m.KeySize()), BatchSize)
-	vals := byteRows(int(m.ValueSize()), BatchSize)
+	keys, _ := byteRows(int(m.KeySize()), BatchSize)
+	vals, _ := byteRows(int(m.ValueSize()), BatchSize)
 	var cursor ebpf.MapBatchCursor
 	total := 0
 	for {
@@ -76,9 +102,11 @@ func Count(m *ebpf.Map) (int, error) {
 }
 
 // byteRows makes a slice of n byte arrays of the given size, the shape
-// BatchLookup wants for keys and values of any size.
-func byteRows(size, n int) any {
-	return reflect.MakeSlice(reflect.SliceOf(reflect.ArrayOf(size, reflect.TypeFor[byte]())), n, n).Interface()
+// BatchLookup wants for keys and values of any size, and returns it with a
+// flat view of its memory.
+func byteRows(size, n int) (any, []byte) {
+	v := reflect.MakeSlice(reflect.SliceOf(reflect.ArrayOf(size, reflect.TypeFor[byte]())), n, n)
+	return v.Interface(), unsafe.Slice((*byte)(v.UnsafePointer()), size*n)
 }
 
 func countByKey(m *ebpf.Map) (int, error) {

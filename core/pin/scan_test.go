@@ -54,7 +54,7 @@ func TestPrivilegedScanCountDeleteAll(t *testing.T) {
 		if err := Scan(m, func(*uint32, *uint64) bool { stopped++; return stopped < 5 }); err != nil || stopped != 5 {
 			t.Fatalf("%s: scan did not stop when told: %d visits, %v", typ, stopped, err)
 		}
-		if d, err := DeleteAll[uint32, uint64](m); err != nil || d != want {
+		if d, err := DeleteAll[uint32](m); err != nil || d != want {
 			t.Fatalf("%s: deleted %d, %v; want %d", typ, d, err, want)
 		}
 		if c, err := Count(m); err != nil || c != 0 {
