@@ -30,13 +30,19 @@ func Merge(cur, now, base []byte) []byte {
 	}
 	out.Packets += sub(n.Packets, b.Packets)
 	out.Bytes += sub(n.Bytes, b.Bytes)
+	mergeState(&out, n)
+	return unsafe.Slice((*byte)(unsafe.Pointer(&out)), size)
+}
+
+// mergeState is what both merges do beyond the counters: the later
+// lifetime and report times, the union of the flags and TCP flags seen.
+func mergeState(out, n *abi.CTEntry) {
 	out.Lifetime = max(out.Lifetime, n.Lifetime)
 	out.Flags |= n.Flags
 	out.TxFlagsSeen |= n.TxFlagsSeen
 	out.RxFlagsSeen |= n.RxFlagsSeen
 	out.LastTxReport = max(out.LastTxReport, n.LastTxReport)
 	out.LastRxReport = max(out.LastRxReport, n.LastRxReport)
-	return unsafe.Slice((*byte)(unsafe.Pointer(&out)), size)
 }
 
 // sub is a counter's increase, 0 if it went down (an entry re-created).
@@ -69,11 +75,6 @@ func MergeMax(cur, now, _ []byte) []byte {
 	n, out := entryOf(now), *entryOf(cur)
 	out.Packets = max(out.Packets, n.Packets)
 	out.Bytes = max(out.Bytes, n.Bytes)
-	out.Lifetime = max(out.Lifetime, n.Lifetime)
-	out.Flags |= n.Flags
-	out.TxFlagsSeen |= n.TxFlagsSeen
-	out.RxFlagsSeen |= n.RxFlagsSeen
-	out.LastTxReport = max(out.LastTxReport, n.LastTxReport)
-	out.LastRxReport = max(out.LastRxReport, n.LastRxReport)
+	mergeState(&out, n)
 	return unsafe.Slice((*byte)(unsafe.Pointer(&out)), size)
 }
