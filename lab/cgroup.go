@@ -171,19 +171,33 @@ func (l *Lab) ExecInCgroup(ns *NS, args ...string) ([]byte, error) {
 	if len(args) == 0 {
 		return nil, errors.New("exec: no command")
 	}
-	if l.Cgroup == "" {
-		return nil, fmt.Errorf("exec %s: lab has no cgroup (Options.Cgroup)", args[0])
-	}
-	cg, err := os.Open(l.Cgroup)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name}, args...)...)
+	cg, err := l.bornInCgroup(cmd)
 	if err != nil {
-		return nil, fmt.Errorf("exec %s: open cgroup: %w", args[0], err)
+		return nil, fmt.Errorf("exec %s: %w", args[0], err)
 	}
 	defer cg.Close()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return out, fmt.Errorf("%s in %s (cgroup): %w: %s", strings.Join(args, " "), ns.Name, err, bytesTrim(out))
 	}
 	return out, nil
+}
+
+// bornInCgroup makes cmd start inside the lab's cgroup (clone3 with
+// CLONE_INTO_CGROUP). The caller closes the returned cgroup directory once
+// cmd has started.
+func (l *Lab) bornInCgroup(cmd *exec.Cmd) (*os.File, error) {
+	if l.Cgroup == "" {
+		return nil, errors.New("lab has no cgroup (Options.Cgroup)")
+	}
+	cg, err := os.Open(l.Cgroup)
+	if err != nil {
+		return nil, fmt.Errorf("open cgroup: %w", err)
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
+	return cg, nil
 }

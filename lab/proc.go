@@ -68,13 +68,12 @@ func (l *Lab) start(ns *NS, logPath string, inCgroup bool, name string, args []s
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if inCgroup {
-		cg, err := os.Open(l.Cgroup)
+		cg, err := l.bornInCgroup(cmd)
 		if err != nil {
 			logf.Close()
-			return nil, fmt.Errorf("start %s: open cgroup: %w", name, err)
+			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
 		defer cg.Close()
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
 	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
