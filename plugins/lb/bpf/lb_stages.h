@@ -44,6 +44,20 @@ static __always_inline int lb_dnat_related(struct __sk_buff *skb, struct hp_ctx 
 	return HP_SLOT_LB_DNAT + 1;
 }
 
+/* lb_to_backend translates the packet to backend be, where established and
+ * new service flows both end, and passes over the rest of lb's slots. */
+static __always_inline int lb_to_backend(struct __sk_buff *skb, struct hp_ctx *c, const struct hp_lb4_backend *be)
+{
+	__u32 addr = be->address;
+	__u16 port = be->port;
+
+	if (lb_rewrite(skb, c, 1, addr, port) < 0)
+		return hp_stop(c, HP_R_STAGE_DROP);
+	c->daddr = addr;
+	c->dport = port;
+	return HP_SLOT_LB_DNAT + 1;
+}
+
 static __always_inline int lb_body(struct __sk_buff *skb, struct hp_ctx *c)
 {
 	struct hp_lb4_key key = {};
@@ -52,8 +66,7 @@ static __always_inline int lb_body(struct __sk_buff *skb, struct hp_ctx *c)
 	struct hp_ct_tuple t;
 	struct hp_ct_entry *e;
 	struct lb_scratch *s;
-	__u32 id, addr;
-	__u16 port;
+	__u32 id;
 
 	/* Packets that are not to a service, and established flows, have
 	 * nothing to do in lb-select and lb-dnat: an established flow is
@@ -90,13 +103,7 @@ static __always_inline int lb_body(struct __sk_buff *skb, struct hp_ctx *c)
 			ct_refresh(e, c, 0, 1, hp_now());
 			c->backend_id = id;
 			c->svc_flags |= LB_SF_RESOLVED;
-			addr = be->address;
-			port = be->port;
-			if (lb_rewrite(skb, c, 1, addr, port) < 0)
-				return hp_stop(c, HP_R_STAGE_DROP);
-			c->daddr = addr;
-			c->dport = port;
-			return HP_SLOT_LB_DNAT + 1;
+			return lb_to_backend(skb, c, be);
 		}
 		/* The backend was removed: choose again, keep the entry. */
 		c->svc_flags |= LB_SF_STALE;
@@ -158,8 +165,7 @@ static __always_inline int lb_dnat_body(struct __sk_buff *skb, struct hp_ctx *c)
 	struct hp_lb4_affinity_key ak;
 	struct hp_lb4_affinity av;
 	struct hp_lb4_backend *be;
-	__u32 addr, id, now;
-	__u16 port;
+	__u32 id, now;
 
 	/* Established flows were translated by lb already (LB_SF_RESOLVED). */
 	if (!c->svc_id || !(c->svc_flags & LB_SF_SELECT))
@@ -179,13 +185,7 @@ static __always_inline int lb_dnat_body(struct __sk_buff *skb, struct hp_ctx *c)
 		av.last_used = now;
 		bpf_map_update_elem(&lb4_affinity, &ak, &av, BPF_ANY);
 	}
-	addr = be->address;
-	port = be->port;
-	if (lb_rewrite(skb, c, 1, addr, port) < 0)
-		return hp_stop(c, HP_R_STAGE_DROP);
-	c->daddr = addr;
-	c->dport = port;
-	return HP_SLOT_LB_DNAT + 1;
+	return lb_to_backend(skb, c, be);
 }
 
 /* lb_revnat_related turns an ICMP error about a translated flow, on its way
