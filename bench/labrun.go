@@ -29,9 +29,6 @@ func labSuite(c *Context) (rows []Row, err error) {
 		}
 	}()
 	for _, v := range labVariants() {
-		if v.pending != "" {
-			continue
-		}
 		start := time.Now()
 		e, err := newLabEnvWith(c, v.opts)
 		if err != nil {
@@ -88,8 +85,7 @@ func labSuite(c *Context) (rows []Row, err error) {
 }
 
 // labRows turns the samples into rows: every DNAT variant is compared with
-// plain routing (the ceiling) measured in the same run; pending variants
-// get placeholder rows.
+// plain routing (the ceiling) measured in the same run.
 func labRows(live []*labRun) []Row {
 	byName := map[string]*labRun{}
 	for _, r := range live {
@@ -107,13 +103,6 @@ func labRows(live []*labRun) []Row {
 	var rows []Row
 	for _, v := range labVariants() {
 		r := byName[v.name]
-		if r == nil {
-			rows = append(rows, pending("new connections/s, "+v.name, v.pending))
-			if v.tput {
-				rows = append(rows, pending("TCP throughput, "+v.name+" (1 and 4 streams)", v.pending))
-			}
-			continue
-		}
 		conn := Row{Name: "new connections/s, " + v.name + ", " + connP, Unit: UnitConns, Samples: r.conn}
 		if r.connErrors > 0 {
 			conn.Note = fmt.Sprintf("%d failed connections over all runs (first: %s)", r.connErrors, r.firstErr)

@@ -35,9 +35,6 @@ type labVariant struct {
 	connTarget, tputTarget *Target
 	// opts are hotpath options beyond the default pipeline (labfast.go).
 	opts hotpathOptions
-	// pending, if set, says what the variant needs before it can run; its
-	// rows are printed as pending and no lab is built for it.
-	pending string
 }
 
 func labVariants() []labVariant {

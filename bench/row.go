@@ -20,8 +20,8 @@ type Row struct {
 	Base     []float64
 	// Target, if set, is checked against the median.
 	Target *Target
-	// Pending rows are placeholders for features that have not landed: the
-	// text says what they need.
+	// Pending rows stand for a measurement that could not run on this
+	// machine: the text says why.
 	Pending string
 	// Note is a short remark printed under the table (errors seen, etc.).
 	Note string
@@ -99,11 +99,6 @@ func P99(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[int(math.Ceil(0.99*float64(len(s))))-1]
-}
-
-// Pending returns a placeholder row.
-func pending(name, needs string) Row {
-	return Row{Name: name, Pending: "pending: needs " + needs}
 }
 
 // Median of xs (mean of the middle two for even lengths).
