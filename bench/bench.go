@@ -30,7 +30,10 @@ type Context struct {
 	// LabRuns is Runs for rows that push real traffic through a lab, which
 	// cost seconds per sample (at least 3).
 	LabRuns int
-	Log     io.Writer // progress, not results
+	// Variants, when set, keeps only the lab variants whose key matches
+	// (plain routing, the ceiling every row is measured against, stays).
+	Variants *regexp.Regexp
+	Log      io.Writer // progress, not results
 }
 
 // Logf writes one progress line.

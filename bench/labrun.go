@@ -29,6 +29,9 @@ func labSuite(c *Context) (rows []Row, err error) {
 		}
 	}()
 	for _, v := range labVariants() {
+		if v.key != "plain" && c.Variants != nil && !c.Variants.MatchString(v.key) {
+			continue
+		}
 		start := time.Now()
 		e, err := newLabEnvWith(c, v.opts)
 		if err != nil {
@@ -103,6 +106,9 @@ func labRows(live []*labRun) []Row {
 	var rows []Row
 	for _, v := range labVariants() {
 		r := byName[v.name]
+		if r == nil { // filtered out (--lab-variants)
+			continue
+		}
 		conn := Row{Name: "new connections/s, " + v.name + ", " + connP, Unit: UnitConns, Samples: r.conn}
 		if r.connErrors > 0 {
 			conn.Note = fmt.Sprintf("%d failed connections over all runs (first: %s)", r.connErrors, r.firstErr)

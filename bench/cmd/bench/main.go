@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ func main() {
 	only := flag.String("only", "", "run only suites whose name matches this regexp")
 	runs := flag.Int("runs", 5, "runs per row (at least 3)")
 	labRuns := flag.Int("lab-runs", 5, "runs per row that sends traffic through a lab (at least 3)")
+	variants := flag.String("lab-variants", "", "lab suite: run only variants whose key matches this regexp (plain routing always runs)")
 	list := flag.Bool("list", false, "list the suites and exit")
 	flag.Parse()
 	if *list {
@@ -37,13 +39,13 @@ func main() {
 		}
 		return
 	}
-	if err := run(*bin, *out, *only, *runs, *labRuns); err != nil {
+	if err := run(*bin, *out, *only, *variants, *runs, *labRuns); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, out, only string, runs, labRuns int) error {
+func run(bin, out, only, variants string, runs, labRuns int) error {
 	if runs < 3 || labRuns < 3 {
 		return fmt.Errorf("--runs %d, --lab-runs %d: need at least 3 for a median and a spread", runs, labRuns)
 	}
@@ -53,6 +55,10 @@ func run(bin, out, only string, runs, labRuns int) error {
 	suites, err := bench.Select(only)
 	if err != nil {
 		return err
+	}
+	variantRE, err := regexp.Compile(variants)
+	if err != nil {
+		return fmt.Errorf("--lab-variants %q: %w", variants, err)
 	}
 	absBin, err := filepath.Abs(bin)
 	if err != nil {
@@ -71,7 +77,7 @@ func run(bin, out, only string, runs, labRuns int) error {
 		bench.Abort()
 		os.Exit(130)
 	}()
-	c := &bench.Context{Bin: absBin, Self: self, Runs: runs, LabRuns: labRuns, Log: os.Stderr}
+	c := &bench.Context{Bin: absBin, Self: self, Runs: runs, LabRuns: labRuns, Variants: variantRE, Log: os.Stderr}
 	start := time.Now()
 	env := bench.ReadEnv()
 	outcomes := bench.Run(c, suites)
