@@ -188,3 +188,87 @@ func TestPrivilegedDatapathRedirectOff(t *testing.T) {
 		t.Errorf("%d pipelines ran at egress for forwarded packets, want 0", d.egress)
 	}
 }
+
+// fwdRoute reads the forward stage's routing state (struct fwd_route of
+// bpf/entry.c) from its pin.
+func fwdRoute(t *testing.T, env *e2e.Env) (epoch, off uint32) {
+	t.Helper()
+	m, err := ebpf.LoadPinnedMap(filepath.Join(env.Lab.BPFFS, "entry", "fwd_route"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var st struct{ Epoch, Off uint32 }
+	if err := m.Lookup(uint32(0), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Epoch, st.Off
+}
+
+// TestPrivilegedDatapathFollowsRouting: the forward stage remembers next
+// hops, and the supervisor makes it forget them on every routing change of
+// the node: a pod whose route is withdrawn is no longer reached (its
+// clients get the kernel's unreachable at once, not the remembered hop),
+// and comes back with its route. A routing rule of the node's own turns
+// remembering off until it is gone.
+func TestPrivilegedDatapathFollowsRouting(t *testing.T) {
+	env := fwdEnv(t, true)
+	client, web := env.Lab.Pods["client"], env.Lab.Pods["web"]
+	node := env.Lab.Node
+	echoes(t, client.NS, 2, web.IP.String()+":8080", "10.96.0.20:80")
+	if st := fwdStats(t, env); st["peer"] == 0 {
+		t.Fatalf("nothing redirected into the pod: %v", st)
+	}
+	waitEpoch := func(what string, after uint32) uint32 {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			if e, _ := fwdRoute(t, env); e != after {
+				return e
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("%s: next hops not forgotten within 5 s (epoch still %d)", what, after)
+		return 0
+	}
+
+	epoch, _ := fwdRoute(t, env)
+	route := web.IP.String() + "/32"
+	if _, err := node.Exec("ip", "route", "add", "unreachable", route); err != nil {
+		t.Fatal(err)
+	}
+	epoch = waitEpoch("route withdrawn", epoch)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	err := client.Echo(ctx, "tcp", web.IP.String()+":8080", []byte("x"))
+	cancel()
+	if err == nil {
+		t.Fatalf("echo to %s succeeded with its route unreachable", web.IP)
+	}
+	if _, err := node.Exec("ip", "route", "del", "unreachable", route); err != nil {
+		t.Fatal(err)
+	}
+	epoch = waitEpoch("route back", epoch)
+	echoes(t, client.NS, 1, web.IP.String()+":8080", "10.96.0.20:80")
+
+	if _, err := node.Exec("ip", "rule", "add", "fwmark", "0x7", "table", "100"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, off := fwdRoute(t, env); off != 1; _, off = fwdRoute(t, env) {
+		if time.Now().After(deadline) {
+			t.Fatal("a routing rule of the node's own did not turn remembered hops off within 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	echoes(t, client.NS, 1, web.IP.String()+":8080")
+	if _, err := node.Exec("ip", "rule", "del", "fwmark", "0x7", "table", "100"); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for _, off := fwdRoute(t, env); off != 0; _, off = fwdRoute(t, env) {
+		if time.Now().After(deadline) {
+			t.Fatal("remembered hops still off 5 s after the rule went")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -90,7 +90,7 @@ func (s *Supervisor) setForwarding() error {
 	if err := s.entry.SetDevices(kinds); err != nil {
 		return err
 	}
-	if err := s.syncRouteMTUs(); err != nil {
+	if err := s.syncRouting(); err != nil {
 		return err
 	}
 	on := s.cfg.DirectRedirectOn()

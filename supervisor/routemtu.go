@@ -1,10 +1,8 @@
 package supervisor
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -46,42 +44,4 @@ func (s *Supervisor) syncRouteMTUs() error {
 		return err
 	}
 	return s.entry.SetRouteMTUs(mtus)
-}
-
-// watchRouteMTUs keeps the forward stage's copy of route MTUs current: on
-// every route change of the node's namespace, and every 30 s in case a
-// notification was lost.
-func (s *Supervisor) watchRouteMTUs(ctx context.Context) {
-	updates := make(chan netlink.RouteUpdate, 64)
-	done := make(chan struct{})
-	if err := netlink.RouteSubscribe(updates, done); err != nil {
-		s.log.Warn("route mtus: no route notifications, polling", "error", err)
-		updates = nil
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer close(done)
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case _, ok := <-updates:
-				if !ok {
-					updates = nil
-					continue
-				}
-				// A burst of changes is one resync.
-				for len(updates) > 0 {
-					<-updates
-				}
-			case <-t.C:
-			}
-			if err := s.syncRouteMTUs(); err != nil {
-				s.log.Warn("route mtus", "error", err)
-			}
-		}
-	}()
 }

@@ -109,7 +109,7 @@ func Start(ctx context.Context, cfg Config, log hclog.Logger) (*Supervisor, erro
 		s.watch(mctx, name)
 	}
 	s.pollHealth(mctx)
-	s.watchRouteMTUs(mctx)
+	s.watchRouting(mctx)
 	log.Info("supervisor ready", "generation", s.gens.Active(), "devices", cfg.Devices)
 	return s, nil
 }

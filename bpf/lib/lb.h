@@ -178,36 +178,6 @@ static __always_inline __u32 lb_select_builtin(struct hp_ctx *c, const struct hp
 	return id;
 }
 
-/* lb_rewrite replaces the destination (dst) or source address and port of a
- * TCP or UDP packet with incremental checksum updates. A UDP checksum of 0
- * (none) stays 0; a computed 0 is written as 0xffff. A later fragment has no
- * L4 header: only its address changes (the first fragment's L4 checksum
- * covers the whole datagram and was updated with it). */
-static __always_inline int lb_rewrite(struct __sk_buff *skb, const struct hp_ctx *c, int dst,
-				      __u32 addr, __u16 port)
-{
-	__u32 old_addr = dst ? c->daddr : c->saddr;
-	__u16 old_port = dst ? c->dport : c->sport;
-	__u32 addr_off = c->l3_off + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
-	__u32 port_off = c->l4_off + (dst ? 2 : 0);
-	__u32 csum_off = c->l4_off + (c->proto == IPPROTO_TCP ? 16 : 6);
-	__u64 mangled = c->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-	int l4 = !(c->parse & HP_P_FRAG_NOHDR);
-
-	if (old_addr != addr) {
-		if ((l4 && bpf_l4_csum_replace(skb, csum_off, old_addr, addr, mangled | BPF_F_PSEUDO_HDR | 4) < 0) ||
-		    bpf_l3_csum_replace(skb, c->l3_off + offsetof(struct iphdr, check), old_addr, addr, 4) < 0 ||
-		    bpf_skb_store_bytes(skb, addr_off, &addr, 4, 0) < 0)
-			return -1;
-	}
-	if (old_port != port && l4) {
-		if (bpf_l4_csum_replace(skb, csum_off, old_port, port, mangled | 2) < 0 ||
-		    bpf_skb_store_bytes(skb, port_off, &port, 2, 0) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 static __always_inline __u32 lb_csum_word(__u32 acc, __u16 old, __u16 new)
 {
 	return acc + (__u16)~old + new;
@@ -217,6 +187,71 @@ static __always_inline __u32 lb_csum_addr(__u32 acc, __u32 old, __u32 new)
 {
 	acc = lb_csum_word(acc, old & 0xffff, new & 0xffff);
 	return lb_csum_word(acc, old >> 16, new >> 16);
+}
+
+static __always_inline __u16 lb_csum_fold(__s64 sum)
+{
+	__u32 s = (__u32)sum;
+
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+/* lb_set_ip_addr writes the destination (dst) or source address of the IP
+ * header and its checksum. That checksum covers the header alone, so it is
+ * updated in place whatever the skb's checksum state, where the header is in
+ * the linear data (two helper calls saved), through the helpers otherwise. */
+static __always_inline int lb_set_ip_addr(struct __sk_buff *skb, const struct hp_ctx *c, int dst,
+					  __u32 old, __u32 addr)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + ETH_HLEN;
+
+	if (c->l3_off == ETH_HLEN && (void *)(ip + 1) <= end) {
+		ip->check = lb_csum_fold(lb_csum_addr((__u16)~ip->check, old, addr));
+		if (dst)
+			ip->daddr = addr;
+		else
+			ip->saddr = addr;
+		return 0;
+	}
+	if (bpf_l3_csum_replace(skb, c->l3_off + offsetof(struct iphdr, check), old, addr, 4) < 0)
+		return -1;
+	return bpf_skb_store_bytes(skb, c->l3_off + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr)),
+				   &addr, 4, 0);
+}
+
+/* lb_rewrite replaces the destination (dst) or source address and port of a
+ * TCP or UDP packet with incremental checksum updates. A UDP checksum of 0
+ * (none) stays 0; a computed 0 is written as 0xffff. A later fragment has no
+ * L4 header: only its address changes (the first fragment's L4 checksum
+ * covers the whole datagram and was updated with it). The L4 checksum goes
+ * through the helper, which alone knows the skb's checksum state (a
+ * CHECKSUM_PARTIAL one holds only the pseudo header's sum); the bytes
+ * themselves are written by hp_store. */
+static __always_inline int lb_rewrite(struct __sk_buff *skb, const struct hp_ctx *c, int dst,
+				      __u32 addr, __u16 port)
+{
+	__u32 old_addr = dst ? c->daddr : c->saddr;
+	__u16 old_port = dst ? c->dport : c->sport;
+	__u32 port_off = c->l4_off + (dst ? 2 : 0);
+	__u32 csum_off = c->l4_off + (c->proto == IPPROTO_TCP ? 16 : 6);
+	__u64 mangled = c->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	int l4 = !(c->parse & HP_P_FRAG_NOHDR);
+
+	if (old_addr != addr) {
+		if ((l4 && bpf_l4_csum_replace(skb, csum_off, old_addr, addr, mangled | BPF_F_PSEUDO_HDR | 4) < 0) ||
+		    lb_set_ip_addr(skb, c, dst, old_addr, addr) < 0)
+			return -1;
+	}
+	if (old_port != port && l4) {
+		if (bpf_l4_csum_replace(skb, csum_off, old_port, port, mangled | 2) < 0 ||
+		    hp_store(skb, port_off, &port, 2) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* lb_icmp_rewrite translates an ICMP error about a TCP or UDP flow: the
@@ -276,15 +311,6 @@ static __always_inline int lb_icmp_rewrite(struct __sk_buff *skb, struct hp_ctx 
 		c->inner_dport = port;
 	}
 	return 0;
-}
-
-static __always_inline __u16 lb_csum_fold(__s64 sum)
-{
-	__u32 s = (__u32)sum;
-
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (__u16)~s;
 }
 
 struct lb_pseudo {

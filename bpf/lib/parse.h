@@ -13,6 +13,7 @@
 #include <bpf/bpf_endian.h>
 #include "abi.h"
 #include "maps.h"
+#include "pkt.h"
 
 #define HP_TCP_FIN 0x01
 #define HP_TCP_SYN 0x02
@@ -62,13 +63,13 @@ static __always_inline void hp_parse_icmp_err(struct __sk_buff *skb, struct hp_c
 	__u16 ports[2];
 	__u32 ihl;
 
-	if (off + sizeof(ip) > end || bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
+	if (off + sizeof(ip) > end || hp_load(skb, off, &ip, sizeof(ip)) < 0)
 		return;
 	ihl = ip.ihl * 4;
 	if (ip.version != 4 || ihl < sizeof(ip) || off + ihl + 8 > end ||
 	    (ip.frag_off & bpf_htons(HP_IP_OFFSET)))
 		return;
-	if (bpf_skb_load_bytes(skb, off + ihl, ports, sizeof(ports)) < 0)
+	if (hp_load(skb, off + ihl, ports, sizeof(ports)) < 0)
 		return;
 	switch (ip.protocol) {
 	case IPPROTO_TCP:
@@ -79,7 +80,7 @@ static __always_inline void hp_parse_icmp_err(struct __sk_buff *skb, struct hp_c
 	case IPPROTO_ICMP: {
 		struct hp_icmphdr ih;
 
-		if (bpf_skb_load_bytes(skb, off + ihl, &ih, sizeof(ih)) < 0)
+		if (hp_load(skb, off + ihl, &ih, sizeof(ih)) < 0)
 			return;
 		/* Same placement of the echo identifier as for an outer packet. */
 		if (ih.type == HP_ICMP_ECHO) {
@@ -141,8 +142,8 @@ static __always_inline int hp_parse_frag_rest(struct hp_ctx *c, const struct iph
 	return HP_PARSE_OK;
 }
 
-/* hp_parse fills c from the packet. Headers are copied with
- * bpf_skb_load_bytes so a non-linear skb parses the same as a linear one. */
+/* hp_parse fills c from the packet. Headers are copied with hp_load so a
+ * non-linear skb parses the same as a linear one. */
 static __always_inline int hp_parse(struct __sk_buff *skb, struct hp_ctx *c)
 {
 	struct ethhdr eth;
@@ -150,7 +151,7 @@ static __always_inline int hp_parse(struct __sk_buff *skb, struct hp_ctx *c)
 	__u32 ihl, tot;
 	int first_frag = 0;
 
-	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
+	if (hp_load(skb, 0, &eth, sizeof(eth)) < 0)
 		return HP_PARSE_ERROR;
 	if (eth.h_proto != bpf_htons(ETH_P_IP)) {
 		if (eth.h_proto == bpf_htons(HP_ETH_P_IPV6))
@@ -159,7 +160,7 @@ static __always_inline int hp_parse(struct __sk_buff *skb, struct hp_ctx *c)
 			return HP_PARSE_VLAN;
 		return HP_PARSE_NOT_IPV4;
 	}
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+	if (hp_load(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
 		return HP_PARSE_ERROR;
 	ihl = ip.ihl * 4;
 	tot = bpf_ntohs(ip.tot_len);
@@ -191,7 +192,7 @@ static __always_inline int hp_parse(struct __sk_buff *skb, struct hp_ctx *c)
 		struct tcphdr th;
 
 		if (tot < ihl + sizeof(th) ||
-		    bpf_skb_load_bytes(skb, c->l4_off, &th, sizeof(th)) < 0 || th.doff < 5 ||
+		    hp_load(skb, c->l4_off, &th, sizeof(th)) < 0 || th.doff < 5 ||
 		    tot < ihl + th.doff * 4)
 			return HP_PARSE_ERROR;
 		c->sport = th.source;
@@ -204,7 +205,7 @@ static __always_inline int hp_parse(struct __sk_buff *skb, struct hp_ctx *c)
 		struct udphdr uh;
 
 		if (tot < ihl + sizeof(uh) ||
-		    bpf_skb_load_bytes(skb, c->l4_off, &uh, sizeof(uh)) < 0)
+		    hp_load(skb, c->l4_off, &uh, sizeof(uh)) < 0)
 			return HP_PARSE_ERROR;
 		c->sport = uh.source;
 		c->dport = uh.dest;
@@ -214,7 +215,7 @@ static __always_inline int hp_parse(struct __sk_buff *skb, struct hp_ctx *c)
 		struct hp_icmphdr ih;
 
 		if (tot < ihl + sizeof(ih) ||
-		    bpf_skb_load_bytes(skb, c->l4_off, &ih, sizeof(ih)) < 0)
+		    hp_load(skb, c->l4_off, &ih, sizeof(ih)) < 0)
 			return HP_PARSE_ERROR;
 		/* Echo request and reply are tracked on the identifier, placed so a
 		 * reply's reversed tuple equals the request's. */

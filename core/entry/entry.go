@@ -43,6 +43,11 @@ type Programs struct {
 	// must honour and bpf_fib_lookup does not check.
 	RouteMTU *ebpf.Map
 	MinMTU   *ebpf.Map
+	// Hops remembers next hops the forward stage found in the FIB; Route
+	// holds the epoch that keeps them good (see ForgetHops) and whether
+	// they are used at all (SetHopsOff).
+	Hops  *ebpf.Map
+	Route *ebpf.Map
 }
 
 // Kinds of device in Programs.Devices (enum fwd_kind of bpf/entry.c).
@@ -76,7 +81,7 @@ func LoadPinned(maps map[string]*ebpf.Map, dir string) (*Programs, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
-		for _, name := range []string{entryMapFwdDevs, entryMapFwdStats, entryMapFwdMtu, entryMapFwdMinMtu} {
+		for _, name := range []string{entryMapFwdDevs, entryMapFwdStats, entryMapFwdMtu, entryMapFwdMinMtu, entryMapFwdHops, entryMapFwdRoute} {
 			spec.Maps[name].Pinning = ebpf.PinByName
 		}
 		opts.Maps.PinPath = dir
@@ -87,6 +92,7 @@ func LoadPinned(maps map[string]*ebpf.Map, dir string) (*Programs, error) {
 	return &Programs{
 		Ingress: objs.HpEntryIngress, Egress: objs.HpEntryEgress, Forward: objs.HpForward,
 		Devices: objs.FwdDevs, Stats: objs.FwdStats, RouteMTU: objs.FwdMtu, MinMTU: objs.FwdMinMtu,
+		Hops: objs.FwdHops, Route: objs.FwdRoute,
 	}, nil
 }
 
@@ -99,6 +105,8 @@ func (e *Programs) Close() {
 	e.Stats.Close()
 	e.RouteMTU.Close()
 	e.MinMTU.Close()
+	e.Hops.Close()
+	e.Route.Close()
 }
 
 // SetRouteMTUs makes mtus (IPv4 prefix -> MTU) the routes the forward stage
@@ -156,7 +164,8 @@ func (e *Programs) SetRouteMTUs(mtus map[netip.Prefix]uint32) error {
 	if err := e.MinMTU.Put(uint32(0), min); err != nil {
 		return fmt.Errorf("set route mtu floor: %w", err)
 	}
-	return nil
+	// Remembered hops carry the MTU they were found with.
+	return e.ForgetHops()
 }
 
 // SetDevices makes kinds (ifindex -> Kind*) the redirect targets, removing
@@ -193,12 +202,13 @@ func (e *Programs) SetDevice(ifindex int, kind uint32) error {
 		if err := e.Devices.Delete(uint32(ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("forget device %d: %w", ifindex, err)
 		}
-		return nil
+		return e.ForgetHops()
 	}
 	if err := e.Devices.Put(uint32(ifindex), kind); err != nil {
 		return fmt.Errorf("set device %d: %w", ifindex, err)
 	}
-	return nil
+	// A remembered hop carries its device's kind.
+	return e.ForgetHops()
 }
 
 // ForwardStats sums the forward stage's counters over CPUs, by name.

@@ -23,8 +23,10 @@ const (
 	entryMapEvents          = "events"
 	entryMapFrag4           = "frag4"
 	entryMapFwdDevs         = "fwd_devs"
+	entryMapFwdHops         = "fwd_hops"
 	entryMapFwdMinMtu       = "fwd_min_mtu"
 	entryMapFwdMtu          = "fwd_mtu"
+	entryMapFwdRoute        = "fwd_route"
 	entryMapFwdStats        = "fwd_stats"
 	entryMapIpcache         = "ipcache"
 	entryMapLb4Affinity     = "lb4_affinity"
@@ -101,8 +103,10 @@ type entryMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
 	FwdDevs     *ebpf.MapSpec `ebpf:"fwd_devs"`
+	FwdHops     *ebpf.MapSpec `ebpf:"fwd_hops"`
 	FwdMinMtu   *ebpf.MapSpec `ebpf:"fwd_min_mtu"`
 	FwdMtu      *ebpf.MapSpec `ebpf:"fwd_mtu"`
+	FwdRoute    *ebpf.MapSpec `ebpf:"fwd_route"`
 	FwdStats    *ebpf.MapSpec `ebpf:"fwd_stats"`
 	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
@@ -151,8 +155,10 @@ type entryMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
 	FwdDevs     *ebpf.Map `ebpf:"fwd_devs"`
+	FwdHops     *ebpf.Map `ebpf:"fwd_hops"`
 	FwdMinMtu   *ebpf.Map `ebpf:"fwd_min_mtu"`
 	FwdMtu      *ebpf.Map `ebpf:"fwd_mtu"`
+	FwdRoute    *ebpf.Map `ebpf:"fwd_route"`
 	FwdStats    *ebpf.Map `ebpf:"fwd_stats"`
 	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
@@ -177,8 +183,10 @@ func (m *entryMaps) Close() error {
 		m.Events,
 		m.Frag4,
 		m.FwdDevs,
+		m.FwdHops,
 		m.FwdMinMtu,
 		m.FwdMtu,
+		m.FwdRoute,
 		m.FwdStats,
 		m.Ipcache,
 		m.Lb4Affinity,

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -187,4 +188,87 @@ func TestPrivilegedSetDevicesForgetsOthers(t *testing.T) {
 	if err := h.Entry.Devices.Lookup(uint32(7), &kind); err != nil || kind != entry.KindNeigh {
 		t.Errorf("device 7: kind %d, %v; want %d", kind, err, entry.KindNeigh)
 	}
+}
+
+// TestPrivilegedForwardRemembersHops: the forward stage remembers a next
+// hop and keeps using it while nothing says the routing changed; forgetting
+// (what the supervisor does on every routing notification) or the maximum
+// age makes the next packet follow the FIB again, and with hops off (a node
+// with routing rules of its own) every packet follows it.
+func TestPrivilegedForwardRemembersHops(t *testing.T) {
+	h, up := fwdHarness(t)
+	if err := h.Entry.SetDevice(up, entry.KindNeigh); err != nil {
+		t.Fatal(err)
+	}
+	pkt := packet.TCP(client, netip.MustParseAddrPort("192.0.2.2:80"), packet.ACK, nil)
+	send := func(step, wantStat string) {
+		t.Helper()
+		before, _ := h.Entry.ForwardStats()
+		if _, err := h.RunOn(plugintest.Ingress, 0, 0, append([]byte(nil), pkt...)); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := h.Entry.ForwardStats()
+		if after[wantStat] != before[wantStat]+1 {
+			t.Errorf("%s: counters %v -> %v, want %s +1", step, before, after, wantStat)
+		}
+	}
+	_, dst, _ := net.ParseCIDR("192.0.2.2/32")
+	unreachable := &netlink.Route{Dst: dst, Type: unix.RTN_UNREACHABLE}
+	blackholed := func(on bool) {
+		t.Helper()
+		var err error
+		if on {
+			err = netlink.RouteAdd(unreachable)
+		} else {
+			err = netlink.RouteDel(unreachable)
+		}
+		if err != nil {
+			t.Fatalf("route %v: %v", on, err)
+		}
+	}
+
+	send("first packet (FIB)", "neigh")
+	if n := countHops(t, h.Entry.Hops); n != 1 {
+		t.Fatalf("%d hops remembered after the first packet, want 1", n)
+	}
+	blackholed(true)
+	send("route changed, not yet told: remembered hop", "neigh")
+	if err := h.Entry.ForgetHops(); err != nil {
+		t.Fatal(err)
+	}
+	send("told: FIB again", "no_route")
+
+	blackholed(false)
+	if err := h.Entry.ForgetHops(); err != nil {
+		t.Fatal(err)
+	}
+	send("route back", "neigh")
+	blackholed(true)
+	time.Sleep(1100 * time.Millisecond)
+	send("not told, older than the maximum age: FIB again", "no_route")
+
+	blackholed(false)
+	if err := h.Entry.SetHopsOff(true); err != nil {
+		t.Fatal(err)
+	}
+	send("hops off", "neigh")
+	blackholed(true)
+	send("hops off, route changed: FIB", "no_route")
+	if off, err := h.Entry.HopsOff(); err != nil || !off {
+		t.Errorf("HopsOff() = %v, %v; want true", off, err)
+	}
+}
+
+func countHops(t *testing.T, m *ebpf.Map) int {
+	t.Helper()
+	var k, v []byte
+	n := 0
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
