@@ -173,6 +173,7 @@ func labWhy(t *Target, byKey map[string]*labRun, measure string, mine []float64,
 		return t
 	}
 	return t.Because(whyVsPlain(measure, ratio(mine, of(plain)), rel("hotpath-direct"), []labRatio{
+		{"no node at all, the most any node datapath could reach", rel("nohop")},
 		{"iptables DNAT with 1 service", rel("iptables-1")},
 		{"nftables DNAT with 1 service", rel("nft-1")},
 		{"netfilter conntrack alone", rel("conntrack")},
