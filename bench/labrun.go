@@ -146,7 +146,7 @@ func labRows(live []*labRun) []Row {
 				row.Target = cmp.target.Because(whyFlat(r.conn, base.conn))
 			} else {
 				row.Target = cmp.target.Because(whyVsRules(rulesName(cmp.base), r.v.ahead,
-					ratio(r.conn, plain.conn), ratio(base.conn, plain.conn), cmp.target.Value))
+					ratio(r.conn, plain.conn), ratio(base.conn, plain.conn), cmp.target.Value, nohop(byKey, plain)))
 			}
 		}
 		rows = append(rows, row)
@@ -172,12 +172,21 @@ func labWhy(t *Target, byKey map[string]*labRun, measure string, mine []float64,
 	if plain == nil {
 		return t
 	}
-	return t.Because(whyVsPlain(measure, ratio(mine, of(plain)), rel("hotpath-direct"), []labRatio{
-		{"no node at all, the most any node datapath could reach", rel("nohop")},
+	return t.Because(whyVsPlain(measure, ratio(mine, of(plain)), rel("hotpath-direct"), rel("nohop"), t.Value, []labRatio{
 		{"iptables DNAT with 1 service", rel("iptables-1")},
 		{"nftables DNAT with 1 service", rel("nft-1")},
 		{"netfilter conntrack alone", rel("conntrack")},
 	}))
+}
+
+// nohop is the no-node variant's connection rate against plain routing's
+// (0: not measured).
+func nohop(byKey map[string]*labRun, plain *labRun) float64 {
+	r := byKey["nohop"]
+	if r == nil {
+		return 0
+	}
+	return ratio(r.conn, plain.conn)
 }
 
 // rulesName is the netfilter variant a comparison's base key names.

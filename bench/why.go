@@ -70,14 +70,17 @@ type labRatio struct {
 // whyVsPlain explains a VIP row's ratio to plain routing with the other
 // variants' ratios of the same run: the pipeline alone (no service), and
 // netfilter's DNAT. The pipeline's share is what it costs without any
-// translation; the rest is the translation's.
-func whyVsPlain(measure string, vip, direct float64, others []labRatio) string {
+// translation; the rest is the translation's. ceiling is the no-node
+// variant's ratio (0: not measured): what removing the node altogether
+// gains, which no node datapath can exceed; target is the row's goal.
+func whyVsPlain(measure string, vip, direct, ceiling, target float64, others []labRatio) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: plain routing runs no program; through the VIP hotpath reached %.2f× plain routing", measure, vip)
 	if direct > 0 {
 		fmt.Fprintf(&b, ", the pipeline alone without any service %.2f×, so the pipeline costs %.0f%% and translation %+.0f%%",
 			direct, 100*(1-direct), 100*(direct-vip)/direct)
 	}
+	b.WriteString(ceilingNote(vip, ceiling, target))
 	for _, o := range others {
 		if o.ratio > 0 {
 			fmt.Fprintf(&b, "; %s %.2f×", o.what, o.ratio)
@@ -86,15 +89,39 @@ func whyVsPlain(measure string, vip, direct float64, others []labRatio) string {
 	return b.String()
 }
 
+// ceilingNote sets a ratio to plain routing beside the no-node variant's:
+// the share of its gain hotpath took, and whether the target lies beyond it.
+func ceilingNote(got, ceiling, target float64) string {
+	if ceiling <= 0 {
+		return ""
+	}
+	s := fmt.Sprintf("; with no node at all the endpoints reached %.2f×, the most any node datapath can reach on this machine", ceiling)
+	if ceiling > 1 {
+		s += fmt.Sprintf(", and hotpath took %.0f%% of that gain", 100*(got-1)/(ceiling-1))
+	}
+	if target > ceiling {
+		s += fmt.Sprintf("; the target's %.2f× lies above it, out of reach of any node datapath here", target)
+	}
+	return s
+}
+
 // whyVsRules explains a ratio target against iptables or nftables at n
 // services: both are ratios to plain routing of this run, so the ratio
-// between them and what hotpath would need to meet the target follow.
-func whyVsRules(rules string, n int, hp, base, target float64) string {
+// between them and what hotpath would need to meet the target follow, set
+// beside the no-node ceiling (0: not measured).
+func whyVsRules(rules string, n int, hp, base, target, ceiling float64) string {
 	if hp <= 0 || base <= 0 {
 		return "a variant has no samples"
 	}
-	return fmt.Sprintf("with %s ahead hotpath reached %.2f× plain routing and %s %.2f×, a ratio of %.2f×; "+
+	s := fmt.Sprintf("with %s ahead hotpath reached %.2f× plain routing and %s %.2f×, a ratio of %.2f×; "+
 		"%.2f× would need hotpath at %.2f× plain routing", serviceCount(n), hp, rules, base, hp/base, target, target*base)
+	if ceiling > 0 {
+		s += fmt.Sprintf(", where no node at all reached %.2f×", ceiling)
+		if target*base > ceiling {
+			s += ": out of reach of any node datapath on this machine"
+		}
+	}
+	return s
 }
 
 // whyFlat explains a scale row that is not flat: the change against the

@@ -33,7 +33,7 @@ func TestWhyPipelineGapQuotesTheRun(t *testing.T) {
 }
 
 func TestWhyLabNotesQuoteTheRun(t *testing.T) {
-	got := whyVsPlain("new connections/s", 0.9, 0.95, []labRatio{{"iptables DNAT with 1 service", 0.86}, {"nothing", 0}})
+	got := whyVsPlain("new connections/s", 0.9, 0.95, 0, 1.0, []labRatio{{"iptables DNAT with 1 service", 0.86}, {"nothing", 0}})
 	for _, want := range []string{"0.90× plain routing", "alone without any service 0.95×", "pipeline costs 5%", "translation +5%", "iptables DNAT with 1 service 0.86×"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("note %q lacks %q", got, want)
@@ -42,7 +42,16 @@ func TestWhyLabNotesQuoteTheRun(t *testing.T) {
 	if strings.Contains(got, "nothing") {
 		t.Errorf("a variant without samples is quoted: %q", got)
 	}
-	got = whyVsRules("nftables DNAT", 1000, 0.9, 0.85, 1.1)
+	got = whyVsPlain("new connections/s", 1.05, 1.04, 1.10, 1.2, nil)
+	for _, want := range []string{"no node at all the endpoints reached 1.10×", "took 50% of that gain", "target's 1.20× lies above it"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("note %q lacks %q", got, want)
+		}
+	}
+	if got := whyVsRules("iptables DNAT", 1000, 1.1, 0.9, 1.3, 1.15); !strings.Contains(got, "would need hotpath at 1.17× plain routing, where no node at all reached 1.15×: out of reach") {
+		t.Errorf("rules note above the ceiling: %q", got)
+	}
+	got = whyVsRules("nftables DNAT", 1000, 0.9, 0.85, 1.1, 0)
 	for _, want := range []string{"1000 services", "0.90× plain", "nftables DNAT 0.85×", "ratio of 1.06×", "1.10× would need hotpath at 0.94× plain"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("note %q lacks %q", got, want)
