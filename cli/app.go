@@ -40,6 +40,7 @@ func App() *cli.App {
 			monitorCommand(),
 			clusterCommand(),
 			mapCommand(),
+			datapathCommand(),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err != nil {

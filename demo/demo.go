@@ -61,6 +61,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.loadBalancer(ctx); err != nil {
 		return err
 	}
+	if err := d.onePass(ctx); err != nil {
+		return err
+	}
 	if err := d.masquerade(ctx); err != nil {
 		return err
 	}

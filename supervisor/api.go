@@ -92,6 +92,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/plugins/{name}/upgrade", s.handleUpgrade)
 	mux.HandleFunc("GET /v1/monitor", s.handleMonitor)
 	mux.HandleFunc("POST /v1/maps/{name}/resize", s.handleResize)
+	mux.HandleFunc("GET /v1/datapath", s.handleDatapath)
 	s.mon.reset(s)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

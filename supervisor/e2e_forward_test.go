@@ -187,6 +187,11 @@ func TestPrivilegedDatapathRedirectOff(t *testing.T) {
 	if d.egress != 0 {
 		t.Errorf("%d pipelines ran at egress for forwarded packets, want 0", d.egress)
 	}
+	st, lo, hi := datapathShow(t, env)
+	if st.DirectRedirect || st.Configured {
+		t.Errorf("datapath show: direct redirects %v (configured %v), want off", st.DirectRedirect, st.Configured)
+	}
+	consistent(t, st, lo, hi)
 }
 
 // fwdRoute reads the forward stage's routing state (struct fwd_route of

@@ -1,6 +1,11 @@
 package entry
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // routeState is struct fwd_route of bpf/entry.c.
 type routeState struct {
@@ -59,4 +64,56 @@ func (e *Programs) SetHopsOff(off bool) error {
 func (e *Programs) HopsOff() (bool, error) {
 	st, err := e.route()
 	return st.Off != 0, err
+}
+
+// hopKey and hop are struct fwd_hop_key and struct fwd_hop of bpf/entry.c
+// (hop with the tail padding the kernel's value size includes).
+type hopKey struct {
+	Saddr, Daddr, Ifindex uint32
+	Tos, Proto            uint8
+	Pad                   uint16
+}
+
+type hop struct {
+	Born                      uint64
+	Epoch, Ifindex, Kind, MTU uint32
+	Dmac, Smac                [6]byte
+	Pad                       uint32
+}
+
+// CountHops counts the next hops in the forward stage's memory: all of
+// them, and those it would still use now (of the current epoch and younger
+// than FWD_HOP_MAX_AGE_NS); the LRU keeps the others until it needs room.
+func (e *Programs) CountHops() (all, usable int, err error) {
+	st, err := e.route()
+	if err != nil {
+		return 0, 0, err
+	}
+	now := monotonicCoarse()
+	var k hopKey
+	var h hop
+	it := e.Hops.Iterate()
+	for it.Next(&k, &h) {
+		all++
+		if st.Off == 0 && h.Epoch == st.Epoch && now-h.Born < hopMaxAge {
+			usable++
+		}
+	}
+	if err := it.Err(); err != nil {
+		return 0, 0, fmt.Errorf("count next hops: %w", err)
+	}
+	return all, usable, nil
+}
+
+// hopMaxAge is FWD_HOP_MAX_AGE_NS of bpf/entry.c.
+const hopMaxAge = uint64(time.Second)
+
+// monotonicCoarse reads CLOCK_MONOTONIC_COARSE, the clock behind
+// bpf_ktime_get_coarse_ns that stamps a hop's birth.
+func monotonicCoarse() uint64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &ts); err != nil {
+		return 0
+	}
+	return uint64(ts.Nano())
 }
