@@ -41,7 +41,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	var err error
 	d.step("Lab: a node namespace with a client pod and three web pods on veth pairs, an external network behind an uplink")
-	d.lab, err = lab.New(lab.Options{Pods: []string{"client", "web1", "web2", "web3"}, MountBPFFS: true, External: true})
+	d.lab, err = lab.New(lab.Options{Pods: []string{"client", "web1", "web2", "web3"}, MountBPFFS: true, External: true, Cgroup: true})
 	if err != nil {
 		return err
 	}
@@ -52,6 +52,7 @@ func Run(ctx context.Context, opts Options) error {
 		d.say("  %-7s %s (node side %s)", name, p.IP, p.HostIf)
 	}
 	d.say("  %-7s %s (node side %s %s, no route to the pods)", "ext", lab.ExternalIP, lab.UplinkDevice, lab.UplinkIP)
+	d.say("  %-7s %s (socket LB applies to processes started here)", "cgroup", d.lab.Cgroup)
 	if err := d.startSupervisor(); err != nil {
 		return err
 	}
@@ -62,6 +63,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := d.onePass(ctx); err != nil {
+		return err
+	}
+	if err := d.socketLB(ctx); err != nil {
 		return err
 	}
 	if err := d.masquerade(ctx); err != nil {
@@ -137,12 +141,13 @@ func (d *Demo) startSupervisor() error {
 	if err != nil {
 		return err
 	}
-	args := []string{"--metrics-addr", "127.0.0.1:9400", "--config", cfg}
+	args := []string{"--metrics-addr", metricsAddr, "--config", cfg, "--cgroup", d.lab.Cgroup}
 	for _, dev := range append(d.node.Devices(), lab.UplinkDevice) {
 		args = append(args, "--device", dev)
 	}
 	args = append(args, "--plugin", "ct="+filepath.Join(d.opts.Bin, "hotpath-ct"), "--plugin", "lb="+filepath.Join(d.opts.Bin, "hotpath-lb"),
 		"--plugin", "policy="+filepath.Join(d.opts.Bin, "hotpath-policy"))
+	d.say("  (%s: the nat plugin's masquerade block and the lb plugin's {\"socket_lb\": true})", filepath.Base(cfg))
 	d.say("$ hotpath --bpffs %s --state-dir %s supervisor run %s   (in the node namespace)", d.lab.BPFFS, d.node.StateDir, strings.Join(args, " "))
 	if err := d.node.Start(args...); err != nil {
 		return err

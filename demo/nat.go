@@ -13,13 +13,19 @@ import (
 )
 
 // natConfig writes the supervisor config that runs the nat plugin,
-// masquerading the pods behind the uplink, and returns its path.
+// masquerading the pods behind the uplink, and the lb plugin's socket LB
+// (its programs attach to --cgroup); it returns the config's path. ct comes
+// before lb as on the command line, which keeps this block and the order.
 func (d *Demo) natConfig() (string, error) {
 	raw, err := json.Marshal(map[string]any{"masquerade_device": lab.UplinkDevice, "cluster_cidrs": []string{"10.240.0.0/16"}})
 	if err != nil {
 		return "", err
 	}
-	b, err := json.Marshal(supervisor.Config{Plugins: []supervisor.PluginConfig{{Name: "nat", Path: filepath.Join(d.opts.Bin, "hotpath-nat"), Config: raw}}})
+	b, err := json.Marshal(supervisor.Config{Plugins: []supervisor.PluginConfig{
+		{Name: "nat", Path: filepath.Join(d.opts.Bin, "hotpath-nat"), Config: raw},
+		{Name: "ct", Path: filepath.Join(d.opts.Bin, "hotpath-ct")},
+		{Name: "lb", Path: filepath.Join(d.opts.Bin, "hotpath-lb"), Config: json.RawMessage(`{"socket_lb":true}`)},
+	}})
 	if err != nil {
 		return "", err
 	}

@@ -16,6 +16,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == demo.SockClientArg {
+		if err := demo.SockClient(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	bin := flag.String("bin", "", "directory with hotpath and plugin binaries (default: next to this binary)")
 	flag.Parse()
 	if err := run(*bin); err != nil {
