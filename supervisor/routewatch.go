@@ -113,7 +113,7 @@ func subscribeRouting(poke func(), done chan struct{}) error {
 		return fmt.Errorf("addresses: %w", err)
 	}
 	go drain(routes, poke)
-	go drain(neighs, poke)
+	go drainNeighbours(neighs, poke)
 	go drain(links, poke)
 	go drain(addrs, poke)
 	return subscribeRules(poke, done)
@@ -124,6 +124,51 @@ func drain[T any](ch <-chan T, poke func()) {
 	for range ch {
 		poke()
 	}
+}
+
+// neighKey names a neighbour entry.
+type neighKey struct {
+	ifindex int
+	ip      string
+}
+
+// neighSeen is what a remembered hop depends on of a neighbour entry: the
+// FIB lookup gives a hop only for a valid entry, and takes its MAC.
+type neighSeen struct {
+	valid bool
+	mac   string
+}
+
+// nudValid are the states in which bpf_fib_lookup uses an entry (the
+// kernel's NUD_VALID).
+const nudValid = netlink.NUD_PERMANENT | netlink.NUD_NOARP | netlink.NUD_REACHABLE |
+	netlink.NUD_PROBE | netlink.NUD_STALE | netlink.NUD_DELAY
+
+// drainNeighbours pokes on the neighbour updates that can change a
+// remembered hop: an entry that appears, goes, becomes valid or invalid, or
+// changes its MAC. The kernel also reports every move between valid states
+// (reachable, stale, delay, probe: each entry ages through them all the
+// time), which changes nothing a hop holds.
+func drainNeighbours(ch <-chan netlink.NeighUpdate, poke func()) {
+	seen := map[neighKey]neighSeen{}
+	for u := range ch {
+		if neighChanged(seen, u) {
+			poke()
+		}
+	}
+}
+
+// neighChanged records u in seen and tells whether it changes a hop.
+func neighChanged(seen map[neighKey]neighSeen, u netlink.NeighUpdate) bool {
+	k := neighKey{u.LinkIndex, u.IP.String()}
+	prev, known := seen[k]
+	if u.Type == unix.RTM_DELNEIGH {
+		delete(seen, k)
+		return true
+	}
+	now := neighSeen{valid: u.State&nudValid != 0, mac: u.HardwareAddr.String()}
+	seen[k] = now
+	return !known || now != prev
 }
 
 // subscribeRules: the netlink package has no rule subscription, so a raw
