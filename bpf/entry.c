@@ -234,21 +234,19 @@ static __always_inline int fwd_pass(struct __sk_buff *skb, __u32 why)
 	return HP_SLOT_FORWARD + 1;
 }
 
-/* fwd_route_too_big: the packet exceeds the MTU of a route towards its
- * destination that bpf_fib_lookup did not check. */
-static __always_inline int fwd_route_too_big(struct __sk_buff *skb, struct hp_ctx *c, const struct iphdr *ip)
+/* fwd_mtu_of is the MTU of a route towards ip's destination that
+ * bpf_fib_lookup does not check (fwd_mtu), 0 when there is none. The floor in
+ * fwd_min_mtu spares most packets the trie: len no bigger than it fits any. */
+static __always_inline __u32 fwd_mtu_of(const struct iphdr *ip, __u32 len)
 {
 	struct fwd_mtu_key k = {.prefixlen = 32, .addr = ip->daddr};
-	__u32 zero = 0, len, *min, *mtu;
+	__u32 zero = 0, *min, *mtu;
 
 	min = bpf_map_lookup_elem(&fwd_min_mtu, &zero);
-	if (!min || !*min)
-		return 0;
-	len = hp_fwd_len(skb, c, ip);
-	if (len <= *min)
+	if (!min || !*min || len <= *min)
 		return 0;
 	mtu = bpf_map_lookup_elem(&fwd_mtu, &k);
-	return mtu && len > *mtu;
+	return mtu ? *mtu : 0;
 }
 
 /* fwd_hop_cached is the remembered hop of k, when it is still good. */
@@ -273,7 +271,7 @@ static __always_inline int fwd_resolve(struct __sk_buff *skb, struct hp_ctx *c, 
 	struct fwd_hop_key k = {.saddr = ip->saddr, .daddr = ip->daddr, .ifindex = c->ifindex,
 				.tos = ip->tos, .proto = ip->protocol};
 	__u64 now = bpf_ktime_get_coarse_ns();
-	__u32 zero = 0, *kind, mtu, *rmtu;
+	__u32 zero = 0, *kind, mtu, rmtu, len;
 	struct fwd_route *rt = bpf_map_lookup_elem(&fwd_route, &zero);
 	struct fwd_hop *h = fwd_hop_cached(&k, rt, now);
 	struct bpf_fib_lookup p;
@@ -296,7 +294,9 @@ static __always_inline int fwd_resolve(struct __sk_buff *skb, struct hp_ctx *c, 
 	default:
 		return FWD_S_NO_ROUTE;
 	}
-	if (fwd_route_too_big(skb, c, ip))
+	len = hp_fwd_len(skb, c, ip);
+	rmtu = fwd_mtu_of(ip, len);
+	if (rmtu && len > rmtu)
 		return FWD_S_FRAG_NEEDED;
 	kind = bpf_map_lookup_elem(&fwd_devs, &p.ifindex);
 	if (!kind)
@@ -309,18 +309,14 @@ static __always_inline int fwd_resolve(struct __sk_buff *skb, struct hp_ctx *c, 
 	if (!rt || rt->off)
 		return -1;
 	/* Remembered with the route's MTU, since the flow's next packet may
-	 * be longer than this one; a route of fwd_mtu may lower it. */
+	 * be longer than this one; a route of fwd_mtu may lower it (asked
+	 * with the largest length, so the floor does not hide it). */
 	mtu = hp_route_mtu(skb, c, ip);
 	if (!mtu)
 		return -1;
-	k.pad = 0;
-	{
-		struct fwd_mtu_key mk = {.prefixlen = 32, .addr = ip->daddr};
-
-		rmtu = bpf_map_lookup_elem(&fwd_mtu, &mk);
-		if (rmtu && *rmtu < mtu)
-			mtu = *rmtu;
-	}
+	rmtu = fwd_mtu_of(ip, 0xffff);
+	if (rmtu && rmtu < mtu)
+		mtu = rmtu;
 	out->mtu = mtu;
 	out->epoch = rt->epoch;
 	out->born = now;

@@ -89,11 +89,9 @@ static __always_inline int hp_ttl_dec(struct __sk_buff *skb, const struct hp_ctx
 	__u16 old = bpf_htons(((__u16)ip->ttl << 8) | ip->protocol);
 	__u16 new = bpf_htons(((__u16)(ip->ttl - 1) << 8) | ip->protocol);
 	__u8 ttl = ip->ttl - 1;
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-	struct iphdr *h = data + ETH_HLEN;
+	struct iphdr *h = hp_ip_hdr(skb, c->l3_off);
 
-	if (c->l3_off == ETH_HLEN && (void *)(h + 1) <= end) {
+	if (h) {
 		__u32 check = h->check;
 
 		check += bpf_htons(0x0100);
@@ -110,11 +108,9 @@ static __always_inline int hp_ttl_dec(struct __sk_buff *skb, const struct hp_ctx
  * the header is in the linear data. */
 static __always_inline int hp_set_macs(struct __sk_buff *skb, const __u8 *dmac, const __u8 *smac)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
+	struct ethhdr *eth = hp_eth_hdr(skb);
 
-	if ((void *)(eth + 1) <= end) {
+	if (eth) {
 		__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
 		return 0;

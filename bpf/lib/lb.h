@@ -205,11 +205,9 @@ static __always_inline __u16 lb_csum_fold(__s64 sum)
 static __always_inline int lb_set_ip_addr(struct __sk_buff *skb, const struct hp_ctx *c, int dst,
 					  __u32 old, __u32 addr)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-	struct iphdr *ip = data + ETH_HLEN;
+	struct iphdr *ip = hp_ip_hdr(skb, c->l3_off);
 
-	if (c->l3_off == ETH_HLEN && (void *)(ip + 1) <= end) {
+	if (ip) {
 		ip->check = lb_csum_fold(lb_csum_addr((__u16)~ip->check, old, addr));
 		if (dst)
 			ip->daddr = addr;

@@ -7,6 +7,8 @@
 #define HOTPATH_PKT_H
 
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
 #include <bpf/bpf_helpers.h>
 
 /* HP_PKT_MAX_OFF bounds a variable offset so the verifier accepts it on a
@@ -56,6 +58,28 @@ static __always_inline int hp_store(struct __sk_buff *skb, __u32 off, const void
 		}
 	}
 	return bpf_skb_store_bytes(skb, off, from, len, 0);
+}
+
+/* hp_eth_hdr is the Ethernet header for writing in place, NULL when it is
+ * not in the linear data (the caller then goes through the helpers). */
+static __always_inline struct ethhdr *hp_eth_hdr(struct __sk_buff *skb)
+{
+	struct ethhdr *eth = (void *)(long)skb->data;
+
+	if ((void *)(eth + 1) > (void *)(long)skb->data_end)
+		return NULL;
+	return eth;
+}
+
+/* hp_ip_hdr is the IPv4 header at l3_off for writing in place, NULL when it
+ * is not right behind an Ethernet header in the linear data. */
+static __always_inline struct iphdr *hp_ip_hdr(struct __sk_buff *skb, __u16 l3_off)
+{
+	struct iphdr *ip = (void *)(long)skb->data + ETH_HLEN;
+
+	if (l3_off != ETH_HLEN || (void *)(ip + 1) > (void *)(long)skb->data_end)
+		return NULL;
+	return ip;
 }
 
 #endif /* HOTPATH_PKT_H */
