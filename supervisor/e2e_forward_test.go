@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/hotpath/hotpath/core/abi"
 	"github.com/hotpath/hotpath/core/entry"
 	"github.com/hotpath/hotpath/internal/e2e"
@@ -42,12 +40,7 @@ func fwdEnv(t *testing.T, redirect bool) *e2e.Env {
 // fwdStats reads the forward stage's counters from their pin.
 func fwdStats(t *testing.T, env *e2e.Env) map[string]uint64 {
 	t.Helper()
-	m, err := ebpf.LoadPinnedMap(filepath.Join(env.Lab.BPFFS, "entry", "fwd_stats"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	st, err := entry.ReadStats(m)
+	st, err := entry.ReadStats(pinnedMap(t, filepath.Join(env.Lab.BPFFS, "entry", "fwd_stats")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,20 +187,18 @@ func TestPrivilegedDatapathRedirectOff(t *testing.T) {
 	consistent(t, st, lo, hi)
 }
 
-// fwdRoute reads the forward stage's routing state (struct fwd_route of
-// bpf/entry.c) from its pin.
-func fwdRoute(t *testing.T, env *e2e.Env) (epoch, off uint32) {
-	t.Helper()
-	m, err := ebpf.LoadPinnedMap(filepath.Join(env.Lab.BPFFS, "entry", "fwd_route"), nil)
-	if err != nil {
-		t.Fatal(err)
+// fwdRouteReader reads the forward stage's routing state (struct fwd_route
+// of bpf/entry.c) from its pin, opened once for the polling loops.
+func fwdRouteReader(t *testing.T, env *e2e.Env) func() (epoch, off uint32) {
+	m := pinnedMap(t, filepath.Join(env.Lab.BPFFS, "entry", "fwd_route"))
+	return func() (uint32, uint32) {
+		t.Helper()
+		var st struct{ Epoch, Off uint32 }
+		if err := m.Lookup(uint32(0), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Epoch, st.Off
 	}
-	defer m.Close()
-	var st struct{ Epoch, Off uint32 }
-	if err := m.Lookup(uint32(0), &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Epoch, st.Off
 }
 
 // TestPrivilegedDatapathFollowsRouting: the forward stage remembers next
@@ -220,6 +211,7 @@ func TestPrivilegedDatapathFollowsRouting(t *testing.T) {
 	env := fwdEnv(t, true)
 	client, web := env.Lab.Pods["client"], env.Lab.Pods["web"]
 	node := env.Lab.Node
+	fwdRoute := fwdRouteReader(t, env)
 	echoes(t, client.NS, 2, web.IP.String()+":8080", "10.96.0.20:80")
 	if st := fwdStats(t, env); st["peer"] == 0 {
 		t.Fatalf("nothing redirected into the pod: %v", st)
@@ -228,7 +220,7 @@ func TestPrivilegedDatapathFollowsRouting(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
-			if e, _ := fwdRoute(t, env); e != after {
+			if e, _ := fwdRoute(); e != after {
 				return e
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -237,7 +229,7 @@ func TestPrivilegedDatapathFollowsRouting(t *testing.T) {
 		return 0
 	}
 
-	epoch, _ := fwdRoute(t, env)
+	epoch, _ := fwdRoute()
 	route := web.IP.String() + "/32"
 	if _, err := node.Exec("ip", "route", "add", "unreachable", route); err != nil {
 		t.Fatal(err)
@@ -259,7 +251,7 @@ func TestPrivilegedDatapathFollowsRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for _, off := fwdRoute(t, env); off != 1; _, off = fwdRoute(t, env) {
+	for _, off := fwdRoute(); off != 1; _, off = fwdRoute() {
 		if time.Now().After(deadline) {
 			t.Fatal("a routing rule of the node's own did not turn remembered hops off within 5 s")
 		}
@@ -270,7 +262,7 @@ func TestPrivilegedDatapathFollowsRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(5 * time.Second)
-	for _, off := fwdRoute(t, env); off != 0; _, off = fwdRoute(t, env) {
+	for _, off := fwdRoute(); off != 0; _, off = fwdRoute() {
 		if time.Now().After(deadline) {
 			t.Fatal("remembered hops still off 5 s after the rule went")
 		}

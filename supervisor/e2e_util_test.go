@@ -17,15 +17,7 @@ import (
 // counter reads a datapath counter straight from the pinned metrics map.
 func counter(t *testing.T, env *e2e.Env, r abi.Reason) uint64 {
 	t.Helper()
-	m, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.Lab.BPFFS}.Map(abi.MapMetrics), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	c, err := supervisor.DatapathCounters(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := counters(t, env)
 	return c[r][0].Packets + c[r][1].Packets
 }
 
@@ -38,16 +30,22 @@ func counterDir(t *testing.T, env *e2e.Env, r abi.Reason, dir int) uint64 {
 // counters reads every datapath counter.
 func counters(t *testing.T, env *e2e.Env) map[abi.Reason][2]abi.Metric {
 	t.Helper()
-	m, err := ebpf.LoadPinnedMap(pin.Layout{Root: env.Lab.BPFFS}.Map(abi.MapMetrics), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	c, err := supervisor.DatapathCounters(m)
+	c, err := supervisor.DatapathCounters(pinnedMap(t, pin.Layout{Root: env.Lab.BPFFS}.Map(abi.MapMetrics)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// pinnedMap opens the map pinned at path for the rest of the test.
+func pinnedMap(t *testing.T, path string) *ebpf.Map {
+	t.Helper()
+	m, err := ebpf.LoadPinnedMap(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
 }
 
 func zombie(pid int) bool {
