@@ -28,12 +28,7 @@ type sockConn struct{ local, peer, name string }
 // entries of the very connections tell which path ran.
 func (d *Demo) socketLB(ctx context.Context) error {
 	d.step("Socket LB: connections from the lab's cgroup are translated at connect()")
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("socket lb: find the demo binary: %w", err)
-	}
 	const n = 5
-	client := d.lab.Pods["client"]
 	before, err := d.sockCounters(ctx)
 	if err != nil {
 		return err
@@ -47,31 +42,25 @@ func (d *Demo) socketLB(ctx context.Context) error {
 		return err
 	}
 	svcBefore := svcPackets(recs)
-	d.say("$ demo %s %s %d   (in pod client, born in cgroup %s)", SockClientArg, demoVIP, n, d.lab.Cgroup)
-	out, err := d.lab.ExecInCgroup(client.NS, self, SockClientArg, demoVIP, strconv.Itoa(n))
+	in, err := d.runSockClient(ctx, n, true)
 	if err != nil {
 		return err
 	}
-	in, err := parseSockConns(out, n)
-	if err != nil {
-		return err
-	}
-	after, err := d.sockCounters(ctx)
-	if err != nil {
-		return err
-	}
-	if err := d.node.JSON(&recs, "ct", "list"); err != nil {
-		return err
-	}
-	svcIn := svcPackets(recs)
-	for _, c := range in {
+	after, svcIn := in.counts, svcPackets(in.recs)
+	for _, c := range in.conns {
 		if c.peer != demoVIP {
 			return fmt.Errorf("socket lb: getpeername of %s is %s, want the VIP %s", c.local, c.peer, demoVIP)
 		}
-		be := ctDst(recs, "OUT", c.local)
-		if be == "" || be == demoVIP || svcTouched(svcBefore, svcIn, c.local) {
-			return fmt.Errorf("socket lb: ct for %s: flow to %q, service entry created or counting (%d -> %d packets): want a flow to a backend and no service entry of its own",
-				c.local, be, svcBefore[c.local], svcIn[c.local])
+		// The backend that answered names the flow to look for: a reused
+		// client port may also have an older flow to another one.
+		pod, ok := d.lab.Pods[c.name]
+		if !ok {
+			return fmt.Errorf("socket lb: %s was answered by %q, not a web pod", c.local, c.name)
+		}
+		be := pod.IP.String() + ":8081"
+		if !hasFlow(in.recs, c.local, be) || svcTouched(svcBefore, svcIn, c.local) {
+			return fmt.Errorf("socket lb: ct for %s: flow to %s %v, service entry created or counting (%d -> %d packets): want the flow to the backend and no service entry of its own",
+				c.local, be, hasFlow(in.recs, c.local, be), svcBefore[c.local], svcIn[c.local])
 		}
 		d.say("  %-18s getpeername=%s greeting=%-5s ct: %s -> %s, no SVC entry of its own", c.local, c.peer, c.name, c.local, be)
 	}
@@ -84,33 +73,70 @@ func (d *Demo) socketLB(ctx context.Context) error {
 	d.say("  connect4 translations %d -> %d: one per connection, the packets carried the backend's address from the first SYN;", before.connect, after.connect)
 	d.say("  reverse %d -> %d: getpeername answered with the VIP (Go's net asks once at connect, the client once more)", before.reverse, after.reverse)
 
-	d.say("$ demo %s %s 1   (in pod client, outside the cgroup)", SockClientArg, demoVIP)
-	out, err = client.Exec(self, SockClientArg, demoVIP, "1")
+	out, err := d.runSockClient(ctx, 1, false)
 	if err != nil {
 		return err
 	}
-	outside, err := parseSockConns(out, 1)
-	if err != nil {
-		return err
-	}
-	last, err := d.sockCounters(ctx)
-	if err != nil {
-		return err
-	}
-	if err := d.node.JSON(&recs, "ct", "list"); err != nil {
-		return err
-	}
-	c := outside[0]
-	svc := ctDst(recs, "SVC", c.local)
-	if svc != demoVIP || !svcTouched(svcIn, svcPackets(recs), c.local) || last.connect != after.connect {
+	c := out.conns[0]
+	svc := ctDst(out.recs, "SVC", c.local)
+	if svc != demoVIP || !svcTouched(svcIn, svcPackets(out.recs), c.local) || out.counts.connect != after.connect {
 		return fmt.Errorf("socket lb: outside the cgroup: service entry %q, connect4 %d -> %d: want a service entry to %s and no socket translation",
-			svc, after.connect, last.connect, demoVIP)
+			svc, after.connect, out.counts.connect, demoVIP)
 	}
 	d.say("  %-18s getpeername=%s greeting=%-5s ct: SVC %s -> %s (per-packet path), connect4 still %d",
-		c.local, c.peer, c.name, c.local, svc, last.connect)
+		c.local, c.peer, c.name, c.local, svc, out.counts.connect)
 	d.fact("%d connections to %s from a process in the lab's cgroup were pointed at backends by connect4 (+%d translations, no CT_SERVICE entry), getpeername still showing the VIP; the same client outside the cgroup went per packet (CT_SERVICE entry)",
 		n, demoVIP, grew)
 	return nil
+}
+
+// sockRun is what one run of the socket client left: its connections, and
+// the socket counters and CT entries right after it.
+type sockRun struct {
+	conns  []sockConn
+	counts sockCounts
+	recs   []ctmap.Record
+}
+
+// runSockClient runs this binary's socket client in the client pod for n
+// connections to the VIP, born in the lab's cgroup or outside it, and reads
+// what the run left.
+func (d *Demo) runSockClient(ctx context.Context, n int, inCgroup bool) (sockRun, error) {
+	var r sockRun
+	self, err := os.Executable()
+	if err != nil {
+		return r, fmt.Errorf("socket lb: find the demo binary: %w", err)
+	}
+	client := d.lab.Pods["client"]
+	args := []string{self, SockClientArg, demoVIP, strconv.Itoa(n)}
+	var out []byte
+	if inCgroup {
+		d.say("$ demo %s %s %d   (in pod client, born in cgroup %s)", SockClientArg, demoVIP, n, d.lab.Cgroup)
+		out, err = d.lab.ExecInCgroup(client.NS, args...)
+	} else {
+		d.say("$ demo %s %s %d   (in pod client, outside the cgroup)", SockClientArg, demoVIP, n)
+		out, err = client.Exec(args...)
+	}
+	if err != nil {
+		return r, err
+	}
+	if r.conns, err = parseSockConns(out, n); err != nil {
+		return r, err
+	}
+	if r.counts, err = d.sockCounters(ctx); err != nil {
+		return r, err
+	}
+	return r, d.node.JSON(&r.recs, "ct", "list")
+}
+
+// hasFlow: recs hold a TCP flow entry from src to dst.
+func hasFlow(recs []ctmap.Record, src, dst string) bool {
+	for _, r := range recs {
+		if r.Direction == "OUT" && r.Proto == "TCP" && r.Src == src && r.Dst == dst {
+			return true
+		}
+	}
+	return false
 }
 
 // svcPackets are the packet counts of the TCP service entries to the demo
