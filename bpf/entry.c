@@ -85,9 +85,10 @@ struct {
  * protocol), so an established flow costs one hash lookup instead of a FIB
  * lookup per packet (~4x dearer, measured in the lab). An entry serves while
  * its epoch is the current one (the supervisor moves it on every route,
- * neighbour, address or link change it hears of) and for at most
- * FWD_HOP_MAX_AGE_NS, which bounds what a change it did not hear of (a
- * learnt path MTU, a supervisor that is down) can cost. */
+ * neighbour, address or link change it hears of) and within the second it
+ * was looked up in (the packet's hp_ctx_now, which ct and lb read too), which
+ * bounds what a change it did not hear of (a learnt path MTU, a supervisor
+ * that is down) can cost to under a second. */
 struct fwd_hop_key {
 	__u32 saddr;
 	__u32 daddr;
@@ -98,7 +99,7 @@ struct fwd_hop_key {
 };
 
 struct fwd_hop {
-	__u64 born;  /* bpf_ktime_get_coarse_ns when looked up */
+	__u64 born;  /* hp_ctx_now (coarse seconds) when looked up */
 	__u32 epoch; /* fwd_route.epoch then */
 	__u32 ifindex;
 	__u32 kind;  /* enum fwd_kind */
@@ -106,8 +107,6 @@ struct fwd_hop {
 	__u8 dmac[ETH_ALEN];
 	__u8 smac[ETH_ALEN];
 };
-
-#define FWD_HOP_MAX_AGE_NS 1000000000ULL
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -250,14 +249,14 @@ static __always_inline __u32 fwd_mtu_of(const struct iphdr *ip, __u32 len)
 }
 
 /* fwd_hop_cached is the remembered hop of k, when it is still good. */
-static __always_inline struct fwd_hop *fwd_hop_cached(const struct fwd_hop_key *k, struct fwd_route *rt, __u64 now)
+static __always_inline struct fwd_hop *fwd_hop_cached(const struct fwd_hop_key *k, struct fwd_route *rt, __u32 now)
 {
 	struct fwd_hop *h;
 
 	if (!rt || rt->off)
 		return NULL;
 	h = bpf_map_lookup_elem(&fwd_hops, k);
-	if (!h || h->epoch != rt->epoch || now - h->born >= FWD_HOP_MAX_AGE_NS)
+	if (!h || h->epoch != rt->epoch || h->born != now)
 		return NULL;
 	return h;
 }
@@ -270,8 +269,7 @@ static __always_inline int fwd_resolve(struct __sk_buff *skb, struct hp_ctx *c, 
 {
 	struct fwd_hop_key k = {.saddr = ip->saddr, .daddr = ip->daddr, .ifindex = c->ifindex,
 				.tos = ip->tos, .proto = ip->protocol};
-	__u64 now = bpf_ktime_get_coarse_ns();
-	__u32 zero = 0, *kind, mtu, rmtu, len;
+	__u32 now = hp_ctx_now(c), zero = 0, *kind, mtu, rmtu, len;
 	struct fwd_route *rt = bpf_map_lookup_elem(&fwd_route, &zero);
 	struct fwd_hop *h = fwd_hop_cached(&k, rt, now);
 	struct bpf_fib_lookup p;

@@ -154,6 +154,11 @@ struct hp_ctx {
 	 * check slot compares them with gen. */
 	__u32 stamp_first;
 	__u32 stamp_last;
+	/* Coarse monotonic seconds of this packet (hp_ctx_now): the first
+	 * stage that tracks time reads the clock, every later one reuses it,
+	 * so a packet pays one clock read however many stages need it. 0: not
+	 * read yet. In what was padding, so the layout is unchanged. */
+	__u32 now;
 	__u64 scratch[4]; /* free for the stage that owns the current slot */
 	/* HP_P_ICMP_ERR: the quoted packet's tuple as that packet travelled (in
 	 * the direction opposite to the error), and where its headers are. */
@@ -177,6 +182,8 @@ struct hp_ctx {
 	 * size is unchanged. */
 	__u32 dst_sec_id;
 };
+
+_Static_assert(__builtin_offsetof(struct hp_ctx, scratch) == 72, "hp_ctx.now took padding, not a new offset");
 
 /* Conntrack: direction flags, as Cilium's TUPLE_F_*. */
 enum hp_tuple_flag {

@@ -235,4 +235,13 @@ static __always_inline __u32 hp_now(void)
 	return (__u32)(bpf_ktime_get_coarse_ns() / 1000000000ULL);
 }
 
+/* hp_ctx_now is hp_now for a stage: one clock read per packet, shared by
+ * every stage that asks (ct, lb, the forward stage, ...). */
+static __always_inline __u32 hp_ctx_now(struct hp_ctx *c)
+{
+	if (!c->now)
+		c->now = hp_now();
+	return c->now;
+}
+
 #endif /* HOTPATH_PIPELINE_H */

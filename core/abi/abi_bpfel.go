@@ -138,7 +138,7 @@ type AbiHpCtx struct {
 	RedirectIfindex uint32
 	StampFirst      uint32
 	StampLast       uint32
-	_               [4]byte
+	Now             uint32
 	Scratch         [4]uint64
 	InnerSaddr      uint32
 	InnerDaddr      uint32

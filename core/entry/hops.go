@@ -2,7 +2,6 @@ package entry
 
 import (
 	"fmt"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -82,20 +81,20 @@ type hop struct {
 }
 
 // CountHops counts the next hops in the forward stage's memory: all of
-// them, and those it would still use now (of the current epoch and younger
-// than FWD_HOP_MAX_AGE_NS); the LRU keeps the others until it needs room.
+// them, and those it would still use now (of the current epoch and looked
+// up in the current second); the LRU keeps the others until it needs room.
 func (e *Programs) CountHops() (all, usable int, err error) {
 	st, err := e.route()
 	if err != nil {
 		return 0, 0, err
 	}
-	now := monotonicCoarse()
+	now := coarseSeconds()
 	var k hopKey
 	var h hop
 	it := e.Hops.Iterate()
 	for it.Next(&k, &h) {
 		all++
-		if st.Off == 0 && h.Epoch == st.Epoch && now-h.Born < hopMaxAge {
+		if st.Off == 0 && h.Epoch == st.Epoch && h.Born == now {
 			usable++
 		}
 	}
@@ -105,15 +104,12 @@ func (e *Programs) CountHops() (all, usable int, err error) {
 	return all, usable, nil
 }
 
-// hopMaxAge is FWD_HOP_MAX_AGE_NS of bpf/entry.c.
-const hopMaxAge = uint64(time.Second)
-
-// monotonicCoarse reads CLOCK_MONOTONIC_COARSE, the clock behind
-// bpf_ktime_get_coarse_ns that stamps a hop's birth.
-func monotonicCoarse() uint64 {
+// coarseSeconds reads CLOCK_MONOTONIC_COARSE in whole seconds: hp_now, the
+// clock that stamps a hop's birth (bpf_ktime_get_coarse_ns / 1e9).
+func coarseSeconds() uint64 {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &ts); err != nil {
 		return 0
 	}
-	return uint64(ts.Nano())
+	return uint64(ts.Sec)
 }

@@ -88,7 +88,7 @@ int hp_leastconn_select(struct __sk_buff *skb)
 	if (!(c->svc_flags & LB_SF_SELECT) || c->backend_id)
 		return hp_next(skb, c, HP_SLOT_LB_SELECT);
 	svc = &lb_scratch(c)->svc;
-	now = hp_now();
+	now = hp_ctx_now(c);
 	if (svc->algorithm != HP_LB_ALG_VENDOR) {
 		c->backend_id = lb_select_builtin(c, svc, now);
 	} else {

@@ -94,7 +94,7 @@ static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 		}
 		reply = 1;
 	}
-	now = hp_now();
+	now = hp_ctx_now(c);
 	if (e) {
 		/* A tuple reused through another service (a client port reused
 		 * for a new VIP landing on the same backend) must reverse-NAT to

@@ -100,7 +100,7 @@ static __always_inline int lb_body(struct __sk_buff *skb, struct hp_ctx *c)
 		id = e->backend_id;
 		be = bpf_map_lookup_elem(&lb4_backends, &id);
 		if (be) {
-			ct_refresh(e, c, 0, 1, hp_now());
+			ct_refresh(e, c, 0, 1, hp_ctx_now(c));
 			c->backend_id = id;
 			c->svc_flags |= LB_SF_RESOLVED;
 			return lb_to_backend(skb, c, be);
@@ -118,7 +118,7 @@ static __always_inline int lb_select_body(struct __sk_buff *skb, struct hp_ctx *
 
 	if (!(c->svc_flags & LB_SF_SELECT) || c->backend_id)
 		return HP_SLOT_LB_SELECT + 1;
-	c->backend_id = lb_select_builtin(c, &lb_scratch(c)->svc, hp_now());
+	c->backend_id = lb_select_builtin(c, &lb_scratch(c)->svc, hp_ctx_now(c));
 	if (!c->backend_id)
 		return lb_reject(skb, c);
 	return HP_SLOT_LB_SELECT + 1;
@@ -176,7 +176,7 @@ static __always_inline int lb_dnat_body(struct __sk_buff *skb, struct hp_ctx *c)
 	be = bpf_map_lookup_elem(&lb4_backends, &id);
 	if (!be)
 		return hp_stop(c, HP_R_NO_BACKEND);
-	now = hp_now();
+	now = hp_ctx_now(c);
 	be = lb_record(c, be, now);
 	if ((c->svc_flags & (LB_SF_AFFINITY | LB_SF_AFF_HIT)) == LB_SF_AFFINITY) {
 		ak.client = c->saddr;

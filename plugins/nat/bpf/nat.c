@@ -56,7 +56,7 @@ static __always_inline int nat_snat(struct __sk_buff *skb, struct hp_ctx *c)
 	if (ip.ttl <= 1)
 		return HP_SLOT_NAT + 1;
 
-	now = hp_now();
+	now = hp_ctx_now(c);
 	k.daddr = c->daddr;
 	k.saddr = c->saddr;
 	k.dport = c->dport;
