@@ -12,6 +12,7 @@ type labRun struct {
 	conn       []float64 // conn/s
 	tput1      []float64 // bit/s, one stream
 	tput4      []float64 // bit/s, four streams
+	bpfNs      []float64 // BPF ns per packet entering the node under iperf3 -P 1 (labbpf.go)
 	connErrors int64
 	firstErr   string
 }
@@ -84,6 +85,9 @@ func labSuite(c *Context) (rows []Row, err error) {
 			}
 		}
 	}
+	if err := bpfPhase(c, live); err != nil {
+		return nil, fmt.Errorf("BPF time per packet: %w", err)
+	}
 	return labRows(live), nil
 }
 
@@ -134,6 +138,7 @@ func labRows(live []*labRun) []Row {
 			rows = append(rows, row)
 		}
 	}
+	rows = append(rows, bpfRows(live, byKey)...)
 	for _, cmp := range labComparisons() {
 		r, base := byKey[cmp.key], byKey[cmp.base]
 		if r == nil || base == nil {
@@ -176,6 +181,7 @@ func labWhy(t *Target, byKey map[string]*labRun, measure string, mine []float64,
 		{"iptables DNAT with 1 service", rel("iptables-1")},
 		{"nftables DNAT with 1 service", rel("nft-1")},
 		{"netfilter conntrack alone", rel("conntrack")},
+		{"hotpath VIP with CT accounting off", rel("hotpath-noacct-1")},
 	}))
 }
 
@@ -195,4 +201,28 @@ func rulesName(key string) string {
 		return "nftables DNAT"
 	}
 	return "iptables DNAT"
+}
+
+// bpfRows are the BPF time per packet of every hotpath variant measured,
+// each against the variant it differs from by one thing: the pipeline
+// without a service for the VIP variants, the default VIP variant for a
+// switch of the plugins' (labVariant.bpfBase).
+func bpfRows(live []*labRun, byKey map[string]*labRun) []Row {
+	p := fmt.Sprintf("iperf3 -P 1, %d s: the entry programs' run time at both hooks over the packets entering the node (tail-called stages included; kernel BPF stats)", iperfSecs)
+	var rows []Row
+	for _, r := range live {
+		if len(r.bpfNs) == 0 {
+			continue
+		}
+		row := Row{Name: "BPF time per packet, " + r.v.name + ", " + p, Unit: UnitNs, Samples: r.bpfNs}
+		baseKey := r.v.bpfBase
+		if baseKey == "" {
+			baseKey = "hotpath-direct"
+		}
+		if b := byKey[baseKey]; b != nil && b != r && len(b.bpfNs) > 0 {
+			row.BaseName, row.Base = b.v.name, b.bpfNs
+		}
+		rows = append(rows, row)
+	}
+	return rows
 }

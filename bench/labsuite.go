@@ -35,6 +35,9 @@ type labVariant struct {
 	connTarget, tputTarget *Target
 	// opts are hotpath options beyond the default pipeline (labfast.go).
 	opts hotpathOptions
+	// bpfBase is the variant the BPF time per packet is set against
+	// (default: the pipeline without a service).
+	bpfBase string
 }
 
 func labVariants() []labVariant {
@@ -60,12 +63,16 @@ func labVariants() []labVariant {
 		ahead: 1000, setup: setupHotpathMaglev})
 	// The faster paths, each against plain routing in the same run.
 	// Socket LB has the targets; redirects off shows what the
-	// direct redirects of the default variant are worth, without a target.
-	for _, o := range []hotpathOptions{{socketLB: true}, {noRedirect: true}} {
+	// direct redirects of the default variant are worth, and CT accounting
+	// off what the per-packet counters cost, without a target.
+	for _, o := range []hotpathOptions{{socketLB: true}, {noRedirect: true}, {noAccounting: true}} {
 		v := labVariant{key: "hotpath-" + o.key() + "-1", name: "hotpath VIP (ct + lb plugins; " + o.text() + "), 1 service ahead",
 			ahead: 1, tput: true, setup: setupHotpath, opts: o}
 		if o.socketLB {
 			v.connTarget, v.tputTarget = RatioAbove(1.10), RatioAbove(1.0)
+		}
+		if o.noAccounting {
+			v.bpfBase = "hotpath-1"
 		}
 		vs = append(vs, v)
 	}

@@ -1,0 +1,199 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/hotpath/hotpath/core/pin"
+)
+
+// The lab's throughput rows measure the endpoints as much as the node: on
+// this VM their samples spread ±15%, more than most datapath changes move
+// them. The kernel's own accounting of BPF run time (BPF_ENABLE_STATS)
+// measures hotpath's share alone: nanoseconds per packet in the entry
+// programs, their tail-called stages included, under the same iperf3
+// traffic. It separates variants whose throughput rows cannot.
+
+// entryProgs are the programs behind the TCX links hotpath pinned in a
+// lab's bpffs: those at ingress hooks, where a packet enters the node, and
+// those at egress hooks.
+type entryProgs struct {
+	ingress, egress []*ebpf.Program
+}
+
+func (ep entryProgs) close() {
+	closePrograms(ep.ingress)
+	closePrograms(ep.egress)
+}
+
+// entryPrograms opens the distinct programs behind the lab's pinned links
+// (none when it runs no supervisor).
+func (e *labEnv) entryPrograms() (ep entryProgs, err error) {
+	dir := pin.Layout{Root: e.lab.BPFFS}.Links()
+	devs, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return ep, nil
+	}
+	if err != nil {
+		return ep, fmt.Errorf("read links: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			ep.close()
+		}
+	}()
+	seen := map[ebpf.ProgramID]bool{}
+	for _, d := range devs {
+		for _, hook := range []string{"ingress", "egress"} {
+			id, err := linkedProgram(filepath.Join(dir, d.Name(), hook))
+			if err != nil {
+				return ep, err
+			}
+			if id == 0 || seen[id] {
+				continue
+			}
+			seen[id] = true
+			p, err := ebpf.NewProgramFromID(id)
+			if err != nil {
+				return ep, fmt.Errorf("open program %d: %w", id, err)
+			}
+			if hook == "ingress" {
+				ep.ingress = append(ep.ingress, p)
+			} else {
+				ep.egress = append(ep.egress, p)
+			}
+		}
+	}
+	return ep, nil
+}
+
+// linkedProgram is the program of the link pinned at path (0: none there).
+func linkedProgram(path string) (ebpf.ProgramID, error) {
+	l, err := link.LoadPinnedLink(path, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("open link %s: %w", path, err)
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err != nil {
+		return 0, fmt.Errorf("link %s info: %w", path, err)
+	}
+	return info.Program, nil
+}
+
+func closePrograms(ps []*ebpf.Program) {
+	for _, p := range ps {
+		p.Close()
+	}
+}
+
+// bpfRunTotals sums the programs' run counts and run times.
+func bpfRunTotals(ps []*ebpf.Program) (runs, ns uint64, err error) {
+	for _, p := range ps {
+		st, err := p.Stats()
+		if err != nil {
+			return 0, 0, fmt.Errorf("program stats: %w", err)
+		}
+		runs += st.RunCount
+		ns += uint64(st.Runtime.Nanoseconds())
+	}
+	return runs, ns, nil
+}
+
+// enableBPFStats turns the kernel's BPF run-time accounting on until the
+// returned closer is closed (or the process exits).
+func enableBPFStats() (io.Closer, error) {
+	c, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		return nil, fmt.Errorf("enable BPF stats: %w", err)
+	}
+	return c, nil
+}
+
+// bpfPerPacket runs one iperf3 -P 1 sample through e and returns the BPF
+// nanoseconds, at both hooks, per packet that entered the node (a run of an
+// ingress program): with direct redirects a forwarded packet meets only
+// the ingress hook, without them the egress one too.
+func (e *labEnv) bpfPerPacket(ep entryProgs) (float64, error) {
+	in0, inNs0, err := bpfRunTotals(ep.ingress)
+	if err != nil {
+		return 0, err
+	}
+	_, outNs0, err := bpfRunTotals(ep.egress)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := e.iperf(e.tputAddr, iperfSecs, 1); err != nil {
+		return 0, err
+	}
+	in1, inNs1, err := bpfRunTotals(ep.ingress)
+	if err != nil {
+		return 0, err
+	}
+	_, outNs1, err := bpfRunTotals(ep.egress)
+	if err != nil {
+		return 0, err
+	}
+	if in1 <= in0 {
+		return 0, fmt.Errorf("ingress programs ran %d times during iperf3", in1-in0)
+	}
+	return float64(inNs1-inNs0+outNs1-outNs0) / float64(in1-in0), nil
+}
+
+// bpfPhase measures bpfPerPacket for every hotpath variant with throughput
+// rows, c.LabRuns times in interleaved rounds, with the kernel's accounting
+// on only for this phase (it costs every program run two clock reads).
+func bpfPhase(c *Context, live []*labRun) error {
+	var runs []*labRun
+	progs := map[*labRun]entryProgs{}
+	defer func() {
+		for _, ep := range progs {
+			ep.close()
+		}
+	}()
+	for _, r := range live {
+		if !r.v.tput {
+			continue
+		}
+		ep, err := r.e.entryPrograms()
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.v.name, err)
+		}
+		if len(ep.ingress) == 0 {
+			ep.close()
+			continue
+		}
+		runs = append(runs, r)
+		progs[r] = ep
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	stats, err := enableBPFStats()
+	if err != nil {
+		return err
+	}
+	defer stats.Close()
+	for run := range c.LabRuns {
+		for i := range runs {
+			r := runs[(i+run)%len(runs)]
+			ns, err := r.e.bpfPerPacket(progs[r])
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.v.name, err)
+			}
+			r.bpfNs = append(r.bpfNs, ns)
+			c.Logf("lab bpf run %d/%d %s: %.0f ns per packet entering the node", run+1, c.LabRuns, r.v.name, ns)
+		}
+	}
+	return nil
+}
