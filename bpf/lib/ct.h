@@ -15,6 +15,15 @@ volatile const __u32 ct_lifetime_close = 10;
 volatile const __u32 ct_lifetime_nontcp = 60;
 /* Seconds between reports of unchanged flags, as Cilium's monitor aggregation. */
 volatile const __u32 ct_report_interval = 5;
+/* Per-entry packet and byte counters (Cilium's bpf-conntrack-accounting
+ * switch). Both directions of a flow count in its entry, and the two
+ * directions are often handled on different CPUs: every packet then pulls
+ * the entry's cache line over from the other CPU. Off, an established
+ * flow's entries are only read (lifetime, last_seen and the report fields
+ * change at most once a second; make bench's lab measures the difference).
+ * Each plugin that writes CT entries sets
+ * it from its config (ct; lb for CT_SERVICE entries). */
+volatile const __u32 ct_accounting = 1;
 /* Layout of the value of the pinned CT maps: 1 (hp_ct_entry) or 2
  * (hp_ct_entry_v2). Every loader sets it from the maps it loads against
  * (pin.Fit); the verifier never visits the branches of the other layout, so
@@ -88,12 +97,14 @@ static __always_inline void ct_refresh(struct hp_ct_entry *e, const struct hp_ct
 	__u8 tf = c->tcp_flags;
 	__u32 flags = e->flags, set = 0, lifetime;
 
-	__sync_fetch_and_add(&e->packets, 1);
-	__sync_fetch_and_add(&e->bytes, c->len);
+	if (ct_accounting) {
+		__sync_fetch_and_add(&e->packets, 1);
+		__sync_fetch_and_add(&e->bytes, c->len);
+	}
 	if (hp_ct_layout >= 2) {
 		struct hp_ct_entry_v2 *e2 = (void *)e;
 
-		if (reply) {
+		if (ct_accounting && reply) {
 			__sync_fetch_and_add(&e2->rx_packets, 1);
 			__sync_fetch_and_add(&e2->rx_bytes, c->len);
 		}
@@ -158,8 +169,10 @@ static __always_inline int ct_create(void *map, const struct hp_ct_tuple *t, str
 	struct hp_ct_entry_v2 e = {};
 	__u8 tf = c->tcp_flags;
 
-	e.packets = 1;
-	e.bytes = c->len;
+	if (ct_accounting) {
+		e.packets = 1;
+		e.bytes = c->len;
+	}
 	if (c->proto == IPPROTO_TCP) {
 		if (tf & (HP_TCP_FIN | HP_TCP_RST))
 			e.flags |= ct_close_flags(tf, 0, svc);

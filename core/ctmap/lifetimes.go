@@ -49,6 +49,19 @@ func (l Lifetimes) Seconds() map[string]uint32 {
 	}
 }
 
+// AccountingVar is the datapath's load-time switch for per-entry packet
+// and byte counters (ct_accounting in bpf/lib/ct.h), which every plugin that
+// writes CT entries sets from its config.
+const AccountingVar = "ct_accounting"
+
+// AccountingValue is AccountingVar's value for on.
+func AccountingValue(on bool) uint32 {
+	if on {
+		return 1
+	}
+	return 0
+}
+
 // Duration is a time.Duration that reads and writes as "10s".
 type Duration time.Duration
 

@@ -36,6 +36,7 @@ const (
 	monoMapTunnel4          = "tunnel4"
 	monoProgHpMonoEgress    = "hp_mono_egress"
 	monoProgHpMonoIngress   = "hp_mono_ingress"
+	monoVarCtAccounting     = "ct_accounting"
 	monoVarCtLifetimeClose  = "ct_lifetime_close"
 	monoVarCtLifetimeNontcp = "ct_lifetime_nontcp"
 	monoVarCtLifetimeSyn    = "ct_lifetime_syn"
@@ -119,6 +120,7 @@ type monoMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type monoVariableSpecs struct {
+	CtAccounting     *ebpf.VariableSpec `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.VariableSpec `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.VariableSpec `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
@@ -195,6 +197,7 @@ func (m *monoMaps) Close() error {
 //
 // It can be passed to loadMonoObjects or ebpf.CollectionSpec.LoadAndAssign.
 type monoVariables struct {
+	CtAccounting     *ebpf.Variable `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.Variable `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.Variable `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`

@@ -14,6 +14,12 @@ import (
 type Config struct {
 	Lifetimes ctmap.Lifetimes `json:"lifetimes"`
 	GC        GCConfig        `json:"gc"`
+	// Accounting counts packets and bytes in every entry (on by
+	// default). Off, as Cilium runs unless bpf-conntrack-accounting is set,
+	// established flows stop writing their entries on every packet, which
+	// saves the cross-CPU traffic of a flow whose directions are handled on
+	// different CPUs; `hotpath ct list` then shows 0 packets and bytes.
+	Accounting bool `json:"accounting"`
 }
 
 // GCConfig bounds Cilium's adaptive GC interval.
@@ -27,7 +33,8 @@ type GCConfig struct {
 // DefaultConfig is what the plugin runs with when nothing is configured.
 func DefaultConfig() Config {
 	return Config{
-		Lifetimes: ctmap.DefaultLifetimes(),
+		Lifetimes:  ctmap.DefaultLifetimes(),
+		Accounting: true,
 		GC: GCConfig{
 			Start:  ctmap.Duration(5 * time.Minute),
 			Min:    ctmap.Duration(10 * time.Second),

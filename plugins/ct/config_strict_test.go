@@ -14,3 +14,17 @@ func TestConfigRejectsUnknownFields(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigAccounting: on unless the config turns it off; a value that is
+// not a boolean is refused.
+func TestConfigAccounting(t *testing.T) {
+	if c, err := ParseConfig(nil); err != nil || !c.Accounting {
+		t.Errorf("default: accounting %v, %v; want on", c.Accounting, err)
+	}
+	if c, err := ParseConfig([]byte(`{"accounting": false}`)); err != nil || c.Accounting {
+		t.Errorf("off: accounting %v, %v; want off", c.Accounting, err)
+	}
+	if _, err := ParseConfig([]byte(`{"accounting": "off"}`)); err == nil || !strings.Contains(err.Error(), "accounting") {
+		t.Errorf(`"off" as a string: error %v, want one naming accounting`, err)
+	}
+}

@@ -35,6 +35,7 @@ const (
 	ctMapPolicy           = "policy"
 	ctMapTunnel4          = "tunnel4"
 	ctProgHpCt            = "hp_ct"
+	ctVarCtAccounting     = "ct_accounting"
 	ctVarCtLifetimeClose  = "ct_lifetime_close"
 	ctVarCtLifetimeNontcp = "ct_lifetime_nontcp"
 	ctVarCtLifetimeSyn    = "ct_lifetime_syn"
@@ -116,6 +117,7 @@ type ctMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ctVariableSpecs struct {
+	CtAccounting     *ebpf.VariableSpec `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.VariableSpec `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.VariableSpec `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
@@ -191,6 +193,7 @@ func (m *ctMaps) Close() error {
 //
 // It can be passed to loadCtObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ctVariables struct {
+	CtAccounting     *ebpf.Variable `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.Variable `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.Variable `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`

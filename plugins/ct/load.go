@@ -6,6 +6,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/pin"
 )
 
@@ -21,6 +22,7 @@ func LoadStage(l pin.Layout, gen uint32, cfg Config) (*ebpf.Program, string, err
 		return nil, "", fmt.Errorf("load ct spec: %w", err)
 	}
 	consts := cfg.Lifetimes.Seconds()
+	consts[ctmap.AccountingVar] = ctmap.AccountingValue(cfg.Accounting)
 	for name, v := range consts {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, "", fmt.Errorf("set %s: %w", name, err)

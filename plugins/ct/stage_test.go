@@ -232,3 +232,46 @@ func TestPrivilegedCTStageMalformed(t *testing.T) {
 		t.Errorf("pass_other %d, want 1", got)
 	}
 }
+
+// TestPrivilegedCTStageAccountingOff: with accounting off an entry tracks
+// the connection as before (flags, lifetimes, both directions) but its
+// packet and byte counters stay 0, so an established flow never writes it.
+func TestPrivilegedCTStageAccountingOff(t *testing.T) {
+	h := plugintest.New(t)
+	cfg := DefaultConfig()
+	cfg.Accounting = false
+	prog, _, err := LoadStage(h.Layout, 1, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	h.Install(t, map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: prog})
+	key := tuple(client, server, packet.ProtoTCP, abi.TupleOut)
+
+	for _, s := range []struct {
+		dir abi.AbiHpDir
+		pkt []byte
+	}{
+		{in, packet.TCP(client, server, packet.SYN, nil)},
+		{out, packet.TCP(server, client, packet.SYN|packet.ACK, nil)},
+		{in, packet.TCP(client, server, packet.ACK|packet.PSH, make([]byte, 1000))},
+		{out, packet.TCP(server, client, packet.ACK, nil)},
+	} {
+		if code := run(t, h, s.dir, s.pkt); code != 0 {
+			t.Fatalf("verdict %d, want pass", code)
+		}
+	}
+	e := entry(t, h, abi.MapCT4, key)
+	if e.Packets != 0 || e.Bytes != 0 {
+		t.Errorf("counters %d/%d with accounting off, want 0/0", e.Packets, e.Bytes)
+	}
+	if e.Flags&abi.CTSeenNonSyn == 0 || e.TxFlagsSeen != packet.SYN|packet.ACK|packet.PSH || e.RxFlagsSeen != packet.SYN|packet.ACK {
+		t.Errorf("tracking without accounting: flags %#x, tx seen %#x, rx seen %#x", e.Flags, e.TxFlagsSeen, e.RxFlagsSeen)
+	}
+	if left := int64(e.Lifetime) - int64(nowSec()); left < 21590 {
+		t.Errorf("established lifetime %ds left, want ~21600", left)
+	}
+	if n := len(h.Dump(t, abi.MapCT4)); n != 1 {
+		t.Errorf("%d entries, want 1 (the reply found the entry)", n)
+	}
+}

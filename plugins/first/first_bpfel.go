@@ -35,6 +35,7 @@ const (
 	firstMapPolicy           = "policy"
 	firstMapTunnel4          = "tunnel4"
 	firstProgHpFirstSelect   = "hp_first_select"
+	firstVarCtAccounting     = "ct_accounting"
 	firstVarCtLifetimeClose  = "ct_lifetime_close"
 	firstVarCtLifetimeNontcp = "ct_lifetime_nontcp"
 	firstVarCtLifetimeSyn    = "ct_lifetime_syn"
@@ -117,6 +118,7 @@ type firstMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type firstVariableSpecs struct {
+	CtAccounting     *ebpf.VariableSpec `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.VariableSpec `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.VariableSpec `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
@@ -193,6 +195,7 @@ func (m *firstMaps) Close() error {
 //
 // It can be passed to loadFirstObjects or ebpf.CollectionSpec.LoadAndAssign.
 type firstVariables struct {
+	CtAccounting     *ebpf.Variable `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.Variable `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.Variable `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`

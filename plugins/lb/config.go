@@ -15,6 +15,9 @@ type Config struct {
 	// Lifetimes of CT_SERVICE entries; the same block and defaults
 	// (Cilium's) as the ct plugin's.
 	Lifetimes ctmap.Lifetimes `json:"lifetimes"`
+	// Accounting counts packets and bytes in CT_SERVICE entries, as the
+	// ct plugin's switch of the same name does in its own (on by default).
+	Accounting bool `json:"accounting"`
 	// MaglevSeed seeds both the Maglev tables and the packet hash. Every
 	// node of a cluster must use the same seed to build the same tables.
 	MaglevSeed uint32 `json:"maglev_seed"`
@@ -43,6 +46,7 @@ const (
 func DefaultConfig() Config {
 	return Config{
 		Lifetimes:       ctmap.DefaultLifetimes(),
+		Accounting:      true,
 		MaglevTableSize: maglev.DefaultM,
 		Algorithm:       services.Random.String(),
 		Select:          SelectBuiltin,

@@ -30,9 +30,16 @@ type lbHarness struct {
 
 func newLB(t testing.TB) *lbHarness {
 	t.Helper()
+	return newLBWith(t, func(*Config) {})
+}
+
+// newLBWith is newLB with the config changed by edit.
+func newLBWith(t testing.TB, edit func(*Config)) *lbHarness {
+	t.Helper()
 	h := plugintest.New(t)
 	cfg := DefaultConfig()
 	cfg.MaglevSeed = testSeed
+	edit(&cfg)
 	progs, release, err := withCT(h.Layout, 1, cfg)
 	if err != nil {
 		t.Fatal(err)

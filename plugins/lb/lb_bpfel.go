@@ -38,6 +38,7 @@ const (
 	lbProgHpLbDnat        = "hp_lb_dnat"
 	lbProgHpLbRevnat      = "hp_lb_revnat"
 	lbProgHpLbSelect      = "hp_lb_select"
+	lbVarCtAccounting     = "ct_accounting"
 	lbVarCtLifetimeClose  = "ct_lifetime_close"
 	lbVarCtLifetimeNontcp = "ct_lifetime_nontcp"
 	lbVarCtLifetimeSyn    = "ct_lifetime_syn"
@@ -123,6 +124,7 @@ type lbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbVariableSpecs struct {
+	CtAccounting     *ebpf.VariableSpec `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.VariableSpec `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.VariableSpec `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
@@ -199,6 +201,7 @@ func (m *lbMaps) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbVariables struct {
+	CtAccounting     *ebpf.Variable `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.Variable `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.Variable `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`

@@ -41,6 +41,7 @@ const (
 	lbsockProgHpSockGetpeername4 = "hp_sock_getpeername4"
 	lbsockProgHpSockRecvmsg4     = "hp_sock_recvmsg4"
 	lbsockProgHpSockSendmsg4     = "hp_sock_sendmsg4"
+	lbsockVarCtAccounting        = "ct_accounting"
 	lbsockVarCtLifetimeClose     = "ct_lifetime_close"
 	lbsockVarCtLifetimeNontcp    = "ct_lifetime_nontcp"
 	lbsockVarCtLifetimeSyn       = "ct_lifetime_syn"
@@ -129,6 +130,7 @@ type lbsockMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbsockVariableSpecs struct {
+	CtAccounting     *ebpf.VariableSpec `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.VariableSpec `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.VariableSpec `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
@@ -211,6 +213,7 @@ func (m *lbsockMaps) Close() error {
 //
 // It can be passed to loadLbsockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbsockVariables struct {
+	CtAccounting     *ebpf.Variable `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.Variable `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.Variable `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`

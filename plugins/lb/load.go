@@ -6,6 +6,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/pin"
 )
 
@@ -50,6 +51,7 @@ func LoadStages(l pin.Layout, gen uint32, cfg Config, slots []string) (*Stages, 
 	}
 	consts := cfg.Lifetimes.Seconds()
 	consts[lbVarLbHashSeed] = cfg.MaglevSeed
+	consts[ctmap.AccountingVar] = ctmap.AccountingValue(cfg.Accounting)
 	for name, v := range consts {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/plugintest/packet"
 	"github.com/hotpath/hotpath/core/services"
 	"github.com/hotpath/hotpath/plugins/lb/maglev"
@@ -451,5 +452,31 @@ func TestPrivilegedLBSessionAffinity(t *testing.T) {
 	}
 	if !moved {
 		t.Fatal("expired affinity kept sending new connections to one backend")
+	}
+}
+
+// TestPrivilegedLBAccountingOff: with lb's accounting off a CT_SERVICE
+// entry still pins its flow to the backend and stays alive, but counts
+// nothing, so an established flow through a VIP only reads it.
+func TestPrivilegedLBAccountingOff(t *testing.T) {
+	h := newLBWith(t, func(c *Config) { c.Accounting = false })
+	h.add(t, services.ServiceAddArgs{VIP: "10.96.0.10:80/tcp", Backends: backends(be1.String(), be2.String()), Algorithm: "maglev"})
+	r := h.run(t, in, packet.TCP(client, vipTCP, packet.SYN, nil))
+	_, backend := packet.Addrs(r.Packet)
+	for range 5 {
+		r := h.run(t, in, packet.TCP(client, vipTCP, packet.ACK, []byte("data")))
+		if _, dst := packet.Addrs(r.Packet); r.Code != 0 || dst != backend {
+			t.Fatalf("packet went to %s (verdict %d), want %s", dst, r.Code, backend)
+		}
+	}
+	e, ok := h.Dump(t, abi.MapCT4)[ctTuple(client, vipTCP, packet.ProtoTCP, abi.TupleService)]
+	if !ok {
+		t.Fatal("no CT_SERVICE entry")
+	}
+	if e.Packets != 0 || e.Bytes != 0 {
+		t.Errorf("CT_SERVICE counters %d/%d with accounting off, want 0/0", e.Packets, e.Bytes)
+	}
+	if e.Flags&abi.CTSeenNonSyn == 0 || int64(e.Lifetime)-int64(ctmap.Now()) < 21590 {
+		t.Errorf("CT_SERVICE entry not refreshed: flags %#x, lifetime %d (now %d)", e.Flags, e.Lifetime, ctmap.Now())
 	}
 }

@@ -36,6 +36,7 @@ const (
 	tunnelMapTunStats         = "tun_stats"
 	tunnelMapTunnel4          = "tunnel4"
 	tunnelProgHpTunnel        = "hp_tunnel"
+	tunnelVarCtAccounting     = "ct_accounting"
 	tunnelVarCtLifetimeClose  = "ct_lifetime_close"
 	tunnelVarCtLifetimeNontcp = "ct_lifetime_nontcp"
 	tunnelVarCtLifetimeSyn    = "ct_lifetime_syn"
@@ -122,6 +123,7 @@ type tunnelMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tunnelVariableSpecs struct {
+	CtAccounting     *ebpf.VariableSpec `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.VariableSpec `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.VariableSpec `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
@@ -203,6 +205,7 @@ func (m *tunnelMaps) Close() error {
 //
 // It can be passed to loadTunnelObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tunnelVariables struct {
+	CtAccounting     *ebpf.Variable `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.Variable `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.Variable `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`

@@ -36,6 +36,7 @@ const (
 	leastconnMapPolicy             = "policy"
 	leastconnMapTunnel4            = "tunnel4"
 	leastconnProgHpLeastconnSelect = "hp_leastconn_select"
+	leastconnVarCtAccounting       = "ct_accounting"
 	leastconnVarCtLifetimeClose    = "ct_lifetime_close"
 	leastconnVarCtLifetimeNontcp   = "ct_lifetime_nontcp"
 	leastconnVarCtLifetimeSyn      = "ct_lifetime_syn"
@@ -119,6 +120,7 @@ type leastconnMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type leastconnVariableSpecs struct {
+	CtAccounting     *ebpf.VariableSpec `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.VariableSpec `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.VariableSpec `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.VariableSpec `ebpf:"ct_lifetime_syn"`
@@ -197,6 +199,7 @@ func (m *leastconnMaps) Close() error {
 //
 // It can be passed to loadLeastconnObjects or ebpf.CollectionSpec.LoadAndAssign.
 type leastconnVariables struct {
+	CtAccounting     *ebpf.Variable `ebpf:"ct_accounting"`
 	CtLifetimeClose  *ebpf.Variable `ebpf:"ct_lifetime_close"`
 	CtLifetimeNontcp *ebpf.Variable `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeSyn    *ebpf.Variable `ebpf:"ct_lifetime_syn"`
