@@ -45,10 +45,14 @@ var (
 // packets.
 type lbDP struct {
 	h      *dpHarness
-	stages *lb.Stages
-	maps   *lb.Maps
-	store  *lb.Store
-	mono   *mono.Programs
+	stages *lb.Stages // as the plugin installs them: lb chooses for new flows itself
+	// split are the same stages with split_stages: each generation that
+	// measures one stage against another runs lb-select and lb-dnat as
+	// stages of their own, so that their differences are each one's cost.
+	split *lb.Stages
+	maps  *lb.Maps
+	store *lb.Store
+	mono  *mono.Programs
 	// Generations: ct only (the datapath suite's), lb + ct, lb + lb-select
 	// + ct, all but lb-revnat, the whole pipeline as the lb plugin installs
 	// it, and lb-select + ct (one hop that has nothing to do for a packet
@@ -67,6 +71,11 @@ func newLBDP(h *dpHarness, ctProg *ebpf.Program, genCT uint32) (d *lbDP, err err
 	if d.stages, err = lb.LoadStages(h.layout, h.gen+1, lb.DefaultConfig(), lb.AllSlots); err != nil {
 		return d, err
 	}
+	split := lb.DefaultConfig()
+	split.SplitStages = true
+	if d.split, err = lb.LoadStages(h.layout, h.gen+2, split, lb.AllSlots); err != nil {
+		return d, err
+	}
 	if d.maps, err = lb.OpenMaps(h.layout); err != nil {
 		return d, err
 	}
@@ -75,14 +84,15 @@ func newLBDP(h *dpHarness, ctProg *ebpf.Program, genCT uint32) (d *lbDP, err err
 		return d, err
 	}
 	gens := []struct {
-		gen   *uint32
-		slots []string
+		gen    *uint32
+		slots  []string
+		stages *lb.Stages
 	}{
-		{&d.genLB, []string{lb.SlotLB}},
-		{&d.genSel, []string{lb.SlotLB, lb.SlotSelect}},
-		{&d.genNoRev, []string{lb.SlotLB, lb.SlotSelect, lb.SlotDNAT}},
-		{&d.genFull, lb.AllSlots},
-		{&d.genHop, []string{lb.SlotSelect}},
+		{&d.genLB, []string{lb.SlotLB}, d.split},
+		{&d.genSel, []string{lb.SlotLB, lb.SlotSelect}, d.split},
+		{&d.genNoRev, []string{lb.SlotLB, lb.SlotSelect, lb.SlotDNAT}, d.split},
+		{&d.genFull, lb.AllSlots, d.stages},
+		{&d.genHop, []string{lb.SlotSelect}, d.split},
 	}
 	for _, g := range gens {
 		progs := map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: ctProg}
@@ -91,7 +101,7 @@ func newLBDP(h *dpHarness, ctProg *ebpf.Program, genCT uint32) (d *lbDP, err err
 			if err != nil {
 				return d, err
 			}
-			progs[id] = d.stages.Progs[id]
+			progs[id] = g.stages.Progs[id]
 		}
 		if *g.gen, err = h.install(progs); err != nil {
 			return d, err
@@ -286,6 +296,9 @@ func (d *lbDP) close() {
 	}
 	if d.maps != nil {
 		d.maps.Close()
+	}
+	if d.split != nil {
+		d.split.Close()
 	}
 	if d.stages != nil {
 		d.stages.Close()

@@ -218,7 +218,7 @@ func lbRows(s *lbSamples) []Row {
 	hop := diff(s.hopPass, s.ctPass)
 	gap := func(pipe, mono []float64, hops int) string { return whyPipelineGap(pipe, mono, hops, hop) }
 	return []Row{
-		{Name: pipe + ", NEW TCP flow to a VIP (3 backends, maglev M=16381): SYN of " + flows + ", CT map emptied before each run",
+		{Name: pipe + ", NEW TCP flow to a VIP (3 backends, maglev M=16381; lb chooses and translates it itself, passing over lb-select and lb-dnat; the per-stage rows below load the stages split): SYN of " + flows + ", CT map emptied before each run",
 			Unit: UnitNs, Samples: s.fullNew, BaseName: mono + ", same packets", Base: s.monoNew,
 			Target: RatioBelow(1.05).Because(gap(s.fullNew, s.monoNew, s.hops.syn)),
 			Note: fmt.Sprintf("per packet, median over runs: p50 %.0f ns, p99 %.0f ns (monolithic: p50 %.0f ns, p99 %.0f ns); %d tail calls per SYN",

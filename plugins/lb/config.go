@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/services"
@@ -34,6 +35,13 @@ type Config struct {
 	// supervisor's cgroup, as Cilium's socket LB does; the per-packet stages
 	// stay for every other client. Off by default. See README.md.
 	SocketLB bool `json:"socket_lb,omitempty"`
+	// SplitStages runs lb-select and lb-dnat as stages of their own for
+	// new flows even with the built-in selection. By default the lb stage
+	// chooses and translates a new flow itself (two tail calls fewer), as
+	// it does an established one; split, each stage can be traced and timed
+	// apart (the bench's per-stage rows). With select "external" the
+	// stages always run apart.
+	SplitStages bool `json:"split_stages,omitempty"`
 }
 
 // Values of Config.Select.
@@ -82,6 +90,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("lb config: select %q: want %q or %q", c.Select, SelectBuiltin, SelectExternal)
 	}
 	return nil
+}
+
+// inlineSelect tells whether the lb stage chooses and translates new flows
+// itself: only where lb supplies the selection and holds lb-dnat.
+func (c Config) inlineSelect(slots []string) bool {
+	return c.Select == SelectBuiltin && !c.SplitStages && slices.Contains(slots, SlotSelect) && slices.Contains(slots, SlotDNAT)
 }
 
 // Slots are the slots a plugin with this config claims: all four, or three

@@ -46,6 +46,7 @@ const (
 	lbVarCtReportInterval = "ct_report_interval"
 	lbVarHpCtLayout       = "hp_ct_layout"
 	lbVarLbHashSeed       = "lb_hash_seed"
+	lbVarLbInlineSelect   = "lb_inline_select"
 )
 
 // loadLb returns the embedded CollectionSpec for lb.
@@ -132,6 +133,7 @@ type lbVariableSpecs struct {
 	CtReportInterval *ebpf.VariableSpec `ebpf:"ct_report_interval"`
 	HpCtLayout       *ebpf.VariableSpec `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.VariableSpec `ebpf:"lb_hash_seed"`
+	LbInlineSelect   *ebpf.VariableSpec `ebpf:"lb_inline_select"`
 }
 
 // lbObjects contains all objects after they have been loaded into the kernel.
@@ -209,6 +211,7 @@ type lbVariables struct {
 	CtReportInterval *ebpf.Variable `ebpf:"ct_report_interval"`
 	HpCtLayout       *ebpf.Variable `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.Variable `ebpf:"lb_hash_seed"`
+	LbInlineSelect   *ebpf.Variable `ebpf:"lb_inline_select"`
 }
 
 // lbPrograms contains all programs after they have been loaded into the kernel.

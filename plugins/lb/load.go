@@ -52,6 +52,10 @@ func LoadStages(l pin.Layout, gen uint32, cfg Config, slots []string) (*Stages, 
 	consts := cfg.Lifetimes.Seconds()
 	consts[lbVarLbHashSeed] = cfg.MaglevSeed
 	consts[ctmap.AccountingVar] = ctmap.AccountingValue(cfg.Accounting)
+	consts[lbVarLbInlineSelect] = 0
+	if cfg.inlineSelect(slots) {
+		consts[lbVarLbInlineSelect] = 1
+	}
 	for name, v := range consts {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)

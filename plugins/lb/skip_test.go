@@ -31,10 +31,11 @@ func lastCtx(t *testing.T, h *lbHarness, dir abi.AbiHpDir, port uint16) abi.Ctx 
 
 // TestPrivilegedSkippedStagesAreNotEntered runs packets through the lb and
 // ct stages installed at both hooks and reads back, from the packet's
-// context, how many tail calls it made and which slot ran last: an
-// established flow to a VIP is translated by lb alone (lb-select and lb-dnat
-// are passed over), a packet to a service never enters lb-revnat, and every
-// other packet still runs the stages it needs, with the same translation.
+// context, how many tail calls it made and which slot ran last: a flow to a
+// VIP, new or established, is translated by lb alone (lb-select and lb-dnat
+// are passed over: lb supplies the selection), a packet to a service never
+// enters lb-revnat, and every other packet still runs the stages it needs,
+// with the same translation.
 func TestPrivilegedSkippedStagesAreNotEntered(t *testing.T) {
 	h := newLB(t)
 	vip, be := ap("10.96.5.1:80"), ap("10.240.2.7:8080")
@@ -53,8 +54,8 @@ func TestPrivilegedSkippedStagesAreNotEntered(t *testing.T) {
 		src  netip.AddrPort // wanted source and destination after the pipeline
 		dst  netip.AddrPort
 	}{
-		{"SYN to the VIP: lb, lb-select, lb-dnat, ct; not lb-revnat", in,
-			packet.TCP(client, vip, packet.SYN, nil), client.Port(), 4, abi.AbiHpSlotHP_SLOT_CT, client, be},
+		{"SYN to the VIP: lb chooses and translates (lb-select, lb-dnat passed over), then ct; not lb-revnat", in,
+			packet.TCP(client, vip, packet.SYN, nil), client.Port(), 2, abi.AbiHpSlotHP_SLOT_CT, client, be},
 		{"established to the VIP: lb translates, then ct", in,
 			packet.TCP(client, vip, packet.ACK, []byte("x")), client.Port(), 2, abi.AbiHpSlotHP_SLOT_CT, client, be},
 		{"reply from the backend: lb, ct, lb-revnat", out,
@@ -80,6 +81,32 @@ func TestPrivilegedSkippedStagesAreNotEntered(t *testing.T) {
 		if c.Hops != tc.hops || abi.Slot(c.Slot) != tc.last {
 			t.Errorf("%s: %d tail calls, last slot %s; want %d, last %s", tc.name,
 				c.Hops, abi.SlotName(abi.Slot(c.Slot)), tc.hops, abi.SlotName(tc.last))
+		}
+	}
+}
+
+// TestPrivilegedSplitStagesEnterEach: with split_stages (or a vendor's
+// lb-select) a new flow enters lb, lb-select and lb-dnat in turn and is
+// translated the same; an established one is still lb's alone.
+func TestPrivilegedSplitStagesEnterEach(t *testing.T) {
+	h := newLBWith(t, func(c *Config) { c.SplitStages = true })
+	vip, be := ap("10.96.5.2:80"), ap("10.240.2.8:8080")
+	h.add(t, services.ServiceAddArgs{VIP: vip.String() + "/tcp", Backends: backends(be.String())})
+	client := ap("10.240.1.2:41003")
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		hops uint8
+	}{
+		{"SYN", packet.TCP(client, vip, packet.SYN, nil), 4},
+		{"established", packet.TCP(client, vip, packet.ACK, []byte("x")), 2},
+	} {
+		r := h.run(t, in, tc.pkt)
+		if src, dst := packet.Addrs(r.Packet); r.Code != 0 || src != client || dst != be || !packet.Valid(r.Packet) {
+			t.Fatalf("%s: verdict %d, left as %s → %s (valid %v), want %s → %s", tc.name, r.Code, src, dst, packet.Valid(r.Packet), client, be)
+		}
+		if c := lastCtx(t, h, in, client.Port()); c.Hops != tc.hops || abi.Slot(c.Slot) != abi.AbiHpSlotHP_SLOT_CT {
+			t.Errorf("%s: %d tail calls, last slot %s; want %d, last ct", tc.name, c.Hops, abi.SlotName(abi.Slot(c.Slot)), tc.hops)
 		}
 	}
 }

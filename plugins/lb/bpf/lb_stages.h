@@ -12,6 +12,14 @@ static __always_inline int lb_l4(const struct hp_ctx *c)
 	return (c->parse & HP_P_L4) && (c->proto == IPPROTO_TCP || c->proto == IPPROTO_UDP);
 }
 
+/* lb_inline_select: lb supplies lb-select itself (select "builtin"), so the
+ * lb stage chooses a new flow's backend and translates it too, and the flow
+ * passes lb-select and lb-dnat without a tail call each, as an established
+ * flow does. The lb plugin sets it at load time; it stays 0 (the three
+ * stages run apart) where another plugin's lb-select holds the slot, whose
+ * choice this stage must not make for it, and in the monolithic build. */
+volatile const __u32 lb_inline_select = 0;
+
 /* lb_dnat_related sends an ICMP error a client addresses to a VIP about a
  * reply it got from it (port unreachable after its socket closed, or
  * fragmentation needed from a router on the client's side) to the backend
@@ -56,61 +64,6 @@ static __always_inline int lb_to_backend(struct __sk_buff *skb, struct hp_ctx *c
 	c->daddr = addr;
 	c->dport = port;
 	return HP_SLOT_LB_DNAT + 1;
-}
-
-static __always_inline int lb_body(struct __sk_buff *skb, struct hp_ctx *c)
-{
-	struct hp_lb4_key key = {};
-	struct hp_lb4_service *svc;
-	struct hp_lb4_backend *be;
-	struct hp_ct_tuple t;
-	struct hp_ct_entry *e;
-	struct lb_scratch *s;
-	__u32 id;
-
-	/* Packets that are not to a service, and established flows, have
-	 * nothing to do in lb-select and lb-dnat: an established flow is
-	 * translated here, so that it costs one stage, not three. Jumping over
-	 * those slots saves a tail call and a stage entry each. */
-	if (c->dir != HP_DIR_INGRESS)
-		return HP_SLOT_LB_DNAT + 1;
-	if (!lb_l4(c)) {
-		if (c->parse & HP_P_ICMP_ERR)
-			return lb_dnat_related(skb, c);
-		return HP_SLOT_LB_DNAT + 1;
-	}
-
-	key.address = c->daddr;
-	key.dport = c->dport;
-	key.proto = c->proto;
-	svc = bpf_map_lookup_elem(&lb4_services, &key);
-	if (!svc)
-		return HP_SLOT_LB_DNAT + 1;
-	/* A packet to a service is never a reply to reverse-translate. */
-	c->skip |= 1u << HP_SLOT_LB_REVNAT;
-	c->svc_id = svc->svc_id;
-	c->rev_nat_index = svc->rev_nat_index;
-	c->svc_flags = svc->flags & HP_LB_F_AFFINITY ? LB_SF_AFFINITY : 0;
-	s = lb_scratch(c);
-
-	lb_svc_tuple(&t, c);
-	e = bpf_map_lookup_elem(lb_ct_map(c->proto), &t);
-	if (e) {
-		/* The backend lookup doubles as the existence check. */
-		id = e->backend_id;
-		be = bpf_map_lookup_elem(&lb4_backends, &id);
-		if (be) {
-			ct_refresh(e, c, 0, 1, hp_ctx_now(c));
-			c->backend_id = id;
-			c->svc_flags |= LB_SF_RESOLVED;
-			return lb_to_backend(skb, c, be);
-		}
-		/* The backend was removed: choose again, keep the entry. */
-		c->svc_flags |= LB_SF_STALE;
-	}
-	c->svc_flags |= LB_SF_SELECT;
-	__builtin_memcpy(&s->svc, svc, sizeof(s->svc));
-	return HP_SLOT_LB + 1;
 }
 
 static __always_inline int lb_select_body(struct __sk_buff *skb, struct hp_ctx *c)
@@ -186,6 +139,66 @@ static __always_inline int lb_dnat_body(struct __sk_buff *skb, struct hp_ctx *c)
 		bpf_map_update_elem(&lb4_affinity, &ak, &av, BPF_ANY);
 	}
 	return lb_to_backend(skb, c, be);
+}
+
+static __always_inline int lb_body(struct __sk_buff *skb, struct hp_ctx *c)
+{
+	struct hp_lb4_key key = {};
+	struct hp_lb4_service *svc;
+	struct hp_lb4_backend *be;
+	struct hp_ct_tuple t;
+	struct hp_ct_entry *e;
+	struct lb_scratch *s;
+	__u32 id;
+
+	/* Packets that are not to a service, and established flows, have
+	 * nothing to do in lb-select and lb-dnat: an established flow is
+	 * translated here, so that it costs one stage, not three. Jumping over
+	 * those slots saves a tail call and a stage entry each. With
+	 * lb_inline_select a new flow is chosen for and translated here too. */
+	if (c->dir != HP_DIR_INGRESS)
+		return HP_SLOT_LB_DNAT + 1;
+	if (!lb_l4(c)) {
+		if (c->parse & HP_P_ICMP_ERR)
+			return lb_dnat_related(skb, c);
+		return HP_SLOT_LB_DNAT + 1;
+	}
+
+	key.address = c->daddr;
+	key.dport = c->dport;
+	key.proto = c->proto;
+	svc = bpf_map_lookup_elem(&lb4_services, &key);
+	if (!svc)
+		return HP_SLOT_LB_DNAT + 1;
+	/* A packet to a service is never a reply to reverse-translate. */
+	c->skip |= 1u << HP_SLOT_LB_REVNAT;
+	c->svc_id = svc->svc_id;
+	c->rev_nat_index = svc->rev_nat_index;
+	c->svc_flags = svc->flags & HP_LB_F_AFFINITY ? LB_SF_AFFINITY : 0;
+	s = lb_scratch(c);
+
+	lb_svc_tuple(&t, c);
+	e = bpf_map_lookup_elem(lb_ct_map(c->proto), &t);
+	if (e) {
+		/* The backend lookup doubles as the existence check. */
+		id = e->backend_id;
+		be = bpf_map_lookup_elem(&lb4_backends, &id);
+		if (be) {
+			ct_refresh(e, c, 0, 1, hp_ctx_now(c));
+			c->backend_id = id;
+			c->svc_flags |= LB_SF_RESOLVED;
+			return lb_to_backend(skb, c, be);
+		}
+		/* The backend was removed: choose again, keep the entry. */
+		c->svc_flags |= LB_SF_STALE;
+	}
+	c->svc_flags |= LB_SF_SELECT;
+	__builtin_memcpy(&s->svc, svc, sizeof(s->svc));
+	if (!lb_inline_select)
+		return HP_SLOT_LB + 1;
+	if (lb_select_body(skb, c) < 0)
+		return HP_STOP;
+	return lb_dnat_body(skb, c);
 }
 
 /* lb_revnat_related turns an ICMP error about a translated flow, on its way
