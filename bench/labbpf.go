@@ -125,29 +125,31 @@ func enableBPFStats() (io.Closer, error) {
 // ingress program): with direct redirects a forwarded packet meets only
 // the ingress hook, without them the egress one too.
 func (e *labEnv) bpfPerPacket(ep entryProgs) (float64, error) {
-	in0, inNs0, err := bpfRunTotals(ep.ingress)
-	if err != nil {
-		return 0, err
-	}
-	_, outNs0, err := bpfRunTotals(ep.egress)
+	in0, ns0, err := ep.snapshot()
 	if err != nil {
 		return 0, err
 	}
 	if _, err := e.iperf(e.tputAddr, iperfSecs, 1); err != nil {
 		return 0, err
 	}
-	in1, inNs1, err := bpfRunTotals(ep.ingress)
-	if err != nil {
-		return 0, err
-	}
-	_, outNs1, err := bpfRunTotals(ep.egress)
+	in1, ns1, err := ep.snapshot()
 	if err != nil {
 		return 0, err
 	}
 	if in1 <= in0 {
 		return 0, fmt.Errorf("ingress programs ran %d times during iperf3", in1-in0)
 	}
-	return float64(inNs1-inNs0+outNs1-outNs0) / float64(in1-in0), nil
+	return float64(ns1-ns0) / float64(in1-in0), nil
+}
+
+// snapshot is the ingress programs' run count and the run time of all.
+func (ep entryProgs) snapshot() (ingressRuns, ns uint64, err error) {
+	ingressRuns, inNs, err := bpfRunTotals(ep.ingress)
+	if err != nil {
+		return 0, 0, err
+	}
+	_, outNs, err := bpfRunTotals(ep.egress)
+	return ingressRuns, inNs + outNs, err
 }
 
 // bpfPhase measures bpfPerPacket for every hotpath variant with throughput
