@@ -44,6 +44,7 @@ const (
 	monoVarCtReportInterval = "ct_report_interval"
 	monoVarHpCtLayout       = "hp_ct_layout"
 	monoVarLbHashSeed       = "lb_hash_seed"
+	monoVarLbInlineSelect   = "lb_inline_select"
 )
 
 // loadMono returns the embedded CollectionSpec for mono.
@@ -128,6 +129,7 @@ type monoVariableSpecs struct {
 	CtReportInterval *ebpf.VariableSpec `ebpf:"ct_report_interval"`
 	HpCtLayout       *ebpf.VariableSpec `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.VariableSpec `ebpf:"lb_hash_seed"`
+	LbInlineSelect   *ebpf.VariableSpec `ebpf:"lb_inline_select"`
 }
 
 // monoObjects contains all objects after they have been loaded into the kernel.
@@ -205,6 +207,7 @@ type monoVariables struct {
 	CtReportInterval *ebpf.Variable `ebpf:"ct_report_interval"`
 	HpCtLayout       *ebpf.Variable `ebpf:"hp_ct_layout"`
 	LbHashSeed       *ebpf.Variable `ebpf:"lb_hash_seed"`
+	LbInlineSelect   *ebpf.Variable `ebpf:"lb_inline_select"`
 }
 
 // monoPrograms contains all programs after they have been loaded into the kernel.
