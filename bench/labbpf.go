@@ -3,7 +3,6 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -110,16 +109,6 @@ func bpfRunTotals(ps []*ebpf.Program) (runs, ns uint64, err error) {
 	return runs, ns, nil
 }
 
-// enableBPFStats turns the kernel's BPF run-time accounting on until the
-// returned closer is closed (or the process exits).
-func enableBPFStats() (io.Closer, error) {
-	c, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		return nil, fmt.Errorf("enable BPF stats: %w", err)
-	}
-	return c, nil
-}
-
 // bpfPerPacket runs one iperf3 -P 1 sample through e and returns the BPF
 // nanoseconds, at both hooks, per packet that entered the node (a run of an
 // ingress program): with direct redirects a forwarded packet meets only
@@ -181,9 +170,10 @@ func bpfPhase(c *Context, live []*labRun) error {
 	if len(runs) == 0 {
 		return nil
 	}
-	stats, err := enableBPFStats()
+	// On until closed (or this process exits).
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
-		return err
+		return fmt.Errorf("enable BPF stats: %w", err)
 	}
 	defer stats.Close()
 	for run := range c.LabRuns {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hotpath/hotpath/core/abi"
+	"github.com/hotpath/hotpath/core/ctmap"
 	"github.com/hotpath/hotpath/core/entry"
 	"github.com/hotpath/hotpath/core/plugintest"
 	"github.com/hotpath/hotpath/core/plugintest/packet"
@@ -262,18 +263,11 @@ func TestPrivilegedForwardRemembersHops(t *testing.T) {
 	}
 }
 
-// startOfSecond waits until the coarse monotonic clock, the one hp_now
-// reads, has just entered a new second.
+// startOfSecond waits until the datapath's clock (ctmap.Now, what hp_now
+// reads) has just entered a new second.
 func startOfSecond(t *testing.T) {
 	t.Helper()
-	sec := func() int64 {
-		var ts unix.Timespec
-		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &ts); err != nil {
-			t.Fatal(err)
-		}
-		return ts.Sec
-	}
-	for s := sec(); sec() == s; {
+	for s := ctmap.Now(); ctmap.Now() == s; {
 		time.Sleep(time.Millisecond)
 	}
 }

@@ -3,7 +3,7 @@ package entry
 import (
 	"fmt"
 
-	"golang.org/x/sys/unix"
+	"github.com/hotpath/hotpath/core/ctmap"
 )
 
 // routeState is struct fwd_route of bpf/entry.c.
@@ -88,7 +88,7 @@ func (e *Programs) CountHops() (all, usable int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	now := coarseSeconds()
+	now := uint64(ctmap.Now())
 	var k hopKey
 	var h hop
 	it := e.Hops.Iterate()
@@ -102,14 +102,4 @@ func (e *Programs) CountHops() (all, usable int, err error) {
 		return 0, 0, fmt.Errorf("count next hops: %w", err)
 	}
 	return all, usable, nil
-}
-
-// coarseSeconds reads CLOCK_MONOTONIC_COARSE in whole seconds: hp_now, the
-// clock that stamps a hop's birth (bpf_ktime_get_coarse_ns / 1e9).
-func coarseSeconds() uint64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &ts); err != nil {
-		return 0
-	}
-	return uint64(ts.Sec)
 }

@@ -17,13 +17,9 @@ func Main(m *testing.M) {
 }
 
 func removeBuilds() {
-	variantMu.Lock()
 	if variantDir != "" {
 		os.RemoveAll(variantDir)
-		variantDir = ""
-		variants = map[string]string{}
 	}
-	variantMu.Unlock()
 	if binDir != "" && binDir != os.Getenv("HOTPATH_BIN") {
 		os.RemoveAll(binDir)
 	}
