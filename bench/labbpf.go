@@ -33,8 +33,15 @@ func (ep entryProgs) close() {
 }
 
 // entryPrograms opens the distinct programs behind the lab's pinned links
-// (none when it runs no supervisor).
+// (none when it runs no supervisor), or the bare forwarder's.
 func (e *labEnv) entryPrograms() (ep entryProgs, err error) {
+	if e.bare != nil {
+		p, err := e.bare.Program().Clone()
+		if err != nil {
+			return ep, fmt.Errorf("bare forwarder: %w", err)
+		}
+		return entryProgs{ingress: []*ebpf.Program{p}}, nil
+	}
 	dir := pin.Layout{Root: e.lab.BPFFS}.Links()
 	devs, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -141,7 +148,7 @@ func (ep entryProgs) snapshot() (ingressRuns, ns uint64, err error) {
 	return ingressRuns, inNs + outNs, err
 }
 
-// bpfPhase measures bpfPerPacket for every hotpath variant with throughput
+// bpfPhase measures bpfPerPacket for every variant with programs and throughput
 // rows, c.LabRuns times in interleaved rounds, with the kernel's accounting
 // on only for this phase (it costs every program run two clock reads).
 func bpfPhase(c *Context, live []*labRun) error {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hotpath/hotpath/internal/bare"
 	"github.com/hotpath/hotpath/lab"
 )
 
@@ -35,6 +36,8 @@ type labEnv struct {
 	untrack  func()
 	// opts are the hotpath options of the variant (labfast.go).
 	opts hotpathOptions
+	// bare is the bare TCX forwarder of that variant (labbare.go).
+	bare *bare.Forwarder
 }
 
 // newLabEnv builds the lab and starts the servers. Offloads are off (as in

@@ -177,7 +177,8 @@ func labWhy(t *Target, byKey map[string]*labRun, measure string, mine []float64,
 	if plain == nil {
 		return t
 	}
-	return t.Because(whyVsPlain(measure, ratio(mine, of(plain)), rel("hotpath-direct"), rel("nohop"), t.Value, []labRatio{
+	steps := vipSteps{vip: ratio(mine, of(plain)), bare: rel("bare"), direct: rel("hotpath-direct"), ceiling: rel("nohop")}
+	return t.Because(whyVsPlain(measure, steps, t.Value, []labRatio{
 		{"iptables DNAT with 1 service", rel("iptables-1")},
 		{"nftables DNAT with 1 service", rel("nft-1")},
 		{"netfilter conntrack alone", rel("conntrack")},
@@ -203,10 +204,11 @@ func rulesName(key string) string {
 	return "iptables DNAT"
 }
 
-// bpfRows are the BPF time per packet of every hotpath variant measured,
-// each against the variant it differs from by one thing: the pipeline
-// without a service for the VIP variants, the default VIP variant for a
-// switch of the plugins' (labVariant.bpfBase).
+// bpfRows are the BPF time per packet of every variant that runs programs
+// (hotpath's and the bare forwarder), each against the variant it differs
+// from by one thing: the pipeline without a service for the VIP variants
+// and the bare forwarder, the default VIP variant for a switch of the
+// plugins' (labVariant.bpfBase).
 func bpfRows(live []*labRun, byKey map[string]*labRun) []Row {
 	p := fmt.Sprintf("iperf3 -P 1, %d s: the entry programs' run time at both hooks over the packets entering the node (tail-called stages included; kernel BPF stats)", iperfSecs)
 	var rows []Row

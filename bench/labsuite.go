@@ -44,6 +44,7 @@ func labVariants() []labVariant {
 	vs := []labVariant{
 		{key: "plain", name: "plain routing, client → backend IPs (b1, b2, b3 in turn; iperf3: b1), no NAT, no conntrack: the ceiling", tput: true, setup: setupPlain},
 		{key: "nohop", name: "no node at all: the client veth'd straight to each backend (the endpoints' own work, which no node datapath removes)", tput: true, setup: setupNoHop},
+		{key: "bare", name: "bare TCX forwarder (internal/bare): one lookup, the MACs and bpf_redirect_peer per packet, no conntrack, no translation: what the hook and the redirect give any eBPF datapath", tput: true, setup: setupBare},
 		{key: "conntrack", name: "plain routing with netfilter conntrack on (one nft forward rule, no NAT)", setup: setupConntrack},
 		{key: "hotpath-direct", name: "hotpath pipeline (ct + lb plugins) on, client → backend IPs directly (no service): its cost without translation", tput: true, setup: setupHotpathDirect},
 	}

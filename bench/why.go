@@ -67,20 +67,33 @@ type labRatio struct {
 	ratio float64
 }
 
-// whyVsPlain explains a VIP row's ratio to plain routing with the other
-// variants' ratios of the same run: the pipeline alone (no service), and
-// netfilter's DNAT. The pipeline's share is what it costs without any
-// translation; the rest is the translation's. ceiling is the no-node
-// variant's ratio (0: not measured): what removing the node altogether
-// gains, which no node datapath can exceed; target is the row's goal.
-func whyVsPlain(measure string, vip, direct, ceiling, target float64, others []labRatio) string {
+// vipSteps are a VIP row's ratio to plain routing and the variants between
+// plain routing and it, all of one run (0: not measured): the bare TCX
+// forwarder (the hook and the redirect alone), the pipeline without a
+// service (hotpath's stages, nothing translated) and the no-node ceiling.
+type vipSteps struct {
+	vip, bare, direct, ceiling float64
+}
+
+// whyVsPlain explains a VIP row's ratio to plain routing step by step:
+// what the hook and the redirect give (the bare forwarder), what the
+// stages take of it (the pipeline without a service, against the bare
+// forwarder or, without it, plain routing), what translation takes, and
+// the ceiling no node datapath can exceed; target is the row's goal.
+// others are further variants of the run quoted as they are.
+func whyVsPlain(measure string, s vipSteps, target float64, others []labRatio) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: plain routing runs no program; through the VIP hotpath reached %.2f× plain routing", measure, vip)
-	if direct > 0 {
-		fmt.Fprintf(&b, ", the pipeline alone without any service %.2f×, so the pipeline costs %.0f%% and translation %+.0f%%",
-			direct, 100*(1-direct), 100*(direct-vip)/direct)
+	fmt.Fprintf(&b, "%s: plain routing runs no program; through the VIP hotpath reached %.2f× plain routing", measure, s.vip)
+	base, baseName := 1.0, "plain routing"
+	if s.bare > 0 {
+		fmt.Fprintf(&b, "; a bare TCX forwarder (one lookup, bpf_redirect_peer) reached %.2f×, what the hook and the redirect give", s.bare)
+		base, baseName = s.bare, "the bare forwarder"
 	}
-	b.WriteString(ceilingNote(vip, ceiling, target))
+	if s.direct > 0 {
+		fmt.Fprintf(&b, "; the pipeline alone without any service %.2f×, so its stages cost %.0f%% against %s, and translation %+.0f%%",
+			s.direct, 100*(1-s.direct/base), baseName, 100*(s.direct-s.vip)/s.direct)
+	}
+	b.WriteString(ceilingNote(s.vip, s.ceiling, target))
 	for _, o := range others {
 		if o.ratio > 0 {
 			fmt.Fprintf(&b, "; %s %.2f×", o.what, o.ratio)

@@ -33,8 +33,8 @@ func TestWhyPipelineGapQuotesTheRun(t *testing.T) {
 }
 
 func TestWhyLabNotesQuoteTheRun(t *testing.T) {
-	got := whyVsPlain("new connections/s", 0.9, 0.95, 0, 1.0, []labRatio{{"iptables DNAT with 1 service", 0.86}, {"nothing", 0}})
-	for _, want := range []string{"0.90× plain routing", "alone without any service 0.95×", "pipeline costs 5%", "translation +5%", "iptables DNAT with 1 service 0.86×"} {
+	got := whyVsPlain("new connections/s", vipSteps{vip: 0.9, direct: 0.95}, 1.0, []labRatio{{"iptables DNAT with 1 service", 0.86}, {"nothing", 0}})
+	for _, want := range []string{"0.90× plain routing", "alone without any service 0.95×", "stages cost 5% against plain routing", "translation +5%", "iptables DNAT with 1 service 0.86×"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("note %q lacks %q", got, want)
 		}
@@ -42,8 +42,14 @@ func TestWhyLabNotesQuoteTheRun(t *testing.T) {
 	if strings.Contains(got, "nothing") {
 		t.Errorf("a variant without samples is quoted: %q", got)
 	}
-	got = whyVsPlain("new connections/s", 1.05, 1.04, 1.10, 1.2, nil)
+	got = whyVsPlain("new connections/s", vipSteps{vip: 1.05, direct: 1.04, ceiling: 1.10}, 1.2, nil)
 	for _, want := range []string{"no node at all the endpoints reached 1.10×", "took 50% of that gain", "target's 1.20× lies above it"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("note %q lacks %q", got, want)
+		}
+	}
+	got = whyVsPlain("iperf3 -P 1", vipSteps{vip: 0.9, bare: 1.2, direct: 1.08, ceiling: 1.5}, 1.0, nil)
+	for _, want := range []string{"bare TCX forwarder (one lookup, bpf_redirect_peer) reached 1.20×", "stages cost 10% against the bare forwarder", "translation +17%"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("note %q lacks %q", got, want)
 		}
@@ -101,7 +107,7 @@ func TestLabVariantsAndComparisons(t *testing.T) {
 	for _, v := range labVariants() {
 		keys[v.key] = true
 	}
-	for _, k := range []string{"hotpath-1", "hotpath-socklb-1", "hotpath-noredirect-1"} {
+	for _, k := range []string{"hotpath-1", "hotpath-socklb-1", "hotpath-noredirect-1", "nohop", "bare"} {
 		if !keys[k] {
 			t.Errorf("no lab variant %s", k)
 		}
