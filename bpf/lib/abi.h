@@ -154,9 +154,9 @@ struct hp_ctx {
 	 * check slot compares them with gen. */
 	__u32 stamp_first;
 	__u32 stamp_last;
-	/* Coarse monotonic seconds of this packet (hp_ctx_now): the first
-	 * stage that tracks time reads the clock, every later one reuses it,
-	 * so a packet pays one clock read however many stages need it. 0: not
+	/* Coarse monotonic seconds of this packet (hp_ctx_now): the entry
+	 * program reads the clock (per CPU, once per tick), every stage reuses
+	 * it, so a packet pays one read however many stages need it. 0: not
 	 * read yet. In what was padding, so the layout is unchanged. */
 	__u32 now;
 	__u64 scratch[4]; /* free for the stage that owns the current slot */

@@ -235,8 +235,10 @@ static __always_inline __u32 hp_now(void)
 	return (__u32)(bpf_ktime_get_coarse_ns() / 1000000000ULL);
 }
 
-/* hp_ctx_now is hp_now for a stage: one clock read per packet, shared by
- * every stage that asks (ct, lb, the forward stage, ...). */
+/* hp_ctx_now is hp_now for a stage: the packet's one clock read, shared by
+ * every stage that asks (ct, lb, the forward stage, ...). The entry program
+ * fills it (entry.h, hp_clock_now); a context it did not fill reads the
+ * clock here. */
 static __always_inline __u32 hp_ctx_now(struct hp_ctx *c)
 {
 	if (!c->now)

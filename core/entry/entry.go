@@ -89,6 +89,9 @@ func LoadPinned(maps map[string]*ebpf.Map, dir string) (*Programs, error) {
 	if err := spec.LoadAndAssign(&objs, opts); err != nil {
 		return nil, fmt.Errorf("load entry programs: %w", err)
 	}
+	// The per-CPU clock cache (bpf/lib/entry.h) is the programs' alone: a
+	// fresh one per load is as good as any, and they keep it alive.
+	objs.HpClock.Close()
 	return &Programs{
 		Ingress: objs.HpEntryIngress, Egress: objs.HpEntryEgress, Forward: objs.HpForward,
 		Devices: objs.FwdDevs, Stats: objs.FwdStats, RouteMTU: objs.FwdMtu, MinMTU: objs.FwdMinMtu,

@@ -28,6 +28,7 @@ const (
 	entryMapFwdMtu          = "fwd_mtu"
 	entryMapFwdRoute        = "fwd_route"
 	entryMapFwdStats        = "fwd_stats"
+	entryMapHpClock         = "hp_clock"
 	entryMapIpcache         = "ipcache"
 	entryMapLb4Affinity     = "lb4_affinity"
 	entryMapLb4Backends     = "lb4_backends"
@@ -108,6 +109,7 @@ type entryMapSpecs struct {
 	FwdMtu      *ebpf.MapSpec `ebpf:"fwd_mtu"`
 	FwdRoute    *ebpf.MapSpec `ebpf:"fwd_route"`
 	FwdStats    *ebpf.MapSpec `ebpf:"fwd_stats"`
+	HpClock     *ebpf.MapSpec `ebpf:"hp_clock"`
 	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
@@ -160,6 +162,7 @@ type entryMaps struct {
 	FwdMtu      *ebpf.Map `ebpf:"fwd_mtu"`
 	FwdRoute    *ebpf.Map `ebpf:"fwd_route"`
 	FwdStats    *ebpf.Map `ebpf:"fwd_stats"`
+	HpClock     *ebpf.Map `ebpf:"hp_clock"`
 	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
@@ -188,6 +191,7 @@ func (m *entryMaps) Close() error {
 		m.FwdMtu,
 		m.FwdRoute,
 		m.FwdStats,
+		m.HpClock,
 		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,

@@ -22,6 +22,7 @@ const (
 	monoMapCtAny4           = "ct_any4"
 	monoMapEvents           = "events"
 	monoMapFrag4            = "frag4"
+	monoMapHpClock          = "hp_clock"
 	monoMapIpcache          = "ipcache"
 	monoMapLb4Affinity      = "lb4_affinity"
 	monoMapLb4Backends      = "lb4_backends"
@@ -103,6 +104,7 @@ type monoMapSpecs struct {
 	CtAny4      *ebpf.MapSpec `ebpf:"ct_any4"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Frag4       *ebpf.MapSpec `ebpf:"frag4"`
+	HpClock     *ebpf.MapSpec `ebpf:"hp_clock"`
 	Ipcache     *ebpf.MapSpec `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.MapSpec `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.MapSpec `ebpf:"lb4_backends"`
@@ -158,6 +160,7 @@ type monoMaps struct {
 	CtAny4      *ebpf.Map `ebpf:"ct_any4"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Frag4       *ebpf.Map `ebpf:"frag4"`
+	HpClock     *ebpf.Map `ebpf:"hp_clock"`
 	Ipcache     *ebpf.Map `ebpf:"ipcache"`
 	Lb4Affinity *ebpf.Map `ebpf:"lb4_affinity"`
 	Lb4Backends *ebpf.Map `ebpf:"lb4_backends"`
@@ -180,6 +183,7 @@ func (m *monoMaps) Close() error {
 		m.CtAny4,
 		m.Events,
 		m.Frag4,
+		m.HpClock,
 		m.Ipcache,
 		m.Lb4Affinity,
 		m.Lb4Backends,
