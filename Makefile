@@ -64,7 +64,7 @@ demo: deps build
 	$(GO) run ./demo/cmd/demo --bin $(CURDIR)/$(BIN)
 
 # Prints one table of ratios against baselines measured in the same run and
-# writes it to bench/results/<date>.md. About five minutes.
+# writes it to bench/results/<date>.md. About twenty minutes on a 2-vCPU VM.
 # bench/ciliummaglev is its own module (Cilium's pkg/maglev, timed beside ours);
 # the hotpath module never depends on Cilium.
 bench: deps build
