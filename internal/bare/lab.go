@@ -2,7 +2,6 @@ package bare
 
 import (
 	"fmt"
-	"net"
 	"sort"
 
 	"github.com/vishvananda/netlink"
@@ -23,21 +22,16 @@ func ForLab(l *lab.Lab) (*Forwarder, error) {
 	var devs []int
 	for _, name := range names {
 		p := l.Pods[name]
-		podMAC, err := macIn(p.NS, "eth0")
+		pod, err := linkIn(p.NS, "eth0")
 		if err != nil {
 			return nil, err
 		}
-		var host netlink.Link
-		err = l.Node.Do(func() (err error) {
-			host, err = netlink.LinkByName(p.HostIf)
-			return err
-		})
+		host, err := linkIn(l.Node, p.HostIf)
 		if err != nil {
-			return nil, fmt.Errorf("pod %s: node-side veth %s: %w", name, p.HostIf, err)
+			return nil, err
 		}
-		a := host.Attrs()
-		hops = append(hops, Hop{IP: p.IP, Ifindex: a.Index, DstMAC: podMAC, SrcMAC: a.HardwareAddr})
-		devs = append(devs, a.Index)
+		hops = append(hops, Hop{IP: p.IP, Ifindex: host.Index, DstMAC: pod.HardwareAddr, SrcMAC: host.HardwareAddr})
+		devs = append(devs, host.Index)
 	}
 	var f *Forwarder
 	err := l.Node.Do(func() (err error) {
@@ -47,18 +41,19 @@ func ForLab(l *lab.Lab) (*Forwarder, error) {
 	return f, err
 }
 
-// macIn is the MAC of device ifname in ns.
-func macIn(ns *lab.NS, ifname string) (mac net.HardwareAddr, err error) {
-	err = ns.Do(func() error {
+// linkIn is the attributes of device ifname in ns.
+func linkIn(ns *lab.NS, ifname string) (*netlink.LinkAttrs, error) {
+	var a *netlink.LinkAttrs
+	err := ns.Do(func() error {
 		l, err := netlink.LinkByName(ifname)
 		if err != nil {
 			return err
 		}
-		mac = l.Attrs().HardwareAddr
+		a = l.Attrs()
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s in %s: %w", ifname, ns.Name, err)
 	}
-	return mac, nil
+	return a, nil
 }
