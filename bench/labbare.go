@@ -16,7 +16,6 @@ func setupBare(_ *Context, e *labEnv, _ int) error {
 	if err != nil {
 		return fmt.Errorf("bare forwarder: %w", err)
 	}
-	e.bare = f
 	e.onClose(func() { f.Close() })
 	e.connAddr = e.directAddrs()
 	return nil

@@ -1,16 +1,12 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"net"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
-
-	"github.com/hotpath/hotpath/core/pin"
 )
 
 // The lab's throughput rows measure the endpoints as much as the node: on
@@ -20,9 +16,9 @@ import (
 // programs, their tail-called stages included, under the same iperf3
 // traffic. It separates variants whose throughput rows cannot.
 
-// entryProgs are the programs behind the TCX links hotpath pinned in a
-// lab's bpffs: those at ingress hooks, where a packet enters the node, and
-// those at egress hooks.
+// entryProgs are the programs attached at the TCX hooks of the lab's node
+// devices (hotpath's entry programs, the bare forwarder): those at ingress
+// hooks, where a packet enters the node, and those at egress hooks.
 type entryProgs struct {
 	ingress, egress []*ebpf.Program
 }
@@ -32,45 +28,52 @@ func (ep entryProgs) close() {
 	closePrograms(ep.egress)
 }
 
-// entryPrograms opens the distinct programs behind the lab's pinned links
-// (none when it runs no supervisor), or the bare forwarder's.
+// entryPrograms opens the distinct programs the kernel has at the TCX hooks
+// of the pods' node-side veths and the env's extra devices (none when the
+// variant attaches nothing: plain routing, netfilter).
 func (e *labEnv) entryPrograms() (ep entryProgs, err error) {
-	if e.bare != nil {
-		p, err := e.bare.Program().Clone()
-		if err != nil {
-			return ep, fmt.Errorf("bare forwarder: %w", err)
+	devs := append([]string(nil), e.extraDevices...)
+	for _, p := range e.lab.Pods {
+		devs = append(devs, p.HostIf)
+	}
+	ids := map[ebpf.AttachType][]ebpf.ProgramID{}
+	err = e.lab.Node.Do(func() error {
+		seen := map[ebpf.ProgramID]bool{}
+		for _, dev := range devs {
+			ifc, err := net.InterfaceByName(dev)
+			if err != nil {
+				return fmt.Errorf("device %s: %w", dev, err)
+			}
+			for _, hook := range []ebpf.AttachType{ebpf.AttachTCXIngress, ebpf.AttachTCXEgress} {
+				res, err := link.QueryPrograms(link.QueryOptions{Target: ifc.Index, Attach: hook})
+				if err != nil {
+					return fmt.Errorf("query tcx %s of %s: %w", hook, dev, err)
+				}
+				for _, p := range res.Programs {
+					if !seen[p.ID] {
+						seen[p.ID] = true
+						ids[hook] = append(ids[hook], p.ID)
+					}
+				}
+			}
 		}
-		return entryProgs{ingress: []*ebpf.Program{p}}, nil
-	}
-	dir := pin.Layout{Root: e.lab.BPFFS}.Links()
-	devs, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return ep, nil
-	}
+		return nil
+	})
 	if err != nil {
-		return ep, fmt.Errorf("read links: %w", err)
+		return ep, err
 	}
 	defer func() {
 		if err != nil {
 			ep.close()
 		}
 	}()
-	seen := map[ebpf.ProgramID]bool{}
-	for _, d := range devs {
-		for _, hook := range []string{"ingress", "egress"} {
-			id, err := linkedProgram(filepath.Join(dir, d.Name(), hook))
-			if err != nil {
-				return ep, err
-			}
-			if id == 0 || seen[id] {
-				continue
-			}
-			seen[id] = true
+	for hook, list := range ids {
+		for _, id := range list {
 			p, err := ebpf.NewProgramFromID(id)
 			if err != nil {
 				return ep, fmt.Errorf("open program %d: %w", id, err)
 			}
-			if hook == "ingress" {
+			if hook == ebpf.AttachTCXIngress {
 				ep.ingress = append(ep.ingress, p)
 			} else {
 				ep.egress = append(ep.egress, p)
@@ -78,23 +81,6 @@ func (e *labEnv) entryPrograms() (ep entryProgs, err error) {
 		}
 	}
 	return ep, nil
-}
-
-// linkedProgram is the program of the link pinned at path (0: none there).
-func linkedProgram(path string) (ebpf.ProgramID, error) {
-	l, err := link.LoadPinnedLink(path, nil)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("open link %s: %w", path, err)
-	}
-	defer l.Close()
-	info, err := l.Info()
-	if err != nil {
-		return 0, fmt.Errorf("link %s info: %w", path, err)
-	}
-	return info.Program, nil
 }
 
 func closePrograms(ps []*ebpf.Program) {

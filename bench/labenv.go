@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hotpath/hotpath/internal/bare"
 	"github.com/hotpath/hotpath/lab"
 )
 
@@ -36,8 +35,6 @@ type labEnv struct {
 	untrack  func()
 	// opts are the hotpath options of the variant (labfast.go).
 	opts hotpathOptions
-	// bare is the bare TCX forwarder of that variant (labbare.go).
-	bare *bare.Forwarder
 }
 
 // newLabEnv builds the lab and starts the servers. Offloads are off (as in

@@ -84,9 +84,6 @@ func (f *Forwarder) put(h Hop) error {
 	return nil
 }
 
-// Program is the forwarder's program, owned by f.
-func (f *Forwarder) Program() *ebpf.Program { return f.objs.BareForward }
-
 // Close detaches and unloads the forwarder.
 func (f *Forwarder) Close() error {
 	var errs []error
