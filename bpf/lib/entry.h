@@ -65,7 +65,6 @@ static __always_inline int hp_entry_begin(struct __sk_buff *skb, __u32 dir, stru
 	c->len = skb->len;
 	c->ifindex = skb->ifindex;
 	c->slot = HP_SLOTS; /* drops before the first stage are the entry program's */
-	c->now = hp_clock_now();
 
 	r = hp_parse(skb, c);
 	if (r != HP_PARSE_OK) {
@@ -89,6 +88,8 @@ static __always_inline int hp_entry_begin(struct __sk_buff *skb, __u32 dir, stru
 		*ret = hp_finish(skb, c);
 		return 1;
 	}
+	/* Only a packet that goes on to the stages needs the time. */
+	c->now = hp_clock_now();
 	*cp = c;
 	return 0;
 }
