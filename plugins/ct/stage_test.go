@@ -24,6 +24,11 @@ var (
 )
 
 func newStage(t *testing.T) *plugintest.Harness {
+	h, _ := newStageProg(t)
+	return h
+}
+
+func newStageProg(t *testing.T) (*plugintest.Harness, *ebpf.Program) {
 	h := plugintest.New(t)
 	prog, _, err := LoadStage(h.Layout, 1, DefaultConfig())
 	if err != nil {
@@ -31,7 +36,7 @@ func newStage(t *testing.T) *plugintest.Harness {
 	}
 	t.Cleanup(func() { prog.Close() })
 	h.Install(t, map[abi.Slot]*ebpf.Program{abi.AbiHpSlotHP_SLOT_CT: prog})
-	return h
+	return h, prog
 }
 
 func tuple(src, dst netip.AddrPort, proto uint8, flags uint8) abi.CTTuple {
@@ -273,5 +278,59 @@ func TestPrivilegedCTStageAccountingOff(t *testing.T) {
 	}
 	if n := len(h.Dump(t, abi.MapCT4)); n != 1 {
 		t.Errorf("%d entries, want 1 (the reply found the entry)", n)
+	}
+}
+
+// status runs pkt through the ct stage alone at dir and returns the status
+// it left in the packet's context.
+func status(t *testing.T, h *plugintest.Harness, prog *ebpf.Program, dir abi.AbiHpDir, pkt []byte) abi.AbiHpCtStatus {
+	t.Helper()
+	_, left, err := h.RunStage(prog, plugintest.Context(dir, pkt), pkt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abi.AbiHpCtStatus(left.CtStatus)
+}
+
+// TestPrivilegedCTStageSYNIsNeverAReply: a SYN on a tuple tracked the other
+// way round opens a connection of its own (NEW, its own entry), where it
+// used to count as a reply of the old one, which policy admits without a
+// rule. Its SYN-ACK is the reply of the new entry, and a SYN-ACK, ACK or
+// data packet the other way still finds the reply of its connection.
+func TestPrivilegedCTStageSYNIsNeverAReply(t *testing.T) {
+	h, prog := newStageProg(t)
+	run(t, h, in, packet.TCP(client, server, packet.SYN, nil))
+	if st := status(t, h, prog, out, packet.TCP(server, client, packet.SYN|packet.ACK, nil)); st != abi.AbiHpCtStatusHP_CT_REPLY {
+		t.Fatalf("SYN-ACK: status %d, want reply", st)
+	}
+	if st := status(t, h, prog, out, packet.TCP(server, client, packet.ACK, nil)); st != abi.AbiHpCtStatusHP_CT_REPLY {
+		t.Fatalf("server's ACK: status %d, want reply", st)
+	}
+
+	// The server opens a connection on the same tuple reversed.
+	if st := status(t, h, prog, in, packet.TCP(server, client, packet.SYN, nil)); st != abi.AbiHpCtStatusHP_CT_NEW {
+		t.Fatalf("SYN on the reversed tuple: status %d, want new", st)
+	}
+	rev := entry(t, h, abi.MapCT4, tuple(server, client, packet.ProtoTCP, abi.TupleOut))
+	if rev.Packets != 1 {
+		t.Fatalf("the reversed connection's entry counts %d packets, want 1", rev.Packets)
+	}
+	if st := status(t, h, prog, out, packet.TCP(client, server, packet.SYN|packet.ACK, nil)); st != abi.AbiHpCtStatusHP_CT_REPLY {
+		t.Fatalf("its SYN-ACK: status %d, want reply", st)
+	}
+	if rev = entry(t, h, abi.MapCT4, tuple(server, client, packet.ProtoTCP, abi.TupleOut)); rev.Packets != 2 {
+		t.Fatalf("its SYN-ACK counted %d packets on the new entry, want 2", rev.Packets)
+	}
+	if n := len(h.Dump(t, abi.MapCT4)); n != 2 {
+		t.Fatalf("%d entries, want 2 (one per connection)", n)
+	}
+
+	// A SYN-ACK nobody's SYN asked for is tracked as seen.
+	lone := netip.MustParseAddrPort("10.240.3.3:443")
+	if st := status(t, h, prog, in, packet.TCP(lone, client, packet.SYN|packet.ACK, nil)); st != abi.AbiHpCtStatusHP_CT_NEW {
+		t.Fatalf("lone SYN-ACK: status %d, want new", st)
+	}
+	if st := status(t, h, prog, in, packet.TCP(lone, client, packet.SYN|packet.ACK, nil)); st != abi.AbiHpCtStatusHP_CT_ESTABLISHED {
+		t.Fatalf("lone SYN-ACK again: status %d, want established", st)
 	}
 }
