@@ -5,13 +5,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
+	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Helper subcommands: the bench binary re-runs itself inside lab
@@ -42,39 +44,41 @@ func Helper(name string, args []string) int {
 	return 0
 }
 
-// serveRR answers every connection with one byte for the one it reads,
-// then waits for the client's FIN before closing: the client closes first,
-// so TIME_WAIT stays on the client, which reuses it (tcp_tw_reuse).
+// serveRR answers connections on ADDR (":port" for every address) from
+// serveThreads threads, each with a listening socket of its own.
 func serveRR(args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: _rrserve ADDR")
 	}
-	ln, err := net.Listen("tcp", args[0])
+	addr, err := parseServeAddr(args[0])
 	if err != nil {
 		return err
 	}
-	for {
-		c, err := ln.Accept()
+	errc := make(chan error, serveThreads)
+	for range serveThreads {
+		fd, err := rawListen(addr)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			time.Sleep(10 * time.Millisecond) // EMFILE and the like: keep serving
-			continue
+			return err
 		}
-		go func() {
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			var b [1]byte
-			if _, err := io.ReadFull(c, b[:]); err != nil {
-				return
-			}
-			if _, err := c.Write(b[:]); err != nil {
-				return
-			}
-			io.Copy(io.Discard, c)
-		}()
+		go func() { errc <- rawServeLoop(fd) }()
 	}
+	return <-errc
+}
+
+// serveThreads is one per client worker: a thread serves one connection
+// at a time, and no worker should wait for another's.
+const serveThreads = 4
+
+// parseServeAddr reads "IP:port" or ":port" (every address).
+func parseServeAddr(s string) (netip.AddrPort, error) {
+	if strings.HasPrefix(s, ":") {
+		s = "0.0.0.0" + s
+	}
+	a, err := netip.ParseAddrPort(s)
+	if err != nil || !a.Addr().Is4() {
+		return netip.AddrPort{}, fmt.Errorf("server address %q: want IPv4:port or :port", s)
+	}
+	return a, nil
 }
 
 // connResult is what _connrate prints (JSON, one line).
@@ -86,7 +90,7 @@ type connResult struct {
 }
 
 // clientRR opens connections in a loop from several workers for a fixed
-// time: dial, write 1 byte, read 1 byte, close. It counts completed
+// time: connect, write 1 byte, read 1 byte, close (connraw.go). It counts completed
 // connections; failed ones are counted apart and do not stop the run.
 func clientRR(args []string) error {
 	fs := flag.NewFlagSet(helperConnRate, flag.ContinueOnError)
@@ -96,7 +100,14 @@ func clientRR(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	addrs := strings.Split(*addrList, ",")
+	var addrs []*unix.SockaddrInet4
+	for _, a := range strings.Split(*addrList, ",") {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil || !ap.Addr().Is4() {
+			return fmt.Errorf("address %q: want IPv4:port", a)
+		}
+		addrs = append(addrs, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()})
+	}
 	var conns, errs atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(*dur)
@@ -106,10 +117,10 @@ func clientRR(args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := net.Dialer{Timeout: 3 * time.Second}
-			var b [1]byte
+			// One OS thread per worker, as a process of netperf's would be.
+			runtime.LockOSThread()
 			for i := w; time.Now().Before(deadline); i++ {
-				if err := oneRR(&d, addrs[i%len(addrs)], &b); err != nil {
+				if err := rawOne(addrs[i%len(addrs)]); err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
 					continue
@@ -124,21 +135,4 @@ func clientRR(args []string) error {
 		res.FirstErr = s
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
-}
-
-func oneRR(d *net.Dialer, addr string, b *[1]byte) error {
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	b[0] = 'x'
-	if _, err := c.Write(b[:]); err != nil {
-		return err
-	}
-	if _, err := io.ReadFull(c, b[:]); err != nil {
-		return err
-	}
-	return nil
 }

@@ -99,7 +99,7 @@ func labRows(live []*labRun) []Row {
 		byName[r.v.name] = r
 	}
 	plain := live[0] // labVariants puts plain routing first
-	connP := fmt.Sprintf("%s × %d workers (dial, write 1 B, read 1 B, close)", connDur, connWorkers)
+	connP := connParams()
 	tputP := func(streams int) string {
 		return fmt.Sprintf("iperf3 -P %d, %d s (+1 s omitted), to a 1-backend service", streams, iperfSecs)
 	}

@@ -8,9 +8,14 @@ import (
 
 const (
 	connDur     = 3 * time.Second // one connection-rate sample
-	connWorkers = 4               // parallel dial loops in the client
+	connWorkers = 4               // parallel connect loops in the client
 	iperfSecs   = 3               // measured seconds per iperf3 sample (+1 omitted)
 )
+
+// connParams describes one connection-rate sample, for row names.
+func connParams() string {
+	return fmt.Sprintf("%s × %d workers (connect, write 1 B, read 1 B, close; raw system calls, a thread each)", connDur, connWorkers)
+}
 
 var (
 	// connVIP → three backends on rrPort; tputVIP → the first backend's

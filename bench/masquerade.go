@@ -144,7 +144,7 @@ func masqSuite(c *Context) (rows []Row, err error) {
 			c.Logf("masquerade run %d/%d %s: %.0f conn/s (%d errors)", i+1, c.LabRuns, r.v.name, rate, res.Errors)
 		}
 	}
-	connP := fmt.Sprintf("%s × %d workers (dial, write 1 B, read 1 B, close), pod → external server through the uplink", connDur, connWorkers)
+	connP := connParams() + ", pod → external server through the uplink"
 	base := live[0]
 	for _, r := range live {
 		row := Row{Name: "new connections/s, " + r.v.name + ", " + connP, Unit: UnitConns, Samples: r.conn}

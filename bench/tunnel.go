@@ -194,7 +194,7 @@ func tunnelSuite(c *Context) (rows []Row, err error) {
 		}
 	}
 	base := live[0]
-	connP := fmt.Sprintf("%s × %d workers (dial, write 1 B, read 1 B, close), pod on node A → pod on node B", connDur, connWorkers)
+	connP := connParams() + ", pod on node A → pod on node B"
 	tputP := fmt.Sprintf("iperf3 -P 1, %d s, pod on node A → pod on node B", iperfSecs)
 	for _, e := range live {
 		conn := Row{Name: "cross-node new connections/s, " + e.variant.name + ", " + connP, Unit: UnitConns, Samples: e.connS}
