@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -98,4 +100,26 @@ func (n *NS) ctxErr(ctx context.Context, err error) error {
 		return fmt.Errorf("%w (%w)", err, ctx.Err())
 	}
 	return err
+}
+
+// PeerName is getpeername(2) of an IPv4 connection, as the application
+// sees it (with socket LB, what the cgroup programs show it).
+func PeerName(conn syscall.Conn) (netip.AddrPort, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	var sa syscall.Sockaddr
+	var serr error
+	if err := raw.Control(func(fd uintptr) { sa, serr = syscall.Getpeername(int(fd)) }); err != nil {
+		return netip.AddrPort{}, err
+	}
+	if serr != nil {
+		return netip.AddrPort{}, fmt.Errorf("getpeername: %w", serr)
+	}
+	in, ok := sa.(*syscall.SockaddrInet4)
+	if !ok {
+		return netip.AddrPort{}, fmt.Errorf("getpeername: %T, want IPv4", sa)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4(in.Addr), uint16(in.Port)), nil
 }

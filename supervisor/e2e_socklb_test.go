@@ -44,18 +44,11 @@ func sockStats(t *testing.T, env *e2e.Env) map[lb.SockStat]uint64 {
 // peerName is getpeername(2) of conn, as the application sees it.
 func peerName(t *testing.T, conn syscall.Conn) netip.AddrPort {
 	t.Helper()
-	raw, err := conn.SyscallConn()
+	a, err := lab.PeerName(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sa syscall.Sockaddr
-	var serr error
-	raw.Control(func(fd uintptr) { sa, serr = syscall.Getpeername(int(fd)) })
-	in, ok := sa.(*syscall.SockaddrInet4)
-	if serr != nil || !ok {
-		t.Fatalf("getpeername: %v %T", serr, sa)
-	}
-	return netip.AddrPortFrom(netip.AddrFrom4(in.Addr), uint16(in.Port))
+	return a
 }
 
 // serviceCT counts CT_SERVICE entries (the per-packet path's record of a

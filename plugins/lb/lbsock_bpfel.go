@@ -30,6 +30,7 @@ const (
 	lbsockMapLb4Services         = "lb4_services"
 	lbsockMapLb4Slots            = "lb4_slots"
 	lbsockMapLb4SockFwd          = "lb4_sock_fwd"
+	lbsockMapLb4SockPeer         = "lb4_sock_peer"
 	lbsockMapLb4SockRev          = "lb4_sock_rev"
 	lbsockMapLb4SockStats        = "lb4_sock_stats"
 	lbsockMapMetrics             = "metrics"
@@ -117,6 +118,7 @@ type lbsockMapSpecs struct {
 	Lb4Services  *ebpf.MapSpec `ebpf:"lb4_services"`
 	Lb4Slots     *ebpf.MapSpec `ebpf:"lb4_slots"`
 	Lb4SockFwd   *ebpf.MapSpec `ebpf:"lb4_sock_fwd"`
+	Lb4SockPeer  *ebpf.MapSpec `ebpf:"lb4_sock_peer"`
 	Lb4SockRev   *ebpf.MapSpec `ebpf:"lb4_sock_rev"`
 	Lb4SockStats *ebpf.MapSpec `ebpf:"lb4_sock_stats"`
 	Metrics      *ebpf.MapSpec `ebpf:"metrics"`
@@ -174,6 +176,7 @@ type lbsockMaps struct {
 	Lb4Services  *ebpf.Map `ebpf:"lb4_services"`
 	Lb4Slots     *ebpf.Map `ebpf:"lb4_slots"`
 	Lb4SockFwd   *ebpf.Map `ebpf:"lb4_sock_fwd"`
+	Lb4SockPeer  *ebpf.Map `ebpf:"lb4_sock_peer"`
 	Lb4SockRev   *ebpf.Map `ebpf:"lb4_sock_rev"`
 	Lb4SockStats *ebpf.Map `ebpf:"lb4_sock_stats"`
 	Metrics      *ebpf.Map `ebpf:"metrics"`
@@ -199,6 +202,7 @@ func (m *lbsockMaps) Close() error {
 		m.Lb4Services,
 		m.Lb4Slots,
 		m.Lb4SockFwd,
+		m.Lb4SockPeer,
 		m.Lb4SockRev,
 		m.Lb4SockStats,
 		m.Metrics,

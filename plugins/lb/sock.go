@@ -24,7 +24,7 @@ var sockProgramOf = map[string]string{
 // Private maps of socket LB, pinned under layout.PluginPrivate("lb") so that
 // they outlive the plugin process and its generations: a socket translated by
 // one instance's program is reverse-translated by the next one's.
-var sockPrivate = []string{lbsockMapLb4SockFwd, lbsockMapLb4SockRev, lbsockMapLb4SockStats}
+var sockPrivate = []string{lbsockMapLb4SockFwd, lbsockMapLb4SockRev, lbsockMapLb4SockPeer, lbsockMapLb4SockStats}
 
 // SockStat indexes lb4_sock_stats (enum lb_sock_stat).
 type SockStat uint32

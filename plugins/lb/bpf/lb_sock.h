@@ -35,7 +35,8 @@
 #define LB_SOCK_MAP_SIZE (256 * 1024)
 
 /* Key of lb4_sock_fwd (address, port: the VIP) and lb4_sock_rev (the
- * backend): one socket, one peer. */
+ * backend): one socket, one peer. TCP sockets keep theirs in lb4_sock_peer
+ * instead. */
 struct lb_sock_key {
 	__u64 cookie;  /* bpf_get_socket_cookie */
 	__u32 address; /* network order */
@@ -80,6 +81,27 @@ struct {
 	__type(key, struct lb_sock_key);
 	__type(value, struct lb_sock_rev);
 } lb4_sock_rev SEC(".maps");
+
+/* lb4_sock_peer value: a connected TCP socket's backend and the VIP it
+ * answers as, kept on the socket itself. It lives exactly as long as the
+ * socket: no churn of other connections can evict it, as it can evict an
+ * entry of the lb4_sock_rev LRU (256 Ki connections later, a minute at this
+ * VM's connection rate, getpeername would show the backend), and connect()
+ * costs no LRU insert. UDP keeps lb4_sock_rev: an unconnected socket talks
+ * to many VIPs. */
+struct lb_sock_peer {
+	__u32 backend;      /* network order */
+	__u16 backend_port; /* network order */
+	__u16 pad;
+	struct lb_sock_rev rev;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct lb_sock_peer);
+} lb4_sock_peer SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -138,6 +160,35 @@ static __always_inline __u32 lb_sock_select(struct bpf_sock_addr *ctx, const str
 	return id;
 }
 
+/* lb_sock_set_peer records on a TCP socket the backend it is pointed at
+ * and the VIP it answers as. */
+static __always_inline int lb_sock_set_peer(struct bpf_sock_addr *ctx, const struct hp_lb4_backend *be,
+					    const struct lb_sock_rev *rev)
+{
+	struct lb_sock_peer *p = bpf_sk_storage_get(&lb4_sock_peer, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!p)
+		return -1;
+	p->backend = be->address;
+	p->backend_port = be->port;
+	p->rev = *rev;
+	return 0;
+}
+
+/* lb_sock_peer_rev is the VIP a TCP socket's peer answers as, when the
+ * socket holds one for that peer. */
+static __always_inline struct lb_sock_rev *lb_sock_peer_rev(struct bpf_sock_addr *ctx)
+{
+	struct lb_sock_peer *p;
+
+	if (ctx->type != LB_SOCK_STREAM)
+		return 0;
+	p = bpf_sk_storage_get(&lb4_sock_peer, ctx->sk, 0, 0);
+	if (!p || p->backend != ctx->user_ip4 || p->backend_port != (__u16)ctx->user_port)
+		return 0;
+	return &p->rev;
+}
+
 /* lb_sock_xlate points a socket that addresses a VIP at a backend. It
  * returns 1 (go on) or 0 with ECONNREFUSED when the service has no backend,
  * as the per-packet path answers with an RST or port unreachable. */
@@ -194,7 +245,12 @@ static __always_inline int lb_sock_xlate(struct bpf_sock_addr *ctx, __u32 stat)
 	rev.rev_nat_index = svc->rev_nat_index;
 	/* Without the reverse entry the application would see the backend's
 	 * address: refuse rather than translate half-way. */
-	if (bpf_map_update_elem(&lb4_sock_rev, &rk, &rev, BPF_ANY) < 0) {
+	if (proto == IPPROTO_TCP) {
+		if (lb_sock_set_peer(ctx, be, &rev) < 0) {
+			bpf_set_retval(-LB_ENOMEM);
+			return 0;
+		}
+	} else if (bpf_map_update_elem(&lb4_sock_rev, &rk, &rev, BPF_ANY) < 0) {
 		bpf_set_retval(-LB_ENOMEM);
 		return 0;
 	}
@@ -215,10 +271,15 @@ static __always_inline int lb_sock_reverse(struct bpf_sock_addr *ctx)
 
 	if (ctx->user_family != LB_AF_INET)
 		return 1;
-	rk.cookie = bpf_get_socket_cookie(ctx);
-	rk.address = ctx->user_ip4;
-	rk.port = (__u16)ctx->user_port;
-	rev = bpf_map_lookup_elem(&lb4_sock_rev, &rk);
+	/* A TCP socket holds its own; the LRU serves UDP, and TCP sockets
+	 * connected by an lb build from before lb4_sock_peer. */
+	rev = lb_sock_peer_rev(ctx);
+	if (!rev) {
+		rk.cookie = bpf_get_socket_cookie(ctx);
+		rk.address = ctx->user_ip4;
+		rk.port = (__u16)ctx->user_port;
+		rev = bpf_map_lookup_elem(&lb4_sock_rev, &rk);
+	}
 	if (!rev)
 		return 1;
 	ctx->user_ip4 = rev->address;
