@@ -27,28 +27,35 @@ func TestPrivilegedLBLab(t *testing.T) {
 	}
 }
 
-func lbLab(t *testing.T, sock bool) {
-	l := lab.NewT(t, lab.Options{Pods: []string{"a", "b", "c"}, Cgroup: sock})
+// newLabLB is a lab of pods whose devices run the ct and lb stages, with
+// socket LB attached to the lab's cgroup when sock, and the store that
+// configures its services.
+func newLabLB(t *testing.T, sock bool, pods ...string) (*lab.Lab, *plugintest.Harness, *Store) {
+	t.Helper()
+	l := lab.NewT(t, lab.Options{Pods: pods, Cgroup: sock})
 	h := plugintest.New(t)
-	layout := h.Layout
 	cfg := DefaultConfig()
-	progs, release, err := withCT(layout, 1, cfg)
+	progs, release, err := withCT(h.Layout, 1, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer release()
+	t.Cleanup(release)
 	h.Install(t, progs)
 	h.AttachLab(t, l)
 	if sock {
-		attachSock(t, layout, l)
+		attachSock(t, h.Layout, l)
 	}
-
-	lbMaps, err := OpenMaps(layout)
+	lbMaps, err := OpenMaps(h.Layout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lbMaps.Close()
-	store := NewStore(lbMaps, cfg)
+	t.Cleanup(func() { lbMaps.Close() })
+	return l, h, NewStore(lbMaps, cfg)
+}
+
+func lbLab(t *testing.T, sock bool) {
+	l, h, store := newLabLB(t, sock, "a", "b", "c")
+	layout := h.Layout
 	b, c := l.Pods["b"], l.Pods["c"]
 	for _, p := range []*lab.Pod{b, c} {
 		if _, err := lab.ServeName(p.NS, p.IP.String()+":8080", p.Name); err != nil {
