@@ -44,8 +44,10 @@ func Helper(name string, args []string) int {
 	return 0
 }
 
-// serveRR answers connections on ADDR (":port" for every address) from
-// serveThreads threads, each with a listening socket of its own.
+// serveRR answers connections on ADDR (":port" for every address) from one
+// thread per client worker (connWorkers), each with a listening socket of
+// its own: a thread serves one connection at a time, and no worker should
+// wait for another's.
 func serveRR(args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: _rrserve ADDR")
@@ -54,8 +56,8 @@ func serveRR(args []string) error {
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, serveThreads)
-	for range serveThreads {
+	errc := make(chan error, connWorkers)
+	for range connWorkers {
 		fd, err := rawListen(addr)
 		if err != nil {
 			return err
@@ -64,10 +66,6 @@ func serveRR(args []string) error {
 	}
 	return <-errc
 }
-
-// serveThreads is one per client worker: a thread serves one connection
-// at a time, and no worker should wait for another's.
-const serveThreads = 4
 
 // parseServeAddr reads "IP:port" or ":port" (every address).
 func parseServeAddr(s string) (netip.AddrPort, error) {
