@@ -109,7 +109,7 @@ static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 	struct hp_ct_tuple key;
 	struct hp_ct_entry *e;
 	__u8 flag;
-	int reply = 0, syn;
+	int reply, syn;
 	__u32 now;
 	void *map;
 
@@ -124,20 +124,15 @@ static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 	map = ct_map(c->proto);
 	flag = c->dir == HP_DIR_INGRESS ? HP_TUPLE_F_OUT : HP_TUPLE_F_IN;
 	syn = ct_syn(c);
-	if (syn == CT_SYN_ACK) {
-		/* Answers a SYN: the reply direction first. */
-		e = ct_lookup_reply(map, &key, c);
-		reply = !!e;
-		if (!e) {
-			ct_tuple_fill(&key, c, flag);
-			e = bpf_map_lookup_elem(map, &key);
-		}
-	} else {
+	/* A SYN-ACK answers a SYN: the reply direction first. */
+	e = syn == CT_SYN_ACK ? ct_lookup_reply(map, &key, c) : 0;
+	reply = !!e;
+	if (!e) {
 		ct_tuple_fill(&key, c, flag);
 		e = bpf_map_lookup_elem(map, &key);
-		/* A SYN opens a connection in its own direction, never answers
-		 * one: it is looked up as an original only (see ct_syn). */
-		if (!e && syn != CT_SYN_OPEN) {
+		/* The reply way unless already tried, or the packet is a SYN,
+		 * which is looked up as an original only (see ct_syn). */
+		if (!e && syn == CT_SYN_NONE) {
 			e = ct_lookup_reply(map, &key, c);
 			reply = 1;
 		}
