@@ -175,6 +175,21 @@ static __always_inline int lb_sock_set_peer(struct bpf_sock_addr *ctx, const str
 	return 0;
 }
 
+/* lb_sock_remember_udp records for a UDP socket (fk: its cookie and the
+ * VIP) the VIP its backend answers as, and the backend it keeps for that
+ * VIP. */
+static __always_inline int lb_sock_remember_udp(const struct lb_sock_key *fk, __u32 id, __u32 svc_id,
+						const struct hp_lb4_backend *be, const struct lb_sock_rev *rev)
+{
+	struct lb_sock_key rk = {.cookie = fk->cookie, .address = be->address, .port = be->port};
+	struct lb_sock_fwd fwd = {.backend_id = id, .svc_id = svc_id};
+
+	if (bpf_map_update_elem(&lb4_sock_rev, &rk, rev, BPF_ANY) < 0)
+		return -1;
+	bpf_map_update_elem(&lb4_sock_fwd, fk, &fwd, BPF_ANY);
+	return 0;
+}
+
 /* lb_sock_peer_rev is the VIP a TCP socket's peer answers as, when the
  * socket holds one for that peer. */
 static __always_inline struct lb_sock_rev *lb_sock_peer_rev(struct bpf_sock_addr *ctx)
@@ -195,9 +210,8 @@ static __always_inline struct lb_sock_rev *lb_sock_peer_rev(struct bpf_sock_addr
 static __always_inline int lb_sock_xlate(struct bpf_sock_addr *ctx, __u32 stat)
 {
 	struct hp_lb4_key key = {};
-	struct lb_sock_key fk = {}, rk = {};
+	struct lb_sock_key fk = {};
 	struct lb_sock_rev rev;
-	struct lb_sock_fwd fwd;
 	struct hp_lb4_service *svc;
 	struct hp_lb4_backend *be;
 	__u64 cookie;
@@ -235,27 +249,16 @@ static __always_inline int lb_sock_xlate(struct bpf_sock_addr *ctx, __u32 stat)
 		bpf_set_retval(-LB_ECONNREFUSED);
 		return 0;
 	}
-	fwd.backend_id = id;
-	fwd.svc_id = svc->svc_id;
-	rk.cookie = cookie;
-	rk.address = be->address;
-	rk.port = be->port;
 	rev.address = key.address;
 	rev.port = key.dport;
 	rev.rev_nat_index = svc->rev_nat_index;
 	/* Without the reverse entry the application would see the backend's
 	 * address: refuse rather than translate half-way. */
-	if (proto == IPPROTO_TCP) {
-		if (lb_sock_set_peer(ctx, be, &rev) < 0) {
-			bpf_set_retval(-LB_ENOMEM);
-			return 0;
-		}
-	} else if (bpf_map_update_elem(&lb4_sock_rev, &rk, &rev, BPF_ANY) < 0) {
+	if ((proto == IPPROTO_TCP ? lb_sock_set_peer(ctx, be, &rev)
+				  : lb_sock_remember_udp(&fk, id, svc->svc_id, be, &rev)) < 0) {
 		bpf_set_retval(-LB_ENOMEM);
 		return 0;
 	}
-	if (proto == IPPROTO_UDP)
-		bpf_map_update_elem(&lb4_sock_fwd, &fk, &fwd, BPF_ANY);
 	ctx->user_ip4 = be->address;
 	ctx->user_port = be->port;
 	lb_sock_count(stat);
