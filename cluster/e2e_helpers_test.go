@@ -40,7 +40,11 @@ func newClusterLab(t *testing.T, n int) *clusterLab {
 	t.Cleanup(func() { net.Close() })
 	c := &clusterLab{t: t, net: net, Etcd: net.Etcd}
 	for i := 0; i < n; i++ {
-		env := e2e.New(t, "client", "web")
+		// Per-packet LB whatever HOTPATH_SOCKLB says: socket LB puts the
+		// test process in a node's cgroup, and it can be in one only,
+		// while these labs are three nodes. Socket LB with cluster-fed
+		// services is TestPrivilegedKubeServiceThroughVIP's socklb=on half.
+		env := e2e.NewMode(t, false, lab.Options{Pods: []string{"client", "web"}})
 		if err := net.Join(i, env.Lab.Node.Name); err != nil {
 			t.Fatal(err)
 		}

@@ -33,8 +33,11 @@ const (
 // probe answer may come from anywhere but the VIP and the probe's backend.
 //
 // It runs for HOTPATH_CHAOS_DURATION (default 60s; `make chaos` runs it
-// longer). The actions come from a seeded RNG; the seed is logged, and
-// HOTPATH_CHAOS_SEED=<seed> replays the same sequence of actions.
+// longer), half of it with socket LB off and half with it on (its clients
+// connect from the lab's cgroup, so socket LB translates them). The actions
+// come from a seeded RNG; the seed is logged, and HOTPATH_CHAOS_SEED=<seed>
+// replays the same sequence of actions in a mode (-run
+// 'TestPrivilegedChaos/socklb=on').
 func TestPrivilegedChaos(t *testing.T) {
 	dur := 60 * time.Second
 	if v := os.Getenv("HOTPATH_CHAOS_DURATION"); v != "" {
@@ -52,9 +55,12 @@ func TestPrivilegedChaos(t *testing.T) {
 		}
 		seed = s
 	}
-	t.Logf("chaos for %s, seed %d (replay: HOTPATH_CHAOS_SEED=%d)", dur, seed, seed)
+	e2e.Modes(t, func(t *testing.T, sockLB bool) { runChaos(t, sockLB, dur/2, seed) })
+}
 
-	c := newChaos(t, seed)
+func runChaos(t *testing.T, sockLB bool, dur time.Duration, seed uint64) {
+	t.Logf("chaos for %s, seed %d (replay: HOTPATH_CHAOS_SEED=%d)", dur, seed, seed)
+	c := newChaos(t, sockLB, seed)
 	deadline := time.Now().Add(dur)
 	for c.step = 1; time.Now().Before(deadline); c.step++ {
 		a := chaosActions[c.rng.IntN(len(chaosActions))]
@@ -85,7 +91,7 @@ type chaos struct {
 	probe    *probe
 }
 
-func newChaos(t *testing.T, seed uint64) *chaos {
+func newChaos(t *testing.T, sockLB bool, seed uint64) *chaos {
 	c := &chaos{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		upgrades: map[string]int{}, extra: map[string]bool{},
 		algs: map[string]string{chaosTCP + "/tcp": "maglev", chaosUDP + "/udp": "random"}}
@@ -95,7 +101,7 @@ func newChaos(t *testing.T, seed uint64) *chaos {
 		"ct": {e2e.Variant(t, "hotpath-ct", ctPkg, "1.1.0-a"), e2e.Variant(t, "hotpath-ct", ctPkg, "1.1.0-b")},
 		"lb": {e2e.Variant(t, "hotpath-lb", lbPkg, "1.1.0-a"), e2e.Variant(t, "hotpath-lb", lbPkg, "1.1.0-b")},
 	}
-	c.env = lbEnv(t)
+	c.env = lbEnvMode(t, sockLB)
 	t.Cleanup(c.endLeftovers) // before the lab's cleanup removes the namespace
 	t.Cleanup(func() {
 		if t.Failed() {

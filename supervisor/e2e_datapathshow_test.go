@@ -34,7 +34,11 @@ func consistent(t *testing.T, st supervisor.DatapathStatus, lo, hi map[string]ui
 // (pod -> pod and pod -> VIP -> pod counted as redirected into the pod),
 // and the next hops the forward stage remembered for that traffic.
 func TestPrivilegedDatapathShow(t *testing.T) {
-	env := fwdEnv(t, true)
+	e2e.Modes(t, showDatapath)
+}
+
+func showDatapath(t *testing.T, sockLB bool) {
+	env := fwdEnv(t, sockLB, true)
 	client, web := env.Lab.Pods["client"], env.Lab.Pods["web"]
 	direct := web.IP.String() + ":8080"
 	echoes(t, client.NS, 1, direct, "10.96.0.20:80") // neighbours resolved

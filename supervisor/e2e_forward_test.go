@@ -18,10 +18,10 @@ import (
 )
 
 // fwdEnv is a lab with a client and a backend "web" (TCP echo on 8080),
-// the supervisor running ct and lb with direct redirects on or off, and
-// the service 10.96.0.20:80 -> web:8080.
-func fwdEnv(t *testing.T, redirect bool) *e2e.Env {
-	env := e2e.New(t, "client", "web")
+// the supervisor running ct and lb with socket LB and direct redirects on
+// or off, and the service 10.96.0.20:80 -> web:8080.
+func fwdEnv(t *testing.T, sockLB, redirect bool) *e2e.Env {
+	env := e2e.NewMode(t, sockLB, lab.Options{Pods: []string{"client", "web"}})
 	ctRaw, _ := json.Marshal(ct.DefaultConfig())
 	lbRaw, _ := json.Marshal(lb.DefaultConfig())
 	env.WriteConfig(supervisor.Config{DirectRedirect: &redirect, Plugins: []supervisor.PluginConfig{
@@ -102,7 +102,11 @@ func echoes(t *testing.T, ns *lab.NS, n int, addrs ...string) {
 // node's own traffic still gets the pipeline at egress; an unresolved
 // neighbour falls back to the kernel's forwarding, still one pass.
 func TestPrivilegedDatapathOnePassPerNode(t *testing.T) {
-	env := fwdEnv(t, true)
+	e2e.Modes(t, datapathOnePassPerNode)
+}
+
+func datapathOnePassPerNode(t *testing.T, sockLB bool) {
+	env := fwdEnv(t, sockLB, true)
 	client, web := env.Lab.Pods["client"], env.Lab.Pods["web"]
 	direct := web.IP.String() + ":8080"
 	echoes(t, client.NS, 1, direct, "10.96.0.20:80") // neighbours resolved
@@ -165,7 +169,11 @@ func TestPrivilegedDatapathOnePassPerNode(t *testing.T) {
 // config the kernel forwards every packet, and each still runs the pipeline
 // once.
 func TestPrivilegedDatapathRedirectOff(t *testing.T) {
-	env := fwdEnv(t, false)
+	e2e.Modes(t, datapathRedirectOff)
+}
+
+func datapathRedirectOff(t *testing.T, sockLB bool) {
+	env := fwdEnv(t, sockLB, false)
 	client, web := env.Lab.Pods["client"], env.Lab.Pods["web"]
 	before := snapshot(t, env)
 	echoes(t, client.NS, 3, web.IP.String()+":8080", "10.96.0.20:80")
@@ -208,7 +216,11 @@ func fwdRouteReader(t *testing.T, env *e2e.Env) func() (epoch, off uint32) {
 // and comes back with its route. A routing rule of the node's own turns
 // remembering off until it is gone.
 func TestPrivilegedDatapathFollowsRouting(t *testing.T) {
-	env := fwdEnv(t, true)
+	e2e.Modes(t, datapathFollowsRouting)
+}
+
+func datapathFollowsRouting(t *testing.T, sockLB bool) {
+	env := fwdEnv(t, sockLB, true)
 	client, web := env.Lab.Pods["client"], env.Lab.Pods["web"]
 	node := env.Lab.Node
 	fwdRoute := fwdRouteReader(t, env)

@@ -18,7 +18,11 @@ import (
 // TestPrivilegedLBWeightedShares: 3000 connections per case through a VIP;
 // each backend's share is within 5 points of its weight's share.
 func TestPrivilegedLBWeightedShares(t *testing.T) {
-	env := lbEnv(t)
+	e2e.Modes(t, lBWeightedShares)
+}
+
+func lBWeightedShares(t *testing.T, sockLB bool) {
+	env := lbEnvMode(t, sockLB)
 	cases := []struct {
 		alg     string
 		weights []int
@@ -175,7 +179,11 @@ func vipStream(t *testing.T, env *e2e.Env, vip string) (*lab.Stream, string) {
 // restarted; every one stays up on its backend without losing a byte, and new
 // connections follow the algorithm of the moment.
 func TestPrivilegedLBRuntimeSwap(t *testing.T) {
-	env := lbEnv(t)
+	e2e.Modes(t, lBRuntimeSwap)
+}
+
+func lBRuntimeSwap(t *testing.T, sockLB bool) {
+	env := lbEnvMode(t, sockLB)
 	const vipS = "10.96.0.30:80"
 	vip := netip.MustParseAddrPort(vipS)
 	addService(t, env, vipS, "maglev")

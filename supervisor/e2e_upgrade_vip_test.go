@@ -108,7 +108,11 @@ func (u *udpStream) counts() (sent, lost int) {
 // alternating two builds, while 20 long-lived TCP connections and a UDP
 // stream go through service VIPs. Nothing is lost and nothing is dropped.
 func TestPrivilegedUpgradesUnderVIPTraffic(t *testing.T) {
-	env := lbEnv(t)
+	e2e.Modes(t, upgradesUnderVIPTraffic)
+}
+
+func upgradesUnderVIPTraffic(t *testing.T, sockLB bool) {
+	env := lbEnvMode(t, sockLB)
 	const tcpVIP, udpVIP = "10.96.0.60:80", "10.96.0.60:53"
 	args := []string{"lb", "service", "add", tcpVIP + "/tcp", "--algorithm", "maglev"}
 	uargs := []string{"lb", "service", "add", udpVIP + "/udp", "--algorithm", "random"}

@@ -51,7 +51,11 @@ var (
 // endpoints, a terminating endpoint gets no new connection, and deleting
 // the Service removes the VIP.
 func TestPrivilegedKubeServiceThroughVIP(t *testing.T) {
-	env := e2e.New(t, "client", "web1", "web2")
+	e2e.Modes(t, kubeServiceThroughVIP)
+}
+
+func kubeServiceThroughVIP(t *testing.T, sockLB bool) {
+	env := e2e.NewMode(t, sockLB, lab.Options{Pods: []string{"client", "web1", "web2"}})
 	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"))
 	ips := map[string]string{}
 	for _, w := range []string{"web1", "web2"} {
