@@ -24,17 +24,25 @@ import (
 
 var webs = []string{"web1", "web2", "web3"}
 
+var lbPods = lab.Options{Pods: []string{"client", "web1", "web2", "web3"}}
+
 // lbEnv is a lab with a client and three web pods that answer with their
 // name, and a supervisor running the ct and lb plugins (socket LB as
 // HOTPATH_SOCKLB says).
 func lbEnv(t *testing.T) *e2e.Env {
-	return lbEnvMode(t, e2e.SockLBDefault())
+	return lbStart(t, e2e.NewWith(t, lbPods))
 }
 
 // lbEnvMode is lbEnv with socket LB on or off and extra supervisor flags.
 func lbEnvMode(t *testing.T, sockLB bool, extra ...string) *e2e.Env {
-	env := e2e.NewMode(t, sockLB, lab.Options{Pods: []string{"client", "web1", "web2", "web3"}})
+	env := e2e.NewMode(t, sockLB, lbPods)
 	env.Extra = extra
+	return lbStart(t, env)
+}
+
+// lbStart starts env's supervisor with the ct and lb plugins and the web
+// pods' servers.
+func lbStart(t *testing.T, env *e2e.Env) *e2e.Env {
 	env.StartSupervisor(env.PluginFlag("ct"), env.PluginFlag("lb"))
 	for _, w := range webs {
 		p := env.Lab.Pods[w]

@@ -99,7 +99,7 @@ func New(t testing.TB, pods ...string) *Env {
 // HOTPATH_SOCKLB=on (see SockLBEnv).
 func NewWith(t testing.TB, opts lab.Options) *Env {
 	t.Helper()
-	return NewMode(t, SockLBDefault(), opts)
+	return newMode(t, SockLBDefault(), false, opts)
 }
 
 func newEnv(t testing.TB, opts lab.Options) *Env {

@@ -32,8 +32,16 @@ func Modes(t *testing.T, fn func(t *testing.T, sockLB bool)) {
 	}
 }
 
-// NewMode is NewWith in the given socket LB mode.
+// NewMode is NewWith in the given socket LB mode, for a test that chooses
+// its mode itself (a Modes subtest, a socket LB test).
 func NewMode(t testing.TB, sockLB bool, opts lab.Options) *Env {
+	t.Helper()
+	return newMode(t, sockLB, true, opts)
+}
+
+// newMode creates the Env; chosen is false when the mode is only what
+// HOTPATH_SOCKLB says (NewWith), which the matrix guard checks (sockGuard).
+func newMode(t testing.TB, sockLB, chosen bool, opts lab.Options) *Env {
 	t.Helper()
 	if sockLB {
 		opts.Cgroup = true
@@ -47,6 +55,11 @@ func NewMode(t testing.TB, sockLB bool, opts lab.Options) *Env {
 		// no socket this test creates afterwards is in the cgroup.
 		t.Cleanup(func() { e.Lab.LeaveCgroup() })
 		e.SockLB = true
+		if !chosen {
+			// Registered last, so it runs first: the counters are read
+			// while the lab's bpffs is still mounted.
+			t.Cleanup(e.sockGuard)
+		}
 	}
 	return e
 }
