@@ -3,6 +3,9 @@ package bench
 import (
 	"fmt"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -21,11 +24,15 @@ import (
 // hooks, where a packet enters the node, and those at egress hooks.
 type entryProgs struct {
 	ingress, egress []*ebpf.Program
+	// sock are the programs at the socket hooks of the lab's cgroup (the
+	// lb plugin's socket LB), which run once per connection, not per packet.
+	sock []*ebpf.Program
 }
 
 func (ep entryProgs) close() {
 	closePrograms(ep.ingress)
 	closePrograms(ep.egress)
+	closePrograms(ep.sock)
 }
 
 // entryPrograms opens the distinct programs the kernel has at the TCX hooks
@@ -67,6 +74,9 @@ func (e *labEnv) entryPrograms() (ep entryProgs, err error) {
 			ep.close()
 		}
 	}()
+	if ep.sock, err = e.sockPrograms(); err != nil {
+		return ep, err
+	}
 	for hook, list := range ids {
 		for _, id := range list {
 			p, err := ebpf.NewProgramFromID(id)
@@ -81,6 +91,42 @@ func (e *labEnv) entryPrograms() (ep entryProgs, err error) {
 		}
 	}
 	return ep, nil
+}
+
+// sockHooks are the cgroup hooks socket LB attaches to.
+var sockHooks = []ebpf.AttachType{ebpf.AttachCGroupInet4Connect, ebpf.AttachCGroupUDP4Sendmsg,
+	ebpf.AttachCGroupUDP4Recvmsg, ebpf.AttachCgroupInet4GetPeername}
+
+// sockPrograms opens the programs at the socket hooks of the lab's cgroup
+// (none without a cgroup).
+func (e *labEnv) sockPrograms() (ps []*ebpf.Program, err error) {
+	if e.lab.Cgroup == "" {
+		return nil, nil
+	}
+	cg, err := os.Open(e.lab.Cgroup)
+	if err != nil {
+		return nil, fmt.Errorf("open cgroup: %w", err)
+	}
+	defer cg.Close()
+	defer func() {
+		if err != nil {
+			closePrograms(ps)
+		}
+	}()
+	for _, hook := range sockHooks {
+		res, err := link.QueryPrograms(link.QueryOptions{Target: int(cg.Fd()), Attach: hook})
+		if err != nil {
+			return ps, fmt.Errorf("query %s of the lab's cgroup: %w", hook, err)
+		}
+		for _, q := range res.Programs {
+			p, err := ebpf.NewProgramFromID(q.ID)
+			if err != nil {
+				return ps, fmt.Errorf("open program %d: %w", q.ID, err)
+			}
+			ps = append(ps, p)
+		}
+	}
+	return ps, nil
 }
 
 func closePrograms(ps []*ebpf.Program) {
@@ -131,7 +177,69 @@ func (ep entryProgs) snapshot() (ingressRuns, ns uint64, err error) {
 		return 0, 0, err
 	}
 	_, outNs, err := bpfRunTotals(ep.egress)
-	return ingressRuns, inNs + outNs, err
+	if err != nil {
+		return 0, 0, err
+	}
+	_, sockNs, err := bpfRunTotals(ep.sock)
+	return ingressRuns, inNs + outNs + sockNs, err
+}
+
+// bpfPerConn runs one connection-rate sample through e and returns, per
+// connection, the BPF time at the node's hooks and the cgroup's socket
+// hooks, and the CPU time the whole machine was busy (/proc/stat): what
+// share of a connection's cost is the datapath's, which the conn/s rows,
+// spread by the endpoints' noise, cannot show.
+func (e *labEnv) bpfPerConn(c *Context, ep entryProgs) (bpf, cpu float64, err error) {
+	_, ns0, err := ep.snapshot()
+	if err != nil {
+		return 0, 0, err
+	}
+	busy0, err := cpuBusy()
+	if err != nil {
+		return 0, 0, err
+	}
+	res, err := e.connRate(c, e.connAddr, connDur, connWorkers)
+	if err != nil {
+		return 0, 0, err
+	}
+	busy1, err := cpuBusy()
+	if err != nil {
+		return 0, 0, err
+	}
+	_, ns1, err := ep.snapshot()
+	if err != nil {
+		return 0, 0, err
+	}
+	if res.Conns == 0 {
+		return 0, 0, fmt.Errorf("no connection in %s", connDur)
+	}
+	n := float64(res.Conns)
+	return float64(ns1-ns0) / 1e9 / n, (busy1 - busy0) / n, nil
+}
+
+// cpuBusy is the machine's CPU time in seconds spent other than idle or
+// waiting for I/O since boot (/proc/stat counts in USER_HZ, 100 on Linux).
+func cpuBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var busy uint64
+	for i, s := range f[1:] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return float64(busy) / 100, nil
 }
 
 // bpfPhase measures bpfPerPacket for every variant with programs and throughput
@@ -177,7 +285,13 @@ func bpfPhase(c *Context, live []*labRun) error {
 				return fmt.Errorf("%s: %w", r.v.name, err)
 			}
 			r.bpfNs = append(r.bpfNs, ns)
-			c.Logf("lab bpf run %d/%d %s: %.0f ns per packet entering the node", run+1, c.LabRuns, r.v.name, ns)
+			bpf, cpu, err := r.e.bpfPerConn(c, progs[r])
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.v.name, err)
+			}
+			r.bpfConn, r.cpuConn = append(r.bpfConn, bpf), append(r.cpuConn, cpu)
+			c.Logf("lab bpf run %d/%d %s: %.0f ns per packet entering the node; per connection %.1f µs BPF of %.0f µs CPU",
+				run+1, c.LabRuns, r.v.name, ns, bpf*1e6, cpu*1e6)
 		}
 	}
 	return nil

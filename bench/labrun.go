@@ -13,6 +13,8 @@ type labRun struct {
 	tput1      []float64 // bit/s, one stream
 	tput4      []float64 // bit/s, four streams
 	bpfNs      []float64 // BPF ns per packet entering the node under iperf3 -P 1 (labbpf.go)
+	bpfConn    []float64 // BPF seconds per connection under the connection-rate load
+	cpuConn    []float64 // the machine's busy CPU seconds per connection, same samples
 	connErrors int64
 	firstErr   string
 }
@@ -120,6 +122,9 @@ func labRows(live []*labRun) []Row {
 		if r != plain {
 			conn.BaseName, conn.Base = "plain routing", plain.conn
 			conn.Target = labWhy(v.connTarget, byKey, "new connections/s", r.conn, func(r *labRun) []float64 { return r.conn })
+			if conn.Target != nil {
+				conn.Target.Why += bpfShare(r, byKey["bare"])
+			}
 		}
 		rows = append(rows, conn)
 		if !v.tput {
@@ -157,6 +162,21 @@ func labRows(live []*labRun) []Row {
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// bpfShare is the clause of a connection-rate explanation that sets r's
+// BPF time per connection beside the CPU time a connection cost the
+// machine and beside the bare forwarder's ("" where not measured).
+func bpfShare(r, bare *labRun) string {
+	if len(r.bpfConn) == 0 || len(r.cpuConn) == 0 {
+		return ""
+	}
+	b, cpu := Median(r.bpfConn), Median(r.cpuConn)
+	s := fmt.Sprintf("; per connection the node's BPF ran %.1f µs of the %.0f µs of CPU a connection cost the machine (%.1f%%)", b*1e6, cpu*1e6, 100*b/cpu)
+	if bare != nil && bare != r && len(bare.bpfConn) > 0 {
+		s += fmt.Sprintf(", the bare forwarder's %.1f µs", Median(bare.bpfConn)*1e6)
+	}
+	return s
 }
 
 // labWhy gives a target against plain routing the run's explanation: the
@@ -223,6 +243,27 @@ func bpfRows(live []*labRun, byKey map[string]*labRun) []Row {
 		}
 		if b := byKey[baseKey]; b != nil && b != r && len(b.bpfNs) > 0 {
 			row.BaseName, row.Base = b.v.name, b.bpfNs
+		}
+		rows = append(rows, row)
+	}
+	return append(rows, bpfConnRows(live, byKey)...)
+}
+
+// bpfConnRows set each variant's BPF time per connection against the bare
+// forwarder's, with the share of the connection's whole CPU cost it is.
+func bpfConnRows(live []*labRun, byKey map[string]*labRun) []Row {
+	p := connParams() + ": the node's entry programs at both hooks and the cgroup's socket programs, per connection (kernel BPF stats)"
+	bare := byKey["bare"]
+	var rows []Row
+	for _, r := range live {
+		if len(r.bpfConn) == 0 {
+			continue
+		}
+		row := Row{Name: "BPF time per connection, " + r.v.name + ", " + p, Unit: UnitSeconds, Samples: r.bpfConn,
+			Note: fmt.Sprintf("a connection cost the machine %.0f µs of CPU (median, /proc/stat), so BPF was %.1f%% of it",
+				Median(r.cpuConn)*1e6, 100*Median(r.bpfConn)/Median(r.cpuConn))}
+		if bare != nil && bare != r && len(bare.bpfConn) > 0 {
+			row.BaseName, row.Base = bare.v.name, bare.bpfConn
 		}
 		rows = append(rows, row)
 	}
