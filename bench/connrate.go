@@ -81,9 +81,12 @@ func parseServeAddr(s string) (netip.AddrPort, error) {
 
 // connResult is what _connrate prints (JSON, one line).
 type connResult struct {
-	Conns    int64   `json:"conns"`
-	Errors   int64   `json:"errors"`
-	Seconds  float64 `json:"seconds"`
+	Conns   int64   `json:"conns"`
+	Errors  int64   `json:"errors"`
+	Seconds float64 `json:"seconds"`
+	// Busy is the CPU time the whole machine spent busy over the same
+	// window (cpuBusy; 0 where /proc/stat could not be read).
+	Busy     float64 `json:"busy_seconds"`
 	FirstErr string  `json:"first_error,omitempty"`
 }
 
@@ -110,6 +113,7 @@ func clientRR(args []string) error {
 	var firstErr atomic.Value
 	deadline := time.Now().Add(*dur)
 	start := time.Now()
+	busy0, busyErr := cpuBusy()
 	var wg sync.WaitGroup
 	for w := range *workers {
 		wg.Add(1)
@@ -129,6 +133,9 @@ func clientRR(args []string) error {
 	}
 	wg.Wait()
 	res := connResult{Conns: conns.Load(), Errors: errs.Load(), Seconds: time.Since(start).Seconds()}
+	if busy1, err := cpuBusy(); err == nil && busyErr == nil {
+		res.Busy = busy1 - busy0
+	}
 	if s, ok := firstErr.Load().(string); ok {
 		res.FirstErr = s
 	}

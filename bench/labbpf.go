@@ -186,15 +186,12 @@ func (ep entryProgs) snapshot() (ingressRuns, ns uint64, err error) {
 
 // bpfPerConn runs one connection-rate sample through e and returns, per
 // connection, the BPF time at the node's hooks and the cgroup's socket
-// hooks, and the CPU time the whole machine was busy (/proc/stat): what
-// share of a connection's cost is the datapath's, which the conn/s rows,
-// spread by the endpoints' noise, cannot show.
+// hooks, and the CPU time the whole machine was busy (/proc/stat, read by
+// the client over its own measuring window, so the client's start and exit
+// are left out): what share of a connection's cost is the datapath's,
+// which the conn/s rows, spread by the endpoints' noise, cannot show.
 func (e *labEnv) bpfPerConn(c *Context, ep entryProgs) (bpf, cpu float64, err error) {
 	_, ns0, err := ep.snapshot()
-	if err != nil {
-		return 0, 0, err
-	}
-	busy0, err := cpuBusy()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -202,19 +199,15 @@ func (e *labEnv) bpfPerConn(c *Context, ep entryProgs) (bpf, cpu float64, err er
 	if err != nil {
 		return 0, 0, err
 	}
-	busy1, err := cpuBusy()
-	if err != nil {
-		return 0, 0, err
-	}
 	_, ns1, err := ep.snapshot()
 	if err != nil {
 		return 0, 0, err
 	}
-	if res.Conns == 0 {
-		return 0, 0, fmt.Errorf("no connection in %s", connDur)
+	if res.Conns == 0 || res.Busy <= 0 {
+		return 0, 0, fmt.Errorf("%d connections, %.2f s of busy CPU in %s", res.Conns, res.Busy, connDur)
 	}
 	n := float64(res.Conns)
-	return float64(ns1-ns0) / 1e9 / n, (busy1 - busy0) / n, nil
+	return float64(ns1-ns0) / 1e9 / n, res.Busy / n, nil
 }
 
 // cpuBusy is the machine's CPU time in seconds spent other than idle or
