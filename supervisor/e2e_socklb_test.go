@@ -29,12 +29,7 @@ func sockEnv(t *testing.T, extra ...string) *e2e.Env {
 // sockStats reads the socket LB counters from the lb plugin's private map.
 func sockStats(t *testing.T, env *e2e.Env) map[lb.SockStat]uint64 {
 	t.Helper()
-	m, err := lb.OpenSockStats(pin.Layout{Root: env.Lab.BPFFS})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	s, err := lb.SockStats(m)
+	s, err := lb.ReadSockStats(pin.Layout{Root: env.Lab.BPFFS})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,6 @@
 package e2e
 
 import (
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-
-	"github.com/cilium/ebpf"
-
 	"github.com/hotpath/hotpath/core/pin"
 	"github.com/hotpath/hotpath/plugins/lb"
 )
@@ -34,16 +27,7 @@ func (e *Env) sockGuard() {
 // the lb plugin's socket programs have translated on this node so far (0
 // when socket LB never ran here).
 func (e *Env) SockTranslations() (uint64, error) {
-	path := filepath.Join(pin.Layout{Root: e.Lab.BPFFS}.PluginPrivate("lb"), "lb4_sock_stats")
-	m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer m.Close()
-	s, err := lb.SockStats(m)
+	s, err := lb.ReadSockStats(pin.Layout{Root: e.Lab.BPFFS})
 	if err != nil {
 		return 0, err
 	}

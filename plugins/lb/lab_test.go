@@ -156,12 +156,7 @@ func attachSock(t *testing.T, layout pin.Layout, l *lab.Lab) {
 
 func sockStatsOf(t *testing.T, layout pin.Layout) map[SockStat]uint64 {
 	t.Helper()
-	m, err := OpenSockStats(layout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	s, err := SockStats(m)
+	s, err := ReadSockStats(layout)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,10 @@
 package lb
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,22 +81,43 @@ func LoadSock(l pin.Layout, gen uint32, cfg Config) (map[string]string, error) {
 	return pins, nil
 }
 
-// OpenSockStats opens the socket LB counters, or returns nil when socket LB
-// never ran on this node.
-func OpenSockStats(l pin.Layout) (*ebpf.Map, error) {
+// ReadSockStats sums the socket LB counters pinned under l: all zero when
+// socket LB never ran there. It opens the existing pin only, so a reader
+// (metrics, a test) never creates the map as a side effect.
+func ReadSockStats(l pin.Layout) (map[SockStat]uint64, error) {
+	m, err := openSockStats(l)
+	if err != nil || m == nil {
+		return map[SockStat]uint64{}, err
+	}
+	defer m.Close()
+	return sockStats(m)
+}
+
+// openSockStats opens lb4_sock_stats, checked against this build's spec,
+// or returns nil when it is not pinned.
+func openSockStats(l pin.Layout) (*ebpf.Map, error) {
 	spec, err := loadLbsock()
 	if err != nil {
 		return nil, err
 	}
-	ms, err := l.OpenPrivate("lb", spec, []string{lbsockMapLb4SockStats})
-	if err != nil {
-		return nil, err
+	path := filepath.Join(l.PluginPrivate("lb"), lbsockMapLb4SockStats)
+	m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
-	return ms[lbsockMapLb4SockStats], nil
+	if err == nil {
+		if err = pin.Check(spec.Maps[lbsockMapLb4SockStats], m); err != nil {
+			m.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return m, nil
 }
 
-// SockStats sums the per-CPU socket LB counters.
-func SockStats(m *ebpf.Map) (map[SockStat]uint64, error) {
+// sockStats sums the per-CPU socket LB counters.
+func sockStats(m *ebpf.Map) (map[SockStat]uint64, error) {
 	out := map[SockStat]uint64{}
 	for s := SockConnect; s <= SockReverse; s++ {
 		var per []uint64
@@ -139,13 +163,7 @@ func (m *sockMetrics) Collect(ch chan<- prometheus.Metric) {
 	if root == "" {
 		return
 	}
-	mp, err := OpenSockStats(pin.Layout{Root: root})
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(m.translations, err)
-		return
-	}
-	defer mp.Close()
-	s, err := SockStats(mp)
+	s, err := ReadSockStats(pin.Layout{Root: root})
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(m.translations, err)
 		return
