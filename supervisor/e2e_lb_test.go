@@ -18,10 +18,10 @@ import (
 // TestPrivilegedLBWeightedShares: 3000 connections per case through a VIP;
 // each backend's share is within 5 points of its weight's share.
 func TestPrivilegedLBWeightedShares(t *testing.T) {
-	e2e.Modes(t, lBWeightedShares)
+	e2e.Modes(t, lbWeightedShares)
 }
 
-func lBWeightedShares(t *testing.T, sockLB bool) {
+func lbWeightedShares(t *testing.T, sockLB bool) {
 	env := lbEnvMode(t, sockLB)
 	cases := []struct {
 		alg     string
@@ -179,10 +179,10 @@ func vipStream(t *testing.T, env *e2e.Env, vip string) (*lab.Stream, string) {
 // restarted; every one stays up on its backend without losing a byte, and new
 // connections follow the algorithm of the moment.
 func TestPrivilegedLBRuntimeSwap(t *testing.T) {
-	e2e.Modes(t, lBRuntimeSwap)
+	e2e.Modes(t, lbRuntimeSwap)
 }
 
-func lBRuntimeSwap(t *testing.T, sockLB bool) {
+func lbRuntimeSwap(t *testing.T, sockLB bool) {
 	env := lbEnvMode(t, sockLB)
 	const vipS = "10.96.0.30:80"
 	vip := netip.MustParseAddrPort(vipS)
