@@ -171,12 +171,18 @@ func bpfShare(r, bare *labRun) string {
 	if len(r.bpfConn) == 0 || len(r.cpuConn) == 0 {
 		return ""
 	}
-	b, cpu := Median(r.bpfConn), Median(r.cpuConn)
-	s := fmt.Sprintf("; per connection the node's BPF ran %.1f µs of the %.0f µs of CPU a connection cost the machine (%.1f%%)", b*1e6, cpu*1e6, 100*b/cpu)
+	s := "; per connection " + connCost(r)
 	if bare != nil && bare != r && len(bare.bpfConn) > 0 {
-		s += fmt.Sprintf(", the bare forwarder's %.1f µs", Median(bare.bpfConn)*1e6)
+		s += fmt.Sprintf(", the bare forwarder's BPF %.1f µs", Median(bare.bpfConn)*1e6)
 	}
 	return s
+}
+
+// connCost is r's median BPF time per connection set against the CPU time
+// a connection cost the machine, for the row's note and the misses' why.
+func connCost(r *labRun) string {
+	b, cpu := Median(r.bpfConn), Median(r.cpuConn)
+	return fmt.Sprintf("the node's BPF ran %.1f µs of the %.0f µs of CPU a connection cost the machine (%.1f%%; /proc/stat)", b*1e6, cpu*1e6, 100*b/cpu)
 }
 
 // labWhy gives a target against plain routing the run's explanation: the
@@ -260,8 +266,7 @@ func bpfConnRows(live []*labRun, byKey map[string]*labRun) []Row {
 			continue
 		}
 		row := Row{Name: "BPF time per connection, " + r.v.name + ", " + p, Unit: UnitSeconds, Samples: r.bpfConn,
-			Note: fmt.Sprintf("a connection cost the machine %.0f µs of CPU (median, /proc/stat), so BPF was %.1f%% of it",
-				Median(r.cpuConn)*1e6, 100*Median(r.bpfConn)/Median(r.cpuConn))}
+			Note: "median: " + connCost(r)}
 		if bare != nil && bare != r && len(bare.bpfConn) > 0 {
 			row.BaseName, row.Base = bare.v.name, bare.bpfConn
 		}
