@@ -43,13 +43,15 @@ test: deps build
 	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 # The other half of the socket LB test matrix: every privileged test of the
-# packages that start supervisors through internal/e2e, and the lb plugin's,
-# again with the lb plugin's socket LB on. make test runs them with it off,
-# and runs the tests whose traffic socket LB translates in both modes
-# (e2e.Modes). Here a test that takes its mode from HOTPATH_SOCKLB and still
-# had connections translated at the socket fails: make test would check it
-# in one mode only (internal/e2e/sockguard.go).
-SOCKLB_PKGS := ./supervisor/ ./plugins/lb/ ./plugins/nat/ ./plugins/tunnel/ ./cluster/... ./deploy/
+# packages whose tests start supervisors through internal/e2e (found by go
+# list, so a new one is included), again with the lb plugin's socket LB on.
+# make test runs them with it off, and runs the tests whose traffic socket
+# LB translates in both modes (e2e.Modes). Here a test that takes its mode
+# from HOTPATH_SOCKLB and still had connections translated at the socket
+# fails: make test would check it in one mode only (internal/e2e/sockguard.go).
+E2E := github.com/hotpath/hotpath/internal/e2e
+SOCKLB_PKGS = $(shell $(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | \
+	awk '{ for (i = 2; i <= NF; i++) if ($$i == "$(E2E)") { print $$1; break } }')
 test-socklb: deps build
 	HOTPATH_SOCKLB=on HOTPATH_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) -run Privileged $(SOCKLB_PKGS)
 
