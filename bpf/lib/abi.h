@@ -26,7 +26,8 @@ enum hp_slot {
 	 * never as a new connection to the node's address. */
 	HP_SLOT_REV_SNAT = 4,
 	HP_SLOT_CT = 5,         /* conntrack lookup / create */
-	HP_SLOT_LB_REVNAT = 6,  /* reply path: reverse DNAT */
+	HP_SLOT_LB_REVNAT = 6,  /* reply path: reverse DNAT; acts only on a packet with a
+				 * rev_nat_index, so ct passes over it for the rest */
 	HP_SLOT_PRE_POLICY = 7, /* vendor */
 	HP_SLOT_POLICY = 8,
 	HP_SLOT_NAT = 9,        /* SNAT (masquerade) */
@@ -173,9 +174,10 @@ struct hp_ctx {
 	__u16 inner_l4_off;
 	/* Slots (bit = slot, vendor slots included, never check) this packet
 	 * passes over without a tail call: a stage sets the bits of its own
-	 * plugin's later slots that have nothing to do for the packet. Skipping
-	 * is only a saving: a stage must still do nothing wrong if entered. In
-	 * what was padding, so the layout is unchanged. */
+	 * plugin's later slots that have nothing to do for the packet, and ct
+	 * that of lb-revnat, whose contract (above) it is the last to decide.
+	 * Skipping is only a saving: a stage must still do nothing wrong if
+	 * entered. In what was padding, so the layout is unchanged. */
 	__u16 skip;
 	/* Identity of the destination, filled by the policy stage beside
 	 * src_sec_id (0: no policy stage ran). In what was tail padding, so the

@@ -34,7 +34,8 @@ func lastCtx(t *testing.T, h *lbHarness, dir abi.AbiHpDir, port uint16) abi.Ctx 
 // context, how many tail calls it made and which slot ran last: a flow to a
 // VIP, new or established, is translated by lb alone (lb-select and lb-dnat
 // are passed over: lb supplies the selection), a packet to a service never
-// enters lb-revnat, and every other packet still runs the stages it needs,
+// enters lb-revnat, nor does a packet of a flow nothing translated (ct
+// passes over it), and every other packet still runs the stages it needs,
 // with the same translation.
 func TestPrivilegedSkippedStagesAreNotEntered(t *testing.T) {
 	h := newLB(t)
@@ -60,8 +61,10 @@ func TestPrivilegedSkippedStagesAreNotEntered(t *testing.T) {
 			packet.TCP(client, vip, packet.ACK, []byte("x")), client.Port(), 2, abi.AbiHpSlotHP_SLOT_CT, client, be},
 		{"reply from the backend: lb, ct, lb-revnat", out,
 			packet.TCP(be, client, packet.ACK, []byte("y")), client.Port(), 3, abi.AbiHpSlotHP_SLOT_LB_REVNAT, vip, client},
-		{"to no service: lb, ct, lb-revnat (it may be a reply)", in,
-			packet.TCP(other, plain, packet.SYN, nil), other.Port(), 3, abi.AbiHpSlotHP_SLOT_LB_REVNAT, other, plain},
+		{"to no service: lb, ct; not lb-revnat (nothing to reverse: no rev_nat_index)", in,
+			packet.TCP(other, plain, packet.SYN, nil), other.Port(), 2, abi.AbiHpSlotHP_SLOT_CT, other, plain},
+		{"the reply of a flow to no service: lb, ct; not lb-revnat", out,
+			packet.TCP(plain, other, packet.SYN|packet.ACK, nil), other.Port(), 2, abi.AbiHpSlotHP_SLOT_CT, plain, other},
 	}
 	for _, tc := range cases {
 		r := h.run(t, tc.dir, tc.pkt)

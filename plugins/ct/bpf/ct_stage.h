@@ -11,6 +11,18 @@ static __always_inline void *ct_map(__u8 proto)
 	return proto == IPPROTO_TCP ? (void *)&ct4 : (void *)&ct_any4;
 }
 
+/* ct_done ends the ct stage. lb-revnat acts only on a packet with a
+ * rev_nat_index, which ct is the last to set (abi.h, HP_SLOT_LB_REVNAT): the
+ * packets of a flow nothing translated (every reply to a client that socket
+ * LB translated, every flow to a backend or outside any service) pass over
+ * that slot without a tail call. */
+static __always_inline int ct_done(struct hp_ctx *c)
+{
+	if (!c->rev_nat_index)
+		c->skip |= 1u << HP_SLOT_LB_REVNAT;
+	return HP_SLOT_CT + 1;
+}
+
 /* ct_related matches an ICMP error to the entry of the packet it quotes,
  * without refreshing it and without creating one. An entry carries the flag
  * of the hook where its flow was first seen (OUT: entered the node at an
@@ -50,13 +62,13 @@ static __always_inline int ct_related(struct hp_ctx *c)
 		key.sport = c->inner_dport;
 		e = ct_lookup2(map, &key);
 		if (!e)
-			return HP_SLOT_CT + 1;
+			return ct_done(c);
 	}
 	c->ct_status = HP_CT_RELATED;
 	c->reason = HP_R_ICMP_RELATED;
 	c->rev_nat_index = e->rev_nat_index;
 	c->backend_id = e->backend_id;
-	return HP_SLOT_CT + 1;
+	return ct_done(c);
 }
 
 /* What a TCP packet's SYN and ACK flags say about its direction. */
@@ -118,7 +130,7 @@ static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 	if (!(c->parse & HP_P_L4)) {
 		if (c->parse & HP_P_ICMP_ERR)
 			return ct_related(c);
-		return HP_SLOT_CT + 1;
+		return ct_done(c);
 	}
 
 	map = ct_map(c->proto);
@@ -159,14 +171,14 @@ static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 		c->rev_nat_index = e->rev_nat_index;
 		if (!c->backend_id)
 			c->backend_id = e->backend_id;
-		return HP_SLOT_CT + 1;
+		return ct_done(c);
 	}
 
 	/* An RST opens nothing: tracking one would only leave a dead entry
 	 * behind (the kernel's conntrack refuses it too). This also keeps the
 	 * RSTs lb sends for services without backends from filling ct4. */
 	if (c->proto == IPPROTO_TCP && (c->tcp_flags & HP_TCP_RST))
-		return HP_SLOT_CT + 1;
+		return ct_done(c);
 	ct_tuple_fill(&key, c, flag);
 	c->ct_status = HP_CT_NEW;
 	if (ct_create(map, &key, c, 0, now) < 0) {
@@ -179,7 +191,7 @@ static __always_inline int ct_body(struct __sk_buff *skb, struct hp_ctx *c)
 			c->reason = HP_R_CT_CREATE_FAILED;
 		}
 	}
-	return HP_SLOT_CT + 1;
+	return ct_done(c);
 }
 
 #endif /* HOTPATH_CT_STAGE_H */
