@@ -156,7 +156,8 @@ func labRows(live []*labRun) []Row {
 				row.Target = cmp.target.Because(whyFlat(r.conn, base.conn))
 			} else {
 				row.Target = cmp.target.Because(whyVsRules(rulesName(cmp.base), r.v.ahead,
-					ratio(r.conn, plain.conn), ratio(base.conn, plain.conn), cmp.target.Value, nohop(byKey, plain)))
+					ratio(r.conn, plain.conn), ratio(base.conn, plain.conn), cmp.target.Value, nohop(byKey, plain),
+					aaOf(byKey, func(r *labRun) []float64 { return r.conn })))
 			}
 		}
 		rows = append(rows, row)
@@ -203,13 +204,23 @@ func labWhy(t *Target, byKey map[string]*labRun, measure string, mine []float64,
 	if plain == nil {
 		return t
 	}
-	steps := vipSteps{vip: ratio(mine, of(plain)), bare: rel("bare"), direct: rel("hotpath-direct"), ceiling: rel("nohop")}
+	steps := vipSteps{vip: ratio(mine, of(plain)), bare: rel("bare"), direct: rel("hotpath-direct"), ceiling: rel("nohop"), aa: aaOf(byKey, of)}
 	return t.Because(whyVsPlain(measure, steps, t.Value, []labRatio{
 		{"iptables DNAT with 1 service", rel("iptables-1")},
 		{"nftables DNAT with 1 service", rel("nft-1")},
 		{"netfilter conntrack alone", rel("conntrack")},
 		{"hotpath VIP with CT accounting off", rel("hotpath-noacct-1")},
 	}))
+}
+
+// aaOf is the run's A/A band for the measure of: plain routing's second lab
+// against its first (zero when the second was not run).
+func aaOf(byKey map[string]*labRun, of func(*labRun) []float64) aaBand {
+	again, plain := byKey["plain-again"], byKey["plain"]
+	if again == nil || plain == nil {
+		return aaBand{}
+	}
+	return aaBandOf(of(again), of(plain))
 }
 
 // nohop is the no-node variant's connection rate against plain routing's

@@ -48,6 +48,10 @@ type labVariant struct {
 func labVariants() []labVariant {
 	vs := []labVariant{
 		{key: "plain", name: "plain routing, client → backend IPs (b1, b2, b3 in turn; iperf3: b1), no NAT, no conntrack: the ceiling", tput: true, setup: setupPlain},
+		// The same path again in a lab of its own: the run's A/A pair.
+		// How far two identical labs come apart is the least a ratio
+		// between any two variants of this run can resolve (aaBand).
+		{key: "plain-again", name: "plain routing again, in a second lab of its own (A/A: the same path as plain routing, measured beside it)", tput: true, setup: setupPlain},
 		{key: "nohop", name: "no node at all: the client veth'd straight to each backend (the endpoints' own work, which no node datapath removes)", tput: true, setup: setupNoHop},
 		{key: "bare", name: "bare TCX forwarder (internal/bare): one lookup, the MACs and bpf_redirect_peer per packet, no conntrack, no translation: what the hook and the redirect give any eBPF datapath", tput: true, setup: setupBare},
 		{key: "conntrack", name: "plain routing with netfilter conntrack on (one nft forward rule, no NAT)", setup: setupConntrack},

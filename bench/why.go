@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -73,6 +74,47 @@ type labRatio struct {
 // service (hotpath's stages, nothing translated) and the no-node ceiling.
 type vipSteps struct {
 	vip, bare, direct, ceiling float64
+	aa                         aaBand
+}
+
+// aaBand is how far two identical labs came apart in one run: the A/A
+// variant's median against plain routing's, and its ratio round by round
+// (each round measures both). Zero: not measured.
+type aaBand struct {
+	med, lo, hi float64
+}
+
+// aaBandOf pairs again's samples with plain's round by round.
+func aaBandOf(again, plain []float64) aaBand {
+	n := min(len(again), len(plain))
+	rs := make([]float64, 0, n)
+	for i := range n {
+		if plain[i] > 0 {
+			rs = append(rs, again[i]/plain[i])
+		}
+	}
+	if len(rs) == 0 {
+		return aaBand{}
+	}
+	lo, hi := MinMax(rs)
+	return aaBand{med: ratio(again, plain), lo: lo, hi: hi}
+}
+
+// note sets the distance between a ratio and its target beside the A/A
+// pair's: when identical labs come apart by more than that distance, the
+// run cannot tell the ratio from the target.
+func (b aaBand) note(got, target float64) string {
+	if b.med == 0 || got <= 0 || target <= 0 {
+		return ""
+	}
+	half := (b.hi - b.lo) / 2
+	miss := math.Abs(target-got) / target
+	s := fmt.Sprintf("; two identical plain-routing labs (A/A) came out %.2f× of each other, %.2f..%.2f× round by round (±%.0f%%)",
+		b.med, b.lo, b.hi, 100*half)
+	if miss <= max(half, math.Abs(b.med-1)) {
+		return s + fmt.Sprintf(": the %.0f%% between this ratio and the target is within what this run resolves", 100*miss)
+	}
+	return s + fmt.Sprintf(": the %.0f%% between this ratio and the target is beyond it", 100*miss)
 }
 
 // whyVsPlain explains a VIP row's ratio to plain routing step by step:
@@ -94,6 +136,7 @@ func whyVsPlain(measure string, s vipSteps, target float64, others []labRatio) s
 			s.direct, 100*(1-s.direct/base), baseName, 100*(s.direct-s.vip)/s.direct)
 	}
 	b.WriteString(ceilingNote(s.vip, s.ceiling, target))
+	b.WriteString(s.aa.note(s.vip, target))
 	for _, o := range others {
 		if o.ratio > 0 {
 			fmt.Fprintf(&b, "; %s %.2f×", o.what, o.ratio)
@@ -122,7 +165,7 @@ func ceilingNote(got, ceiling, target float64) string {
 // services: both are ratios to plain routing of this run, so the ratio
 // between them and what hotpath would need to meet the target follow, set
 // beside the no-node ceiling (0: not measured).
-func whyVsRules(rules string, n int, hp, base, target, ceiling float64) string {
+func whyVsRules(rules string, n int, hp, base, target, ceiling float64, aa aaBand) string {
 	if hp <= 0 || base <= 0 {
 		return "a variant has no samples"
 	}
@@ -134,7 +177,7 @@ func whyVsRules(rules string, n int, hp, base, target, ceiling float64) string {
 			s += ": out of reach of any node datapath on this machine"
 		}
 	}
-	return s
+	return s + aa.note(hp/base, target)
 }
 
 // whyFlat explains a scale row that is not flat: the change against the

@@ -54,10 +54,10 @@ func TestWhyLabNotesQuoteTheRun(t *testing.T) {
 			t.Errorf("note %q lacks %q", got, want)
 		}
 	}
-	if got := whyVsRules("iptables DNAT", 1000, 1.1, 0.9, 1.3, 1.15); !strings.Contains(got, "would need hotpath at 1.17× plain routing, where no node at all reached 1.15×: out of reach") {
+	if got := whyVsRules("iptables DNAT", 1000, 1.1, 0.9, 1.3, 1.15, aaBand{}); !strings.Contains(got, "would need hotpath at 1.17× plain routing, where no node at all reached 1.15×: out of reach") {
 		t.Errorf("rules note above the ceiling: %q", got)
 	}
-	got = whyVsRules("nftables DNAT", 1000, 0.9, 0.85, 1.1, 0)
+	got = whyVsRules("nftables DNAT", 1000, 0.9, 0.85, 1.1, 0, aaBand{})
 	for _, want := range []string{"1000 services", "0.90× plain", "nftables DNAT 0.85×", "ratio of 1.06×", "1.10× would need hotpath at 0.94× plain"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("note %q lacks %q", got, want)
@@ -68,6 +68,31 @@ func TestWhyLabNotesQuoteTheRun(t *testing.T) {
 	}
 	if got := whyFlat([]float64{100}, []float64{95, 99, 105}); !strings.Contains(got, "within") {
 		t.Errorf("flat note within the spread: %q", got)
+	}
+}
+
+// The A/A band pairs the two plain-routing labs round by round and says
+// whether a ratio's distance from its target is inside it.
+func TestWhyAABand(t *testing.T) {
+	b := aaBandOf([]float64{90, 110, 100, 105}, []float64{100, 100, 100, 100})
+	if b.lo != 0.9 || b.hi != 1.1 {
+		t.Fatalf("band %+v, want 0.90..1.10 round by round", b)
+	}
+	got := whyVsPlain("new connections/s", vipSteps{vip: 1.0, aa: b}, 1.1, nil)
+	for _, want := range []string{"A/A", "0.90..1.10× round by round (±10%)", "the 9% between this ratio and the target is within what this run resolves"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("note %q lacks %q", got, want)
+		}
+	}
+	narrow := aaBandOf([]float64{99, 101, 100}, []float64{100, 100, 100})
+	if got := narrow.note(0.8, 1.1); !strings.Contains(got, "the 27% between this ratio and the target is beyond it") {
+		t.Errorf("a miss beyond a narrow band: %q", got)
+	}
+	if got := whyVsRules("iptables DNAT", 1000, 1.2, 1.0, 1.3, 0, narrow); !strings.Contains(got, "beyond it") {
+		t.Errorf("rules note without the band: %q", got)
+	}
+	if (aaBandOf(nil, []float64{1})) != (aaBand{}) || (aaBand{}).note(1, 1.1) != "" {
+		t.Error("an A/A pair not measured must say nothing")
 	}
 }
 
@@ -107,7 +132,7 @@ func TestLabVariantsAndComparisons(t *testing.T) {
 	for _, v := range labVariants() {
 		keys[v.key] = true
 	}
-	for _, k := range []string{"hotpath-1", "hotpath-socklb-1", "hotpath-noredirect-1", "nohop", "bare"} {
+	for _, k := range []string{"hotpath-1", "hotpath-socklb-1", "hotpath-noredirect-1", "nohop", "bare", "plain-again"} {
 		if !keys[k] {
 			t.Errorf("no lab variant %s", k)
 		}
