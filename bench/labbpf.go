@@ -10,6 +10,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/hotpath/hotpath/core/plugin"
 )
 
 // The lab's throughput rows measure the endpoints as much as the node: on
@@ -93,10 +95,6 @@ func (e *labEnv) entryPrograms() (ep entryProgs, err error) {
 	return ep, nil
 }
 
-// sockHooks are the cgroup hooks socket LB attaches to.
-var sockHooks = []ebpf.AttachType{ebpf.AttachCGroupInet4Connect, ebpf.AttachCGroupUDP4Sendmsg,
-	ebpf.AttachCGroupUDP4Recvmsg, ebpf.AttachCgroupInet4GetPeername}
-
 // sockPrograms opens the programs at the socket hooks of the lab's cgroup
 // (none without a cgroup).
 func (e *labEnv) sockPrograms() (ps []*ebpf.Program, err error) {
@@ -113,7 +111,12 @@ func (e *labEnv) sockPrograms() (ps []*ebpf.Program, err error) {
 			closePrograms(ps)
 		}
 	}()
-	for _, hook := range sockHooks {
+	// Every cgroup hook a plugin can attach to (socket LB uses them all).
+	for _, point := range plugin.CgroupPoints() {
+		hook, err := plugin.CgroupAttachType(point)
+		if err != nil {
+			return ps, err
+		}
 		res, err := link.QueryPrograms(link.QueryOptions{Target: int(cg.Fd()), Attach: hook})
 		if err != nil {
 			return ps, fmt.Errorf("query %s of the lab's cgroup: %w", hook, err)

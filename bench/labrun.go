@@ -121,7 +121,7 @@ func labRows(live []*labRun) []Row {
 		}
 		if r != plain {
 			conn.BaseName, conn.Base = "plain routing", plain.conn
-			conn.Target = labWhy(v.connTarget, byKey, "new connections/s", r.conn, func(r *labRun) []float64 { return r.conn })
+			conn.Target = labWhy(v.connTarget, byKey, "new connections/s", r.conn, connOf)
 			if conn.Target != nil {
 				conn.Target.Why += bpfShare(r, byKey["bare"])
 			}
@@ -157,13 +157,17 @@ func labRows(live []*labRun) []Row {
 			} else {
 				row.Target = cmp.target.Because(whyVsRules(rulesName(cmp.base), r.v.ahead,
 					ratio(r.conn, plain.conn), ratio(base.conn, plain.conn), cmp.target.Value, nohop(byKey, plain),
-					aaOf(byKey, func(r *labRun) []float64 { return r.conn })))
+					aaOf(byKey, connOf)))
 			}
 		}
 		rows = append(rows, row)
 	}
 	return rows
 }
+
+// connOf is a variant's connection-rate samples, for the notes that take a
+// measure as a function.
+func connOf(r *labRun) []float64 { return r.conn }
 
 // bpfShare is the clause of a connection-rate explanation that sets r's
 // BPF time per connection beside the CPU time a connection cost the
