@@ -83,20 +83,32 @@ func Fit(spec *ebpf.CollectionSpec, maps map[string]*ebpf.Map) {
 	fitLayouts(spec, maps) // and to the layout of every versioned map
 }
 
+// OpenIfPinned opens the map pinned at path, checked against spec, or
+// returns nil when nothing is pinned there: for a reader (metrics, a test)
+// that must not create the map as a side effect. opts may ask for a
+// read-only descriptor. A pinned map that differs from spec is an error.
+func OpenIfPinned(spec *ebpf.MapSpec, path string, opts *ebpf.LoadPinOptions) (*ebpf.Map, error) {
+	m, err := ebpf.LoadPinnedMap(path, opts)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err == nil {
+		if err = Check(spec, m); err != nil {
+			m.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open map %s at %s: %w", spec.Name, path, err)
+	}
+	return m, nil
+}
+
 // OpenOrCreate opens the map pinned at path, or creates and pins it from spec
 // when nothing is pinned there. A pinned map that differs from spec is an
 // error that names the map and what differs; the pin is left in place.
 func OpenOrCreate(spec *ebpf.MapSpec, path string) (m *ebpf.Map, created bool, err error) {
-	m, err = ebpf.LoadPinnedMap(path, nil)
-	switch {
-	case err == nil:
-		if err := Check(spec, m); err != nil {
-			m.Close()
-			return nil, false, fmt.Errorf("open map %s at %s: %w", spec.Name, path, err)
-		}
-		return m, false, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, false, fmt.Errorf("open map %s at %s: %w", spec.Name, path, err)
+	if m, err = OpenIfPinned(spec, path, nil); err != nil || m != nil {
+		return m, false, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, false, fmt.Errorf("create pin dir for %s: %w", spec.Name, err)

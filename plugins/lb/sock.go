@@ -1,9 +1,7 @@
 package lb
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
@@ -100,20 +98,8 @@ func openSockStats(l pin.Layout) (*ebpf.Map, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(l.PluginPrivate("lb"), lbsockMapLb4SockStats)
-	m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err == nil {
-		if err = pin.Check(spec.Maps[lbsockMapLb4SockStats], m); err != nil {
-			m.Close()
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	return m, nil
+	return pin.OpenIfPinned(spec.Maps[lbsockMapLb4SockStats], filepath.Join(l.PluginPrivate("lb"), lbsockMapLb4SockStats),
+		&ebpf.LoadPinOptions{ReadOnly: true})
 }
 
 // sockStats sums the per-CPU socket LB counters.
